@@ -1,0 +1,127 @@
+/*
+ * pirec/record.h: stream a ring buffer, a block of memory or a file to a WebSocket
+ * server, a file or another ring.
+ *
+ * A drop-in for the embedded SDK's record module: the first block of declarations keeps
+ * its names and signatures. The second block adds what the original lacked: 64-bit
+ * counts, a finished/failed state, a way to wait for the end, options and a log hook.
+ *
+ * URLs (strict: anything malformed or unknown makes record_register() return NULL and
+ * log why; addresses are decimal or 0x-hex, full 64-bit):
+ *   sources  ringbuffer://handle=<address of a dev_ringbuf_t>
+ *            mem://address=<address>&size=<bytes>
+ *            file://<path>            (also the original's sdbuffer://handle=<path>)
+ *   sinks    ws://host[:port]/name    wss://host[:port]/name   (port defaults 80 / 443)
+ *            file://<path>
+ *            ringbuffer://handle=<address>
+ *
+ * Streams to the same ws://host:port share one connection. Each chunk is one binary
+ * message "<name> NUL <data>" sent in at least two fragments (what the original's server
+ * expects). The connection reconnects with backoff after a drop; meanwhile up to
+ * RECORD_OPT_BUFFER_BYTES per stream are kept. Against `pirec ingest` a reconnect resumes
+ * exactly where the stored file ends; against the original's server it resends what was
+ * not yet written to the socket. Bytes that do not fit the buffer during an outage are
+ * lost, counted in record_stats_t.lost_bytes and logged: never silently.
+ *
+ * Finite sources (mem://, file://) end by themselves once all their bytes were delivered:
+ * the handle's state becomes RECORD_FINISHED (or RECORD_FAILED), the finish callback runs
+ * and record_wait() returns. A ringbuffer:// source runs until record_stop().
+ *
+ * Threads: every function may be called from any thread, except that a handle must not be
+ * used after record_unregister() returned. Callbacks run on the handle's own worker thread
+ * and must not call record_stop() or record_unregister() on their own handle.
+ *
+ * Ownership: the module owns the handle until record_unregister(); the caller owns rings
+ * and memory named by address in a URL and must keep them alive until the handle stops.
+ *
+ * Errors: functions that return int give 0 or a negative errno.
+ */
+#ifndef PIREC_RECORD_H
+#define PIREC_RECORD_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the original API ---------------------------------------------------------- */
+
+typedef int *rec_hdl_t;                    /* opaque; NULL on failure */
+typedef void (*data_ready_func)(void *arg);
+typedef void (*data_release_func)(void *arg);
+
+rec_hdl_t record_register(const char *from, const char *to);
+/* data_ready(arg) is called on the worker thread when the source has nothing to read; it
+ * may block until the producer has written more. data_release(arg) is called by
+ * record_stop() so that a blocked data_ready() returns. Each callback keeps its own arg. */
+void record_set_data_ready_cb(rec_hdl_t hdl, data_ready_func cb, void *arg);
+void record_set_data_release_cb(rec_hdl_t hdl, data_release_func cb, void *arg);
+/* Bytes read from the source per chunk (default 4096, 1 .. 16 MiB). */
+void record_set_chunk_size(rec_hdl_t hdl, int chunk_size);
+/* Counts clamped to INT_MAX; record_get_stats() has the 64-bit values. */
+int  record_get_count(rec_hdl_t hdl, int *read_bytes, int *sent_bytes);
+/* Opens both ends and starts the worker. A second start while running returns 0 and does
+ * nothing. A stopped or finished handle may be started again (it reopens both ends). */
+int  record_start(rec_hdl_t hdl);
+/* Stops reading, drains what is buffered for at most RECORD_OPT_STOP_TIMEOUT_MS, closes
+ * both ends. Returns 0 when everything read was delivered, -ETIMEDOUT when some was not
+ * (counted in lost_bytes). Stopping a stopped handle returns 0. */
+int  record_stop(rec_hdl_t hdl);
+/* Stops the handle if running, then frees it. */
+int  record_unregister(rec_hdl_t hdl);
+
+/* ---- pirec additions ------------------------------------------------------------- */
+
+typedef enum {
+    RECORD_IDLE = 0,     /* registered, never started */
+    RECORD_RUNNING,      /* worker running */
+    RECORD_FINISHED,     /* finite source ended and everything was delivered */
+    RECORD_FAILED,       /* ended with an error; see error and lost_bytes */
+    RECORD_STOPPED       /* stopped by record_stop() */
+} record_state_t;
+
+typedef struct {
+    record_state_t state;
+    uint64_t read_bytes;     /* taken from the source */
+    uint64_t sent_bytes;     /* written to the sink (for ws: onto the socket) */
+    uint64_t acked_bytes;    /* confirmed stored by the receiver; for sinks that cannot
+                                confirm (file, ring, the original's server) = sent_bytes */
+    uint64_t pending_bytes;  /* read, not yet delivered (buffered) */
+    uint64_t lost_bytes;     /* read and never delivered: outage longer than the buffer,
+                                or still pending when record_stop() timed out */
+    uint32_t reconnects;     /* successful reconnects of the ws link */
+    int      connected;      /* ws sink: link up now (1) or down (0); others 1 */
+    int      error;          /* last error as a negative errno, 0 if none */
+} record_stats_t;
+
+int record_get_stats(rec_hdl_t hdl, record_stats_t *stats);
+
+/* Waits until the handle is no longer RECORD_RUNNING. timeout_ms < 0 waits forever.
+ * Returns 0, or -ETIMEDOUT. */
+int record_wait(rec_hdl_t hdl, int timeout_ms);
+
+typedef void (*record_finish_func)(rec_hdl_t hdl, const record_stats_t *stats, void *arg);
+/* Called once, on the worker thread, when a finite source ended or the handle failed. */
+void record_set_finish_cb(rec_hdl_t hdl, record_finish_func cb, void *arg);
+
+typedef enum {
+    RECORD_OPT_BUFFER_BYTES = 1,  /* ws: bytes kept per stream while the link is down or
+                                     unacknowledged (default 8 MiB) */
+    RECORD_OPT_STOP_TIMEOUT_MS,   /* bound of record_stop()'s drain (default 5000) */
+    RECORD_OPT_RECONNECT_MAX_MS,  /* ws: longest backoff between reconnects (default 5000) */
+    RECORD_OPT_GIVE_UP_MS,        /* ws, finite sources: fail when the link stays down this
+                                     long (default 0 = keep trying until record_stop) */
+} record_option_t;
+/* Set before record_start(). -EINVAL for an unknown option or a value out of range. */
+int record_set_option(rec_hdl_t hdl, record_option_t opt, int64_t value);
+
+/* Log lines of the module (levels as syslog: 3 error, 4 warning, 6 info, 7 debug).
+ * Default: to stderr, info and above. cb NULL restores the default. */
+typedef void (*record_log_func)(int level, const char *msg, void *arg);
+void record_set_log_cb(record_log_func cb, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

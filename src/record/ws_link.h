@@ -1,0 +1,76 @@
+/*
+ * ws_link: the WebSocket sink of the record module.
+ *
+ * One link (one TCP/TLS connection) per scheme://host:port, shared by every stream to
+ * that server; a link exists while at least one stream uses it. Each stream has a name
+ * (the last path segment of its URL) and its own bounded buffer of bytes not yet
+ * delivered. Each chunk goes out as one binary message "<name> NUL <data>" in at least
+ * two fragments. After a drop the link reconnects with exponential backoff and jitter;
+ * with `pirec ingest` it resumes exactly at the end of the stored file (docs/protocol.md).
+ *
+ * Threads: the link runs its own service thread (libwebsockets is not thread-safe; other
+ * threads only queue data under a mutex and wake it with lws_cancel_service()). Every
+ * function here may be called from any thread; one stream is used by one thread at a time.
+ *
+ * Ownership: ws_stream_open() returns a stream owned by the caller until ws_stream_close().
+ * ws_stream_write() copies the data.
+ */
+#ifndef PIREC_WS_LINK_H
+#define PIREC_WS_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ws_target {
+    int tls;            /* wss:// */
+    char host[256];
+    int port;
+    char path[1024];    /* request path of the upgrade, e.g. "/mic.pcm" */
+    char name[256];     /* stream name: last path segment */
+};
+
+struct ws_options {
+    uint64_t buffer_bytes;     /* bound of the per-stream buffer */
+    int reconnect_max_ms;      /* longest backoff */
+};
+
+struct ws_stream_stats {
+    uint64_t queued;       /* bytes accepted by ws_stream_write() */
+    uint64_t sent;         /* bytes written onto the socket */
+    uint64_t acked;        /* bytes the server confirmed stored (= sent for a legacy server) */
+    uint64_t pending;      /* accepted, not yet acked (or, legacy, not yet sent) */
+    uint64_t lost;         /* evicted from a full buffer, never delivered */
+    uint32_t reconnects;
+    int connected;
+    int resumable;         /* the server speaks pirec.resume.1 */
+    int error;             /* last error, negative errno */
+};
+
+struct ws_stream;
+
+/* 0 or a negative errno. Does not wait for the connection: a server that is down now is
+ * retried in the background (data is buffered meanwhile). */
+int ws_stream_open(const struct ws_target *target, const struct ws_options *opt,
+                   struct ws_stream **out);
+
+/* Queues len bytes. If the buffer would exceed its bound, waits up to wait_ms (< 0:
+ * forever, until ws_stream_abort()) for room; then, if still full, evicts the oldest
+ * bytes not yet sent and counts them as lost (real-time sources call with wait_ms = 0,
+ * finite sources with wait_ms < 0 so that they never lose). Returns 0, or -ECANCELED after
+ * ws_stream_abort(). */
+int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_ms);
+
+/* Waits until everything queued is acknowledged (legacy server: written to the socket),
+ * at most timeout_ms. Returns 0 or -ETIMEDOUT. */
+int ws_stream_drain(struct ws_stream *s, int timeout_ms);
+
+/* Makes any blocked ws_stream_write()/ws_stream_drain() return -ECANCELED. */
+void ws_stream_abort(struct ws_stream *s);
+
+void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st);
+
+/* Detaches the stream; what is still pending is dropped and counted as lost (drain first).
+ * The link closes when its last stream closes. */
+void ws_stream_close(struct ws_stream *s);
+
+#endif

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs every test against one or more builds and prints one closing line
+# "check: N passed, N failed, N skipped".
+#
+#   tests/run.sh --build build [--build build-san] [--only PATTERN]
+#
+# Unit tests: $BUILD/tests/test_* (cmocka binaries built from tests/unit/).
+# Integration tests: tests/integration/test_*.sh and test_*.py, run with
+#   PIREC_BIN    the pirec binary of the build under test
+#   PIREC_BUILD  that build directory (libraries, examples)
+#   PIREC_SRC    the source tree
+#   PIREC_SAN    1 when the build has ASan+UBSan
+#   TEST_TMP     a fresh directory, removed after a pass
+# Exit status 77 means skipped (with the reason on the last line of output).
+# Each test has a deadline (PIREC_TEST_TIMEOUT seconds, default 300).
+set -u
+cd "$(dirname "$0")/.."
+src=$(pwd)
+builds=()
+only=""
+while (($#)); do
+  case "$1" in
+    --build) builds+=("$2"); shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+((${#builds[@]})) || builds=(build)
+
+passed=0 failed=0 skipped=0
+failures=()
+art="$src/tests/artifacts"
+mkdir -p "$art"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+limit=${PIREC_TEST_TIMEOUT:-300}
+
+run_one() { # build name cmd...
+  local b=$1 name=$2; shift 2
+  if [[ -n "$only" && "$name" != *$only* ]]; then return; fi
+  local tmp log start rc
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/pirec-test.XXXXXX")
+  log="$tmp.log"
+  start=$(date +%s%N)
+  local san=0; [[ "$b" == *san* ]] && san=1
+  PIREC_BIN="$src/$b/pirec" PIREC_BUILD="$src/$b" PIREC_SRC="$src" PIREC_SAN=$san \
+    TEST_TMP="$tmp" timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null
+  rc=$?
+  local secs; secs=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN{printf "%.1f", (b-a)/1e9}')
+  if ((rc == 0)); then
+    passed=$((passed + 1)); printf 'PASS %-12s %-40s %6ss\n' "$b" "$name" "$secs"
+    rm -rf "$tmp" "$log"
+  elif ((rc == 77)); then
+    skipped=$((skipped + 1)); printf 'SKIP %-12s %-40s %s\n' "$b" "$name" "$(tail -n1 "$log")"
+    rm -rf "$tmp" "$log"
+  else
+    failed=$((failed + 1)); failures+=("$b/$name")
+    ((rc == 124)) && echo "(deadline of ${limit}s passed)" >>"$log"
+    printf 'FAIL %-12s %-40s %6ss (exit %d)\n' "$b" "$name" "$secs" "$rc"
+    sed 's/^/    | /' "$log" | tail -n 60
+    cp "$log" "$art/$(echo "$b-$name" | tr '/' '_').log" 2>/dev/null
+    rm -rf "$tmp"
+  fi
+}
+
+for b in "${builds[@]}"; do
+  for t in "$b"/tests/test_*; do
+    [[ -x "$t" ]] || continue
+    run_one "$b" "unit/$(basename "$t")" "$t"
+  done
+  for t in tests/integration/test_*.sh tests/integration/test_*.py; do
+    [[ -f "$t" ]] || continue
+    case "$t" in
+      *.sh) run_one "$b" "${t#tests/}" bash "$t" ;;
+      *.py) run_one "$b" "${t#tests/}" /usr/bin/python3 "$t" ;;
+    esac
+  done
+done
+
+if ((failed)); then
+  echo "failed: ${failures[*]}"
+fi
+echo "check: $passed passed, $failed failed, $skipped skipped"
+((failed == 0))
