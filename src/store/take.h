@@ -1,0 +1,80 @@
+/*
+ * take: one recording, from an audio ring to a crash-safe FLAC file, on its own writer
+ * thread.
+ *
+ * The writer reads the ring from an absolute start position (pre-roll = a start before
+ * the current write position), encodes with libFLAC into "<name>.flac.part", and every
+ * flush interval rewrites STREAMINFO (total samples, frame sizes) and fdatasync()s; at stop
+ * it writes the MD5, fsyncs the file and its directory and renames to "<name>.flac".
+ * Losses (ring overruns of this reader, the capture's xruns) are counted and written into
+ * the Vorbis comments. A size/time limit splits into consecutive gapless files; a nearly
+ * full disk stops the take cleanly.
+ *
+ * Threads: take_start/take_stop/take_get_status from any one control thread at a time;
+ * the writer thread is private. Ownership: the take borrows the capture, which must
+ * outlive take_stop(); take_stop frees the take.
+ */
+#ifndef PIREC_STORE_TAKE_H
+#define PIREC_STORE_TAKE_H
+
+#include "audio/capture.h"
+
+#include <stdint.h>
+#include <time.h>
+
+struct take_config {
+    const char *dir;              /* created if missing */
+    const char *device_id;        /* used in the name and the comments */
+    const char *name_pattern;     /* strftime pattern plus %D for the device id;
+                                     default "%D_%Y-%m-%dT%H-%M-%S%z" -> scarlett_2026-11-21T19-30-00+0100.flac */
+    const char *out_path;         /* exact output file instead of dir+pattern (pirec record --out) */
+    unsigned bits;                /* stored bit depth; 0 = the format's real depth */
+    unsigned compression;         /* libFLAC level, default 5 (tuned for high rates) */
+    unsigned flush_ms;            /* STREAMINFO refresh + fdatasync interval (default 2000) */
+    uint64_t max_frames;          /* stop after this many frames (0 = no limit) */
+    uint64_t split_bytes;         /* start a new file past this size (0 = none) */
+    uint64_t split_frames;        /* ... or this length (0 = none) */
+    uint64_t min_free_bytes;      /* refuse to start / stop cleanly below this (default 256 MiB) */
+    struct timespec start_time;   /* wall time of the take's first frame (for the name) */
+};
+
+enum take_state {
+    TAKE_RUNNING = 0,
+    TAKE_DONE,         /* stopped by take_stop, or the source ended */
+    TAKE_LIMIT,        /* max length reached */
+    TAKE_DISK_FULL,    /* stopped before the disk filled up */
+    TAKE_DEVICE_GONE,  /* the device vanished; finalized with what was captured */
+    TAKE_FAILED,       /* write error etc.; see error */
+};
+
+struct take_status {
+    enum take_state state;
+    int error;                  /* negative errno, 0 if none */
+    char path[4096];            /* current (or last) file, final name without .part */
+    unsigned files;             /* how many files (splits) so far */
+    uint64_t frames;            /* frames written in all files */
+    uint64_t bytes;             /* bytes of FLAC written */
+    uint64_t lost_frames;       /* frames lost by overruns/xruns during the take */
+    uint32_t loss_events;
+    double   seconds;
+};
+
+struct take;
+
+/* Starts the writer at absolute ring position start_pos. Errors: -ENOSPC (disk nearly
+ * full), -EACCES/-ENOTDIR/... for the directory, -EEXIST never (names are made unique). */
+int  take_start(struct take **out, struct capture *cap, const struct take_config *cfg,
+                uint64_t start_pos);
+/* Any state: stops at the current write position, finalizes, fills *final (may be NULL),
+ * frees. Returns 0 or the take's error. */
+int  take_stop(struct take *t, struct take_status *final);
+void take_get_status(struct take *t, struct take_status *st);
+/* Waits until the take ended by itself (limit, disk, device gone, source end). */
+int  take_wait(struct take *t, int timeout_ms);
+
+/* Recording time left on the filesystem of dir at this format (compressed estimate:
+ * about 60% of raw), and free bytes. */
+int disk_space(const char *dir, const struct audio_format *fmt, uint64_t *free_bytes,
+               double *seconds_left);
+
+#endif
