@@ -1,0 +1,64 @@
+/*
+ * config: the INI file of `pirec serve --config FILE` (inih). Every key has a default, so
+ * no file is needed. Unknown sections or keys, bad values: an error naming the line and
+ * the problem ("pirec.ini:7: rate: '19k' is not a number of Hz").
+ *
+ *   [server]
+ *   listen = 0.0.0.0:8080
+ *   recordings = ./recordings
+ *   state_dir = ~/.local/state/pirec      (holds jwt.key, mode 0600)
+ *   lease_seconds = 300
+ *   preroll_seconds = 5
+ *   max_take_seconds = 21600
+ *   min_free_mb = 256
+ *   flush_ms = 2000
+ *   name_pattern = %D_%Y-%m-%dT%H-%M-%S%z
+ *   proc_asound = /proc/asound
+ *   demo = false
+ *
+ *   [device scarlett]
+ *   pcm = hw:CARD=USB
+ *   format = S32_LE
+ *   rate = 192000
+ *   channels = 2
+ *   bits = 24
+ *
+ * Threads: load on the main thread before anything starts; read-only afterwards.
+ */
+#ifndef PIREC_SERVER_CONFIG_H
+#define PIREC_SERVER_CONFIG_H
+
+#include "audio/format.h"
+
+#include <stdint.h>
+
+#define CONFIG_MAX_DEVICES 16
+
+struct device_config {
+    char id[64];
+    char pcm[96];          /* ALSA PCM, or "tone" for a demo tone device */
+    struct audio_format format;  /* fields 0/SF_UNKNOWN = device's best */
+    unsigned bits;         /* stored FLAC depth, 0 = auto */
+};
+
+struct server_config {
+    char listen[128];
+    char recordings[4096];
+    char state_dir[4096];
+    unsigned lease_seconds;
+    unsigned preroll_seconds;
+    unsigned max_take_seconds;
+    uint64_t min_free_bytes;
+    unsigned flush_ms;
+    char name_pattern[256];
+    char proc_asound[4096];
+    int demo;
+    struct device_config devices[CONFIG_MAX_DEVICES];
+    unsigned n_devices;
+};
+
+void config_defaults(struct server_config *cfg);
+/* 0, or -EINVAL with a message in err ("FILE:LINE: problem"), -errno if unreadable. */
+int config_load(const char *path, struct server_config *cfg, char *err, size_t err_len);
+
+#endif
