@@ -255,8 +255,8 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
     if (ingest_split_message(p, n, &name, &nlen, &data, &dlen, &why) < 0) {
         char esc[300];
         ingest_name_escape(name, nlen, esc, sizeof esc);
-        return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad stream name '%s': %s",
-                         esc, why);
+        return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad stream name: %s: '%s'",
+                         why, esc);
     }
     struct ingest_stream *s;
     if (claim_or_fail(srv, c, name, nlen, &s) < 0)
