@@ -24,13 +24,20 @@
 struct event_hub;
 struct event_sub;
 
+/* Longest data a publish accepts (-EMSGSIZE beyond). A read buffer of EVENT_READ_MIN
+ * bytes always holds at least one whole event. */
+#define EVENT_DATA_MAX (60 * 1024)
+#define EVENT_READ_MIN (EVENT_DATA_MAX + 128)
+
 /* capacity: events kept (default 4096 if 0). */
 int  event_hub_create(struct event_hub **out, size_t capacity);
 /* Sends `close` to every subscriber, then they read -EPIPE once drained. */
 void event_hub_shutdown(struct event_hub *h);
 void event_hub_destroy(struct event_hub *h);
 
-/* Returns the event's id (> 0) or a negative errno. data must be one line of JSON. */
+/* Returns the event's id (> 0) or a negative errno: -EINVAL (type empty, longer than 31
+ * or with ':' / newline; data with a newline), -EMSGSIZE, -EPIPE after shutdown.
+ * data must be one line of JSON. */
 int64_t event_hub_publish(struct event_hub *h, const char *type, const char *json_data,
                           int is_volatile);
 uint64_t event_hub_last_id(struct event_hub *h);
@@ -43,7 +50,8 @@ int event_hub_subscribe(struct event_hub *h, uint64_t last_event_id,
                         int *replay_gap);
 /* Copies as many whole events as fit into buf, formatted for SSE
  * ("id: N\nevent: TYPE\ndata: JSON\n\n"). Returns bytes (0 when nothing is pending),
- * -EPIPE when the subscriber fell behind the ring or the hub shut down and all was read. */
+ * -EPIPE when the subscriber fell behind the ring or the hub shut down and all was read,
+ * -EMSGSIZE when len is too small for the next event (use >= EVENT_READ_MIN). */
 ssize_t event_sub_read(struct event_sub *s, char *buf, size_t len);
 void event_sub_close(struct event_sub *s);
 
