@@ -1,0 +1,181 @@
+/* naming: take file names, mkdir -p, rename without overwrite; see naming.h. */
+#include "store/naming.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int safe_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+int take_name_expand(char *out, size_t n, const char *pattern, const char *device_id,
+                     const struct timespec *t)
+{
+    /* %D is ours, not strftime's (%D there is %m/%d/%y): substitute it first, with the
+     * id's own '%' made harmless, then let strftime do the rest */
+    char pat[1024];
+    size_t p = 0;
+    if (!pattern || !*pattern)
+        pattern = TAKE_DEFAULT_PATTERN;
+    if (!device_id || !*device_id)
+        device_id = "pirec";
+    for (const char *s = pattern; *s; s++) {
+        if (p + 2 >= sizeof pat)
+            return -ENAMETOOLONG;
+        if (s[0] == '%' && s[1] == '%') {
+            pat[p++] = '%';
+            pat[p++] = '%';
+            s++;
+        } else if (s[0] == '%' && s[1] == 'D') {
+            for (const char *d = device_id; *d; d++) {
+                if (p + 2 >= sizeof pat)
+                    return -ENAMETOOLONG;
+                pat[p++] = safe_char(*d) ? *d : '_';
+            }
+            s++;
+        } else {
+            pat[p++] = *s;
+        }
+    }
+    pat[p] = 0;
+    struct tm tm;
+    time_t sec = t->tv_sec;
+    if (!localtime_r(&sec, &tm))
+        return -EINVAL;
+    if (n == 0)
+        return -ENAMETOOLONG;
+    out[0] = 0;
+    size_t len = strftime(out, n, pat, &tm);
+    if (len == 0)
+        return p ? -ENAMETOOLONG : -EINVAL;
+    /* a pattern must not climb out of the recordings folder */
+    if (out[0] == '/' || !strcmp(out, "..") || !strncmp(out, "../", 3) ||
+        strstr(out, "/../") || (len >= 3 && !strcmp(out + len - 3, "/..")))
+        return -EINVAL;
+    return 0;
+}
+
+void take_iso_time(char *out, size_t n, const struct timespec *t)
+{
+    struct tm tm;
+    time_t sec = t->tv_sec;
+    localtime_r(&sec, &tm);
+    char base[64], off[8];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(off, sizeof off, "%z", &tm);
+    /* %z gives +0100; ISO-8601 extended format wants +01:00 */
+    if (strlen(off) == 5)
+        snprintf(out, n, "%s%.3s:%s", base, off, off + 3);
+    else
+        snprintf(out, n, "%s%s", base, off);
+}
+
+int take_mkdir_p(const char *dir)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0)
+        return 0;
+    if (len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != 0)
+            continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int take_name_suffix(char *out, size_t n, const char *path, unsigned k)
+{
+    int r;
+    if (k == 0) {
+        r = snprintf(out, n, "%s", path);
+    } else {
+        const char *slash = strrchr(path, '/');
+        const char *dot = strrchr(slash ? slash + 1 : path, '.');
+        if (!dot || dot == (slash ? slash + 1 : path))
+            r = snprintf(out, n, "%s-%u", path, k);
+        else
+            r = snprintf(out, n, "%.*s-%u%s", (int)(dot - path), path, k, dot);
+    }
+    return (r < 0 || (size_t)r >= n) ? -ENAMETOOLONG : 0;
+}
+
+int take_fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return -ENAMETOOLONG;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static int rename_once(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    /* file systems without RENAME_NOREPLACE: link() also refuses an existing target */
+    if (link(from, to) < 0)
+        return -errno;
+    if (unlink(from) < 0)
+        return -errno;
+    return 0;
+}
+
+int take_rename_noreplace(const char *from, char *to, size_t n)
+{
+    char base[PATH_MAX], cand[PATH_MAX];
+    if (strlen(to) >= sizeof base)
+        return -ENAMETOOLONG;
+    strcpy(base, to);
+    for (unsigned k = 0; k < 10000; k++) {
+        int rc = take_name_suffix(cand, sizeof cand, base, k);
+        if (rc < 0)
+            return rc;
+        /* a sibling "<cand>.part" belongs to another take still being written */
+        char part[PATH_MAX + 8];
+        snprintf(part, sizeof part, "%s.part", cand);
+        if (k > 0 && strcmp(part, from) != 0 && access(part, F_OK) == 0)
+            continue;
+        rc = rename_once(from, cand);
+        if (rc == -EEXIST)
+            continue;
+        if (rc < 0)
+            return rc;
+        if (strlen(cand) >= n)
+            return -ENAMETOOLONG;
+        strcpy(to, cand);
+        return take_fsync_parent(cand);
+    }
+    return -EEXIST;
+}
