@@ -1,0 +1,246 @@
+/* Unit tests of flac_repair: files cut at every kind of place are finalized to exactly
+ * their whole frames; non-FLAC and damaged-in-the-middle files are left untouched; a
+ * repaired .part never replaces an existing .flac. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "store/flac_repair.h"
+#include "store/flac_writer.h"
+
+#include <FLAC/stream_decoder.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+static uint8_t *full;      /* a complete, unfinished-looking stream: flushed, not finished */
+static size_t full_len;
+static int32_t *samples;
+#define FRAMES 50000u
+
+static int setup(void **st)
+{
+    (void)st;
+    snprintf(dir, sizeof dir, "/tmp/pirec-test-repair.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    samples = malloc(FRAMES * 2 * sizeof *samples);
+    uint32_t x = 99;
+    for (size_t i = 0; i < FRAMES * 2; i++) {
+        x = x * 1103515245u + 12345u;
+        samples[i] = (int32_t)(((int64_t)(int32_t)x) >> 16) / 4 + (int32_t)(i % 300) * 20;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "%s/src.flac", dir);
+    struct flac_writer_config cfg = {.rate = 48000, .channels = 2, .bits = 16, .compression = 5};
+    struct flac_writer *w;
+    if (flac_writer_open(&w, path, &cfg) || flac_writer_process(w, samples, FRAMES) ||
+        flac_writer_finish(w, NULL, 0))
+        return -1;
+    FILE *f = fopen(path, "rb");
+    full = malloc(1 << 22);
+    full_len = fread(full, 1, 1 << 22, f);
+    fclose(f);
+    /* pretend nothing was ever refreshed: total samples 0, no MD5 (a crash before the
+     * first flush) */
+    memset(full + 8 + 13, full[8 + 13] & 0xF0, 1);
+    memset(full + 8 + 14, 0, 4 + 16);
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    free(full);
+    free(samples);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+struct dec {
+    size_t n;
+    int bad;
+    uint64_t total;
+};
+
+static FLAC__StreamDecoderWriteStatus dw(const FLAC__StreamDecoder *d, const FLAC__Frame *f,
+                                         const FLAC__int32 *const buf[], void *arg)
+{
+    (void)d;
+    struct dec *o = arg;
+    for (unsigned i = 0; i < f->header.blocksize; i++, o->n++)
+        for (unsigned c = 0; c < 2; c++)
+            if (o->n >= FRAMES || buf[c][i] != samples[o->n * 2 + c])
+                o->bad = 1;
+    return FLAC__STREAM_DECODER_WRITE_STATUS_CONTINUE;
+}
+static void dm(const FLAC__StreamDecoder *d, const FLAC__StreamMetadata *m, void *arg)
+{
+    (void)d;
+    if (m->type == FLAC__METADATA_TYPE_STREAMINFO)
+        ((struct dec *)arg)->total = m->data.stream_info.total_samples;
+}
+static void de(const FLAC__StreamDecoder *d, FLAC__StreamDecoderErrorStatus s, void *arg)
+{
+    (void)d;
+    (void)s;
+    ((struct dec *)arg)->bad = 1;
+}
+
+static struct dec decode(const char *path)
+{
+    struct dec o = {0};
+    FLAC__StreamDecoder *d = FLAC__stream_decoder_new();
+    FLAC__stream_decoder_set_md5_checking(d, true);
+    assert_int_equal(FLAC__stream_decoder_init_file(d, path, dw, dm, de, &o), 0);
+    if (!FLAC__stream_decoder_process_until_end_of_stream(d))
+        o.bad = 1;
+    if (!FLAC__stream_decoder_finish(d))
+        o.bad = 1;
+    FLAC__stream_decoder_delete(d);
+    return o;
+}
+
+/* Cut at many places (inside metadata excluded): repair keeps exactly the whole frames. */
+static void test_cut_anywhere(void **st)
+{
+    (void)st;
+    size_t cuts[] = {full_len, full_len - 1, full_len - 7, full_len / 2, full_len / 3 + 1,
+                     40000, 60000};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        char part[300], final[300];
+        snprintf(part, sizeof part, "%s/cut%zu.flac.part", dir, i);
+        snprintf(final, sizeof final, "%s/cut%zu.flac", dir, i);
+        write_file(part, full, cuts[i]);
+        struct repair_result r;
+        assert_int_equal(flac_repair_file(part, &r), 0);
+        assert_string_equal(r.final_path, final);
+        assert_int_not_equal(access(part, F_OK), 0);
+        struct dec d = decode(final);
+        assert_false(d.bad);
+        assert_int_equal(d.total, r.samples);
+        assert_int_equal(d.n, r.samples);
+        assert_true(r.frames_kept > 0);
+        struct stat sb;
+        assert_int_equal(stat(final, &sb), 0);
+        assert_int_equal((size_t)sb.st_size + r.bytes_dropped, cuts[i]);
+        if (i == 0) {
+            assert_int_equal(r.samples, FRAMES);
+            assert_int_equal(r.bytes_dropped, 0);
+        } else {
+            assert_true(r.samples < FRAMES);
+        }
+        /* nothing left to do the second time */
+        struct repair_result again;
+        assert_int_equal(flac_repair_file(final, &again), 0);
+        assert_true(again.already_ok);
+    }
+}
+
+static void test_never_replaces_existing(void **st)
+{
+    (void)st;
+    char part[300], taken[300], alt[300];
+    snprintf(part, sizeof part, "%s/take.flac.part", dir);
+    snprintf(taken, sizeof taken, "%s/take.flac", dir);
+    snprintf(alt, sizeof alt, "%s/take-1.flac", dir);
+    write_file(taken, (const uint8_t *)"precious", 8);
+    write_file(part, full, full_len - 100);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(part, &r), 0);
+    assert_string_equal(r.final_path, alt);
+    struct stat sb;
+    assert_int_equal(stat(taken, &sb), 0);
+    assert_int_equal(sb.st_size, 8);
+    assert_false(decode(alt).bad);
+}
+
+static void assert_untouched(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t *got = malloc(n + 1);
+    assert_int_equal(fread(got, 1, n + 1, f), n);
+    fclose(f);
+    assert_memory_equal(got, b, n);
+    free(got);
+}
+
+static void test_not_flac_untouched(void **st)
+{
+    (void)st;
+    char part[300];
+    snprintf(part, sizeof part, "%s/noise.flac.part", dir);
+    uint8_t junk[5000];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 7 + 3);
+    write_file(part, junk, sizeof junk);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(part, &r), -EINVAL);
+    assert_untouched(part, junk, sizeof junk);
+    /* a header with no whole frame */
+    write_file(part, full, 8200);
+    assert_int_equal(flac_repair_file(part, &r), -EINVAL);
+    assert_untouched(part, full, 8200);
+}
+
+static void test_damage_in_middle_untouched(void **st)
+{
+    (void)st;
+    char part[300];
+    snprintf(part, sizeof part, "%s/middle.flac.part", dir);
+    uint8_t *b = malloc(full_len);
+    memcpy(b, full, full_len);
+    for (size_t i = full_len / 2; i < full_len / 2 + 50; i++)
+        b[i] ^= 0x5A;
+    write_file(part, b, full_len);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(part, &r), -EBADMSG);
+    assert_untouched(part, b, full_len);
+    free(b);
+}
+
+static void test_dir(void **st)
+{
+    (void)st;
+    char sub[300], p[400];
+    snprintf(sub, sizeof sub, "%s/d", dir);
+    mkdir(sub, 0755);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/t%d.flac.part", sub, i);
+        write_file(p, full, full_len - (size_t)i * 1000);
+    }
+    snprintf(p, sizeof p, "%s/other.txt", sub);
+    write_file(p, (const uint8_t *)"x", 1);
+    assert_int_equal(flac_repair_dir(sub), 3);
+    snprintf(p, sizeof p, "%s/t2.flac", sub);
+    assert_false(decode(p).bad);
+    assert_int_equal(flac_repair_dir("/nonexistent-pirec-dir"), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cut_anywhere),
+        cmocka_unit_test(test_never_replaces_existing),
+        cmocka_unit_test(test_not_flac_untouched),
+        cmocka_unit_test(test_damage_in_middle_untouched),
+        cmocka_unit_test(test_dir),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
