@@ -1,0 +1,277 @@
+/*
+ * lease: a small list of per-device entries under one mutex. A token is only valid while
+ * its jti is the entry's current one, so renew/release/expiry invalidate old tokens
+ * without keeping a revocation list. Signing happens under the lock: it is a pure, short
+ * computation (one HMAC), not a call out.
+ */
+#include "server/lease.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct lease_entry {
+    struct lease_entry *next;
+    char device[64];
+    int held;
+    char client[64];
+    char jti[33];
+    time_t expires;
+};
+
+struct lease_mgr {
+    pthread_mutex_t lock;
+    uint8_t key[32];
+    unsigned lease_seconds;
+    struct lease_entry *list;
+};
+
+int lease_mgr_create(struct lease_mgr **out, const uint8_t key[32], unsigned lease_seconds)
+{
+    if (!out || !key || lease_seconds == 0)
+        return -EINVAL;
+    struct lease_mgr *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    memcpy(m->key, key, 32);
+    m->lease_seconds = lease_seconds;
+    pthread_mutex_init(&m->lock, NULL);
+    *out = m;
+    return 0;
+}
+
+void lease_mgr_destroy(struct lease_mgr *m)
+{
+    if (!m)
+        return;
+    struct lease_entry *e = m->list;
+    while (e) {
+        struct lease_entry *n = e->next;
+        free(e);
+        e = n;
+    }
+    OPENSSL_cleanse(m->key, sizeof(m->key));
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static struct lease_entry *find(struct lease_mgr *m, const char *device, int create)
+{
+    for (struct lease_entry *e = m->list; e; e = e->next)
+        if (strcmp(e->device, device) == 0)
+            return e;
+    if (!create)
+        return NULL;
+    struct lease_entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    snprintf(e->device, sizeof(e->device), "%s", device);
+    e->next = m->list;
+    m->list = e;
+    return e;
+}
+
+static int valid_name(const char *s)
+{
+    return s && *s && strlen(s) < 64;
+}
+
+static void fill_info(const struct lease_entry *e, time_t now, struct lease_info *info)
+{
+    if (!info)
+        return;
+    memset(info, 0, sizeof(*info));
+    if (e && e->held && e->expires > now) {
+        info->held = 1;
+        snprintf(info->client, sizeof(info->client), "%s", e->client);
+        info->expires = e->expires;
+    }
+}
+
+/* Gives e a fresh jti and expiry and signs the token for it. */
+static int issue_locked(struct lease_mgr *m, struct lease_entry *e, time_t now,
+                        char token[JWT_MAX])
+{
+    uint8_t rnd[16];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return -EIO;
+    char jti[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+    time_t exp = now + (time_t)m->lease_seconds;
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:I,s:I}", "dev", e->device, "cid", e->client,
+                               "jti", jti, "iat", (json_int_t)now, "exp", (json_int_t)exp);
+    if (!claims)
+        return -ENOMEM;
+    int ret = jwt_sign_hs256(m->key, sizeof(m->key), claims, token, JWT_MAX);
+    json_decref(claims);
+    if (ret < 0)
+        return ret;
+    memcpy(e->jti, jti, sizeof(jti));
+    e->expires = exp;
+    e->held = 1;
+    return 0;
+}
+
+/* Verifies token as the current one of device: returns the entry or NULL with *err. */
+static struct lease_entry *check_locked(struct lease_mgr *m, const char *device,
+                                        const char *token, time_t now, int *err)
+{
+    json_t *claims = NULL;
+    int ret = jwt_verify_hs256(m->key, sizeof(m->key), token, now, &claims);
+    if (ret < 0) {
+        *err = ret == -ETIME ? -ETIME : -EACCES;
+        return NULL;
+    }
+    const char *dev = json_string_value(json_object_get(claims, "dev"));
+    const char *jti = json_string_value(json_object_get(claims, "jti"));
+    struct lease_entry *e = find(m, device, 0);
+    int ok = dev && jti && strcmp(dev, device) == 0 && e && e->held &&
+             strcmp(e->jti, jti) == 0;
+    json_decref(claims);
+    if (!ok) {
+        *err = -EACCES;
+        return NULL;
+    }
+    if (e->expires <= now) {
+        *err = -ETIME;
+        return NULL;
+    }
+    return e;
+}
+
+int lease_take(struct lease_mgr *m, const char *device, const char *client, time_t now,
+               char token[JWT_MAX], struct lease_info *info)
+{
+    if (!m || !valid_name(device) || !token)
+        return -EINVAL;
+    if (!client || !*client)
+        client = "anonymous";
+    pthread_mutex_lock(&m->lock);
+    int ret;
+    struct lease_entry *e = find(m, device, 1);
+    if (!e) {
+        ret = -ENOMEM;
+    } else if (e->held && e->expires > now) {
+        ret = -EBUSY;
+        fill_info(e, now, info);
+    } else {
+        char saved[64];
+        memcpy(saved, e->client, sizeof(saved));
+        snprintf(e->client, sizeof(e->client), "%s", client);
+        ret = issue_locked(m, e, now, token);
+        if (ret < 0)
+            memcpy(e->client, saved, sizeof(saved));
+        fill_info(e, now, info);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+int lease_renew(struct lease_mgr *m, const char *device, const char *token, time_t now,
+                char new_token[JWT_MAX], struct lease_info *info)
+{
+    if (!m || !valid_name(device) || !new_token)
+        return -EINVAL;
+    if (!token)
+        return -EACCES;
+    int ret = 0;
+    pthread_mutex_lock(&m->lock);
+    struct lease_entry *e = check_locked(m, device, token, now, &ret);
+    if (e)
+        ret = issue_locked(m, e, now, new_token);
+    if (ret == 0)
+        fill_info(e, now, info);
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+int lease_release(struct lease_mgr *m, const char *device, const char *token, time_t now)
+{
+    if (!m || !valid_name(device))
+        return -EINVAL;
+    if (!token)
+        return -EACCES;
+    int ret = 0;
+    pthread_mutex_lock(&m->lock);
+    struct lease_entry *e = check_locked(m, device, token, now, &ret);
+    if (e) {
+        e->held = 0;
+        e->jti[0] = 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+int lease_check(struct lease_mgr *m, const char *device, const char *token, time_t now)
+{
+    if (!m || !valid_name(device))
+        return -EINVAL;
+    if (!token)
+        return -EACCES;
+    int ret = 0;
+    pthread_mutex_lock(&m->lock);
+    (void)check_locked(m, device, token, now, &ret);
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+void lease_get(struct lease_mgr *m, const char *device, time_t now, struct lease_info *info)
+{
+    if (!info)
+        return;
+    memset(info, 0, sizeof(*info));
+    if (!m || !device)
+        return;
+    pthread_mutex_lock(&m->lock);
+    fill_info(find(m, device, 0), now, info);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void lease_drop(struct lease_mgr *m, const char *device)
+{
+    if (!m || !device)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct lease_entry *e = find(m, device, 0);
+    if (e) {
+        e->held = 0;
+        e->jti[0] = 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+int lease_expire(struct lease_mgr *m, time_t now, lease_expired_func cb, void *arg)
+{
+    if (!m)
+        return -EINVAL;
+    struct gone { char device[64], client[64]; } *list = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&m->lock);
+    for (struct lease_entry *e = m->list; e; e = e->next) {
+        if (!e->held || e->expires > now)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 4;
+            void *p = realloc(list, nc * sizeof(*list));
+            if (!p)
+                break;   /* the rest expire on the next tick */
+            list = p;
+            cap = nc;
+        }
+        memcpy(list[n].device, e->device, sizeof(list[n].device));
+        memcpy(list[n].client, e->client, sizeof(list[n].client));
+        n++;
+        e->held = 0;
+        e->jti[0] = 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    for (size_t i = 0; cb && i < n; i++)
+        cb(list[i].device, list[i].client, arg);
+    free(list);
+    return (int)n;
+}
