@@ -29,6 +29,9 @@
 #define TICK_US (50 * 1000)
 #define MAX_TEXT 4096        /* control messages are tiny */
 #define MAX_QUEUED 256       /* unanswered control replies per connection */
+/* lws 4.1 hides its close opcode (value 4 of enum lws_write_protocol, part of its ABI)
+ * behind lws_close_reason(); we need it to close without hanging up at once. */
+#define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
 #define CLOSE_TAKEN_OVER 4001 /* private-use close code: another connection has the name */
 
 struct outmsg {
@@ -140,7 +143,10 @@ static void conn_close_later(struct conn *c, int code, const char *reason)
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
 }
 
-/* Logs why and closes the connection whose callback we are in: return its result. */
+/* Logs why and closes c. Returns 0 for the callback to return: the close frame goes out
+ * from the writeable callback, because returning -1 from a receive callback makes lws drop
+ * the socket with the peer's data unread, and the kernel then answers with a RST that
+ * destroys the close frame before the peer reads it. */
 static int conn_fail(struct conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int conn_fail(struct conn *c, int code, const char *fmt, ...)
@@ -154,12 +160,14 @@ static int conn_fail(struct conn *c, int code, const char *fmt, ...)
     plog(lvl, "ingest", "connection #%llu from %s: closing with %d: %s",
          (unsigned long long)c->id, c->peer, code, msg);
     /* The close frame's reason is at most 123 bytes. */
+    char reason[120];
     size_t rlen = strlen(msg);
-    if (rlen > 120)
-        rlen = 120;
-    lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)msg, rlen);
-    c->closing = 1;
-    return -1;
+    if (rlen >= sizeof reason)
+        rlen = sizeof reason - 1;
+    memcpy(reason, msg, rlen);
+    reason[rlen] = '\0';
+    conn_close_later(c, code, reason);
+    return 0;
 }
 
 /* Makes c the owner of the stream NAME, opening its file if needed. */
@@ -259,8 +267,8 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
                          why, esc);
     }
     struct ingest_stream *s;
-    if (claim_or_fail(srv, c, name, nlen, &s) < 0)
-        return -1;
+    if (claim_or_fail(srv, c, name, nlen, &s) < 0 || c->closing)
+        return 0;
     int rc = ingest_store_append(srv->store, s, data, dlen);
     if (rc < 0)
         return conn_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
@@ -283,8 +291,8 @@ static int on_text(struct server *srv, struct conn *c, const unsigned char *p, s
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad control message: %s",
                          err);
     struct ingest_stream *s;
-    if (claim_or_fail(srv, c, ctl.name, ctl.name_len, &s) < 0)
-        return -1;
+    if (claim_or_fail(srv, c, ctl.name, ctl.name_len, &s) < 0 || c->closing)
+        return 0;
     if (ctl.op == INGEST_OP_STAT) {
         int rc = queue_text(c, "stat", s);
         if (rc < 0)
@@ -356,11 +364,23 @@ static int on_receive(struct server *srv, struct conn *c, const unsigned char *i
 
 static int on_writeable(struct conn *c)
 {
-    if (c->closing) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
+    if (c->closing == 1) {
+        /* Send the close frame ourselves and keep reading (and dropping) until the peer
+         * answers it: lws' own close hangs up at once, and a peer still sending then gets
+         * a RST that destroys the close frame before it reads the code. */
+        unsigned char buf[LWS_PRE + 2 + sizeof c->close_reason];
+        size_t rlen = strlen(c->close_reason);
+        buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+        buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+        memcpy(buf + LWS_PRE + 2, c->close_reason, rlen);
+        c->closing = 2;
+        if (lws_write(c->wsi, buf + LWS_PRE, 2 + rlen, LWS_WRITE_CLOSE_FRAME) < 0)
+            return -1;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+        return 0;
     }
+    if (c->closing)
+        return 0;
     struct outmsg *m = c->out_head;
     if (m) {
         c->out_head = m->next;
@@ -587,7 +607,7 @@ int ingest_run(const struct ingest_config *cfg)
         log_warn("ingest", "fault injection: writes fail with ENOSPC after %lld bytes",
                  (long long)cfg->fault_enospc_after);
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+    lws_set_log_level(getenv("PIREC_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO) : (LLL_ERR | LLL_WARN), lws_emit);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);

@@ -352,6 +352,8 @@ int ingest_store_append(struct ingest_store *st, struct ingest_stream *s, const 
     s->dirty = 1;
     if (rc < 0) {
         /* Leave no part of this message behind: the file ends at a message boundary. */
+        if (st->fault_left >= 0)
+            st->fault_left += (int64_t)done; /* the hook's "disk" gets the space back too */
         if (done && ftruncate(s->fd, (off_t)s->size) < 0) {
             int e = errno;
             log_err("ingest", "stream '%s': cannot truncate back to %llu bytes after a failed "
