@@ -1,0 +1,234 @@
+/* config: defaults, a full file, and that each mistake names FILE:LINE and the problem. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "server/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/pirec-cfg-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/pirec.ini", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static void write_file(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct server_config c;
+    setenv("HOME", "/home/someone", 1);
+    unsetenv("XDG_STATE_HOME");
+    config_defaults(&c);
+    assert_string_equal(c.listen, "0.0.0.0:8080");
+    assert_string_equal(c.recordings, "./recordings");
+    assert_string_equal(c.state_dir, "/home/someone/.local/state/pirec");
+    assert_int_equal(c.lease_seconds, 300);
+    assert_int_equal(c.preroll_seconds, 5);
+    assert_int_equal(c.max_take_seconds, 21600);
+    assert_int_equal(c.min_free_bytes, 256ull << 20);
+    assert_int_equal(c.flush_ms, 2000);
+    assert_string_equal(c.name_pattern, "%D_%Y-%m-%dT%H-%M-%S%z");
+    assert_string_equal(c.proc_asound, "/proc/asound");
+    assert_int_equal(c.demo, 0);
+    assert_int_equal(c.n_devices, 0);
+    setenv("XDG_STATE_HOME", "/xdg/state", 1);
+    config_defaults(&c);
+    assert_string_equal(c.state_dir, "/xdg/state/pirec");
+    unsetenv("XDG_STATE_HOME");
+    if (geteuid() == 0) {
+        char *old = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+        unsetenv("HOME");
+        config_defaults(&c);
+        assert_string_equal(c.state_dir, "/var/lib/pirec");
+        if (old)
+            setenv("HOME", old, 1);
+        free(old);
+    }
+}
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    setenv("HOME", "/home/pianist", 1);
+    write_file("; pirec test configuration\n"
+               "[server]\n"
+               "listen = 127.0.0.1:9090\n"
+               "recordings = ~/takes\n"
+               "state_dir = /var/lib/x\n"
+               "lease_seconds = 60\n"
+               "preroll_seconds = 10\n"
+               "max_take_seconds = 0\n"
+               "min_free_mb = 1G\n"
+               "flush_ms = 500\n"
+               "name_pattern = %D-%Y%m%d\n"
+               "proc_asound = /tmp/fake-asound\n"
+               "demo = yes\n"
+               "\n"
+               "[device scarlett]\n"
+               "pcm = hw:CARD=USB\n"
+               "format = S32_LE\n"
+               "rate = 192000\n"
+               "channels = 2\n"
+               "bits = 24\n"
+               "[device yeti]\n"
+               "pcm = hw:CARD=Microphone   ; inline comment\n"
+               "format = s16_le\n");
+    struct server_config c;
+    config_defaults(&c);
+    char err[512];
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(c.listen, "127.0.0.1:9090");
+    assert_string_equal(c.recordings, "/home/pianist/takes");
+    assert_string_equal(c.state_dir, "/var/lib/x");
+    assert_int_equal(c.lease_seconds, 60);
+    assert_int_equal(c.preroll_seconds, 10);
+    assert_int_equal(c.max_take_seconds, 0);
+    assert_int_equal(c.min_free_bytes, 1ull << 30);
+    assert_int_equal(c.flush_ms, 500);
+    assert_string_equal(c.name_pattern, "%D-%Y%m%d");
+    assert_string_equal(c.proc_asound, "/tmp/fake-asound");
+    assert_int_equal(c.demo, 1);
+    assert_int_equal(c.n_devices, 2);
+    assert_string_equal(c.devices[0].id, "scarlett");
+    assert_string_equal(c.devices[0].pcm, "hw:CARD=USB");
+    assert_int_equal(c.devices[0].format.sample, SF_S32_LE);
+    assert_int_equal(c.devices[0].format.rate, 192000);
+    assert_int_equal(c.devices[0].format.channels, 2);
+    assert_int_equal(c.devices[0].bits, 24);
+    assert_string_equal(c.devices[1].id, "yeti");
+    assert_string_equal(c.devices[1].pcm, "hw:CARD=Microphone");
+    assert_int_equal(c.devices[1].format.sample, SF_S16_LE);
+    assert_int_equal(c.devices[1].format.rate, 0);   /* device's best */
+
+    /* Booleans in every spelling. */
+    const char *t[] = {"true", "yes", "1", "TRUE"}, *f[] = {"false", "no", "0", "No"};
+    char text[128];
+    for (int i = 0; i < 4; i++) {
+        snprintf(text, sizeof(text), "[server]\ndemo = %s\n", t[i]);
+        write_file(text);
+        config_defaults(&c);
+        assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+        assert_int_equal(c.demo, 1);
+        snprintf(text, sizeof(text), "[server]\ndemo = %s\n", f[i]);
+        write_file(text);
+        c.demo = 1;
+        assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+        assert_int_equal(c.demo, 0);
+    }
+    /* An empty file is fine: all defaults. */
+    write_file("");
+    config_defaults(&c);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.lease_seconds, 300);
+}
+
+/* Loads text and checks the message is "PATH:LINE: ..." and contains `what`. */
+static void expect_error(const char *text, int line, const char *what)
+{
+    write_file(text);
+    struct server_config c;
+    config_defaults(&c);
+    char err[512], prefix[256];
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), -EINVAL);
+    snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, what)) {
+        print_error("got '%s', wanted prefix '%s' and '%s'\n", err, prefix, what);
+        fail();
+    }
+}
+
+static void test_errors_name_line_and_problem(void **state)
+{
+    (void)state;
+    expect_error("[server]\nlisten = 0.0.0.0:8080\n\nrate = 48000\n", 4,
+                 "unknown key 'rate' in [server]");
+    expect_error("[server]\n[sever]\nlisten = 1\n", 3, "unknown section [sever]");
+    expect_error("[device x]\npcm = hw:0\nrate = 19k\n", 3, "rate: '19k' is not a number of Hz");
+    expect_error("[device x]\npcm = hw:0\nrate = 48000.0\n", 3, "rate: '48000.0'");
+    expect_error("[device x]\npcm = hw:0\nrate = -48000\n", 3, "rate: '-48000'");
+    expect_error("[device x]\npcm = hw:0\nchannels = 33\n", 3, "channels: '33'");
+    expect_error("[device x]\npcm = hw:0\nformat = FLOAT\n", 3, "format: 'FLOAT' is not one of");
+    expect_error("[device x]\npcm = hw:0\nbits = 20\n", 3, "bits: '20'");
+    expect_error("[device x]\npcm = hw:0\nvolume = 3\n", 3, "unknown key 'volume' in [device x]");
+    expect_error("[server]\ndemo = maybe\n", 2, "demo: 'maybe' is not true/false");
+    expect_error("[server]\nlease_seconds = 5 minutes\n", 2, "lease_seconds: '5 minutes'");
+    expect_error("[server]\nlease_seconds = 0\n", 2, "lease_seconds: '0'");
+    expect_error("[server]\nlease_seconds = 99999999999999999999999\n", 2, "lease_seconds");
+    expect_error("[server]\nmin_free_mb = lots\n", 2, "min_free_mb: 'lots'");
+    expect_error("[server]\nmin_free_mb = 5X\n", 2, "min_free_mb: '5X'");
+    expect_error("[server]\nflush_ms = 10\n", 2, "flush_ms: '10'");
+    expect_error("[server]\nlisten = localhost\n", 2, "listen: 'localhost'");
+    expect_error("[server]\nlisten = :8080\n", 2, "listen: ':8080'");
+    expect_error("[server]\nname_pattern = a/b\n", 2, "name_pattern");
+    expect_error("[server]\nrecordings =\n", 2, "recordings: the path is empty");
+    expect_error("[device ../x]\npcm = hw:0\n", 2, "not a usable device id");
+    expect_error("[device a]\npcm = hw:0\n[device b]\npcm = hw:1\n[device a]\nrate = 48000\n", 6,
+                 "[device a] appears twice");
+    expect_error("; comment\n[device a]\nrate = 48000\n", 3, "[device a] has no pcm");
+    /* Syntax errors inih finds itself. */
+    expect_error("[server]\nlisten 8080\n", 2, "syntax error");
+    expect_error("[server\nlisten = 8080\n", 1, "syntax error");
+    /* The first of two problems is the one reported. */
+    expect_error("[server]\nflush_ms = 1\ndemo = maybe\n", 2, "flush_ms");
+    expect_error("[server]\nbogus\ndemo = maybe\n", 2, "syntax error");
+    expect_error("[server]\ndemo = maybe\nbogus\n", 2, "demo");
+    /* Long lines do not shift the line count. */
+    char text[2048];
+    memset(text, 0, sizeof(text));
+    strcpy(text, "[server]\n; ");
+    memset(text + strlen(text), 'x', 600);
+    strcat(text, "\nflush_ms = 1\n");
+    expect_error(text, 3, "flush_ms");
+}
+
+static void test_unreadable(void **state)
+{
+    (void)state;
+    struct server_config c;
+    config_defaults(&c);
+    char err[512];
+    assert_int_equal(config_load("/nonexistent/pirec.ini", &c, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, "/nonexistent/pirec.ini"));
+    assert_non_null(strstr(err, "No such file"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_errors_name_line_and_problem),
+        cmocka_unit_test(test_unreadable),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
