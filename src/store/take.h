@@ -28,14 +28,23 @@ struct take_config {
     const char *name_pattern;     /* strftime pattern plus %D for the device id;
                                      default "%D_%Y-%m-%dT%H-%M-%S%z" -> scarlett_2026-11-21T19-30-00+0100.flac */
     const char *out_path;         /* exact output file instead of dir+pattern (pirec record --out) */
-    unsigned bits;                /* stored bit depth; 0 = the format's real depth */
-    unsigned compression;         /* libFLAC level, default 5 (tuned for high rates) */
+    unsigned bits;                /* stored bit depth; 0 = the container's depth (S16_LE 16,
+                                     S24_* 24, S32_LE 32). S32_LE may be stored at 24 (or 16)
+                                     when the device is known to fill only the top bits;
+                                     if a block ever has non-zero low bits the take goes on
+                                     at 32 bits in a new (gapless) file: nothing is cut */
+    unsigned compression;         /* libFLAC level 1..8; 0 = default 5 (above 96 kHz with
+                                     4608-sample blocks: see docs/takes.md) */
     unsigned flush_ms;            /* STREAMINFO refresh + fdatasync interval (default 2000) */
     uint64_t max_frames;          /* stop after this many frames (0 = no limit) */
     uint64_t split_bytes;         /* start a new file past this size (0 = none) */
     uint64_t split_frames;        /* ... or this length (0 = none) */
     uint64_t min_free_bytes;      /* refuse to start / stop cleanly below this (default 256 MiB) */
-    struct timespec start_time;   /* wall time of the take's first frame (for the name) */
+    struct timespec start_time;   /* wall time of the take's first frame (for the name);
+                                     0 = now minus the pre-roll */
+    /* Called on the writer thread after each file is finalized (may be NULL). */
+    void (*on_file)(const char *path, uint64_t frames, int error, void *arg);
+    void *on_file_arg;
 };
 
 enum take_state {
@@ -69,8 +78,12 @@ int  take_start(struct take **out, struct capture *cap, const struct take_config
  * frees. Returns 0 or the take's error. */
 int  take_stop(struct take *t, struct take_status *final);
 void take_get_status(struct take *t, struct take_status *st);
-/* Waits until the take ended by itself (limit, disk, device gone, source end). */
+/* Waits until the take ended by itself (limit, disk, device gone, source end).
+ * 0 once ended, -ETIMEDOUT. */
 int  take_wait(struct take *t, int timeout_ms);
+/* Ring position the writer has read up to (any thread, lock-free): lets a source that
+ * is read faster than real time hold back instead of overrunning the take. */
+uint64_t take_read_pos(const struct take *t);
 
 /* Recording time left on the filesystem of dir at this format (compressed estimate:
  * about 60% of raw), and free bytes. */
