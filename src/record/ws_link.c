@@ -388,9 +388,17 @@ static void stop_cb(lws_sorted_usec_list_t *sul)
     l->done = 1;   /* the peer did not finish the close handshake in time */
 }
 
+static int stopping(struct ws_link *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int st = l->stop;
+    pthread_mutex_unlock(&l->mu);
+    return st;
+}
+
 static void schedule_retry(struct ws_link *l)
 {
-    if (l->stop)
+    if (stopping(l))
         return;
     uint64_t d = WS_BACKOFF_FIRST_MS;
     for (unsigned i = 0; i < l->tries && d < (uint64_t)l->reconnect_max_ms; i++)
@@ -412,7 +420,7 @@ static void connect_now(struct ws_link *l)
         .secs_since_valid_ping = 5,     /* ping a quiet peer ... */
         .secs_since_valid_hangup = 15,  /* ... and hang up if nothing valid came back */
     };
-    if (l->stop || l->wsi)
+    if (l->wsi || stopping(l))
         return;
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
@@ -742,7 +750,6 @@ static void *link_thread(void *arg)
     lws_sul_cancel(&l->sul_retry);
     lws_sul_cancel(&l->sul_stop);
     lws_context_destroy(l->ctx);
-    l->ctx = NULL;
     return NULL;
 }
 
@@ -838,10 +845,12 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
 
 static void link_stop(struct ws_link *l)
 {
+    /* Wake the service thread while holding mu: it reads stop under mu, so it cannot see
+     * it and destroy the context before lws_cancel_service() has returned. */
     pthread_mutex_lock(&l->mu);
     l->stop = 1;
-    pthread_mutex_unlock(&l->mu);
     lws_cancel_service(l->ctx);
+    pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
     link_free(l);
 }

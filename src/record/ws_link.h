@@ -14,6 +14,17 @@
  *
  * Ownership: ws_stream_open() returns a stream owned by the caller until ws_stream_close().
  * ws_stream_write() copies the data.
+ *
+ * Owner: "B" (ws_link.c). Callers: the record module's ws endpoint (ep_ws.c).
+ *
+ * Legacy servers (no pirec.resume.1): a message counts as delivered once its last fragment
+ * is handed to the socket; bytes the kernel accepted on a connection that then died are lost
+ * without the client knowing. Resumable servers (pirec ingest) lose nothing but evictions.
+ *
+ * TLS (wss://): the server certificate is verified against the system CAs, or against the
+ * CA file named by PIREC_WS_CA_FILE. PIREC_WS_TLS_INSECURE_FOR_TESTS=1 turns verification
+ * off (logged as a warning); it exists for tests with self-signed certificates only.
+ * libwebsockets' own log lines go to plog at warning level and above.
  */
 #ifndef PIREC_WS_LINK_H
 #define PIREC_WS_LINK_H
@@ -30,15 +41,15 @@ struct ws_target {
 };
 
 struct ws_options {
-    uint64_t buffer_bytes;     /* bound of the per-stream buffer */
-    int reconnect_max_ms;      /* longest backoff */
+    uint64_t buffer_bytes;     /* bound of the per-stream buffer (0: 4 MiB) */
+    int reconnect_max_ms;      /* longest backoff (<= 0: 5000) */
 };
 
 struct ws_stream_stats {
     uint64_t queued;       /* bytes accepted by ws_stream_write() */
     uint64_t sent;         /* bytes written onto the socket */
     uint64_t acked;        /* bytes the server confirmed stored (= sent for a legacy server) */
-    uint64_t pending;      /* accepted, not yet acked (or, legacy, not yet sent) */
+    uint64_t pending;      /* queued - acked - lost: accepted, fate not yet known */
     uint64_t lost;         /* evicted from a full buffer, never delivered */
     uint32_t reconnects;
     int connected;
@@ -48,8 +59,10 @@ struct ws_stream_stats {
 
 struct ws_stream;
 
-/* 0 or a negative errno. Does not wait for the connection: a server that is down now is
- * retried in the background (data is buffered meanwhile). */
+/* 0 or a negative errno: -EINVAL for a bad target (the name must be 1-255 bytes, no '/',
+ * no control character, not starting with '.'), -EEXIST when the link already has a stream
+ * of that name, -ENOMEM. Does not wait for the connection: a server that is down now is
+ * retried in the background (data is buffered meanwhile). The reason is logged. */
 int ws_stream_open(const struct ws_target *target, const struct ws_options *opt,
                    struct ws_stream **out);
 
