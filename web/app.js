@@ -471,7 +471,8 @@
     if (!connected) c.hint.textContent = 'Plug the device in to record.';
     else if (d.recording && !mine) c.hint.textContent = 'Recording. Take control to stop it.';
     else if (!mine) c.hint.textContent = 'Take control to record.';
-    else c.hint.textContent = '';
+    else c.hint.textContent = d.lastSeconds ? 'Last take: ' + fmtDuration(d.lastSeconds) + '.' : '';
+    c.el.querySelector('.rec-meta').classList.toggle('empty', !c.file.textContent && !c.hint.textContent);
     tickCard(id);
   }
 
@@ -627,11 +628,14 @@
     ctx.textBaseline = 'top';
     ctx.textAlign = 'center';
     ctx.fillStyle = '#d9dde2';
-    ctx.fillText('-60', x0 + 10, 2);
-    METER_TICKS.forEach(function (t) {
-      var x = xs(t);
-      ctx.textAlign = t === 0 ? 'right' : 'center';
-      ctx.fillText(String(t), t === 0 ? x + 2 : x, 2);
+    // labels from 0 dB down, each only where it does not overlap the one to its right
+    var edge = x1 + 8;
+    METER_TICKS.concat([METER_MIN_DB]).sort(function (a, b) { return b - a; }).forEach(function (t) {
+      var label = String(t), tw = ctx.measureText(label).width;
+      var x = t === 0 ? x1 - tw / 2 + 2 : t === METER_MIN_DB ? x0 + tw / 2 : xs(t);
+      if (x + tw / 2 > edge - 4) return;
+      ctx.fillText(label, x, 2);
+      edge = x - tw / 2;
     });
     ctx.textAlign = 'left';
     ctx.fillText('dB', x1 + 8, 2);

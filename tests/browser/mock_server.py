@@ -372,10 +372,11 @@ def level_loop(state, stop):
         ch = []
         for c in range(2):
             env = 0.5 + 0.5 * math.sin(t * 0.9 + c * 1.3)
-            rms = -42 + 34 * env + 3 * math.sin(t * 7.0 + c)
-            peak = min(0.0, rms + 9 + 2 * math.sin(t * 13.0))
-            if int(t) % 17 == 16 and c == 1 and peak > -1.5:
-                state.clips[c] += 1
+            rms = -40 + 26 * env + 2 * math.sin(t * 7.0 + c)
+            peak = min(0.0, rms + 8 + 2 * math.sin(t * 13.0))
+            if n % 500 == 499 and c == 1:      # a clip every 20 s on the right channel
+                state.clips[c] += 3
+                peak = 0.0
             ch.append({'peak': round(peak, 1), 'rms': round(rms, 1), 'hold': 0.0, 'clip': state.clips[c]})
         # hold: highest peak of the last 2 s (simple)
         hold = getattr(state, 'hold', [(-120.0, 0.0)] * 2)
