@@ -5,8 +5,9 @@
  *
  * A file source read "as fast as possible" would overrun the ring (the capture never
  * waits for readers, by design), so here it is wrapped in a small throttle that holds the
- * capture thread back while the take writer is more than half a ring behind. This is a
- * property of the command, not of the capture.
+ * capture thread back while the take writer is more than half a ring behind. The same
+ * goes for a PCM defined by --alsa-conf (the ALSA file plugin delivers unpaced). This is
+ * a property of the command, not of the capture: live sources are never held back.
  */
 #include "cli/commands.h"
 
@@ -387,6 +388,12 @@ int cmd_record(int argc, char **argv)
         return 2;
     }
     struct throttle *th = NULL;
+    if (pcm && alsa_conf) {
+        /* a configuration given here may define a PCM that is not paced by a clock (the
+         * file plugin the tests use): treat it like a file read as fast as possible */
+        realtime = 0;
+        is_file = 1;
+    }
     if (is_file && !realtime) {
         if (!(th = throttle_wrap(src))) {
             audio_source_close(src);
@@ -414,7 +421,7 @@ int cmd_record(int argc, char **argv)
 
     uint64_t pre = (uint64_t)llround(preroll * fmt.rate);
     uint64_t start_pos = 0;
-    if (realtime && pre) {
+    if (realtime) {
         /* a live source has to have run for the pre-roll before the take can reach back */
         struct audio_ring *r = capture_ring(cap);
         while (audio_ring_write_pos(r) < pre && !interrupted &&
