@@ -40,6 +40,7 @@
 #define WS_DEFAULT_RECONNECT_MS 5000
 #define WS_BACKOFF_FIRST_MS 200
 #define WS_STOP_GRACE_MS 1000
+#define WS_LOSS_LOG_MS  10000
 
 enum { SYNC_NONE, SYNC_WAIT, SYNC_OK };      /* per stream, per connection */
 enum { MODE_UNKNOWN, MODE_LEGACY, MODE_RESUME };
@@ -66,6 +67,7 @@ struct ws_stream {
     uint64_t sent_hi, sent, acked, lost, lost_unlogged;
     uint32_t reconnects;
     int error;
+    int64_t loss_logged_ms;
 };
 
 /* The data message being written, fragment by fragment: copied out of the ring when it
@@ -208,13 +210,21 @@ static int stream_done(const struct ws_stream *s)
     return 0;
 }
 
-static void log_loss(struct ws_stream *s, const char *when)
+/* Loss is logged once per outage (at the resync), at close, and while connected at most
+ * every WS_LOSS_LOG_MS: never once per chunk. Under mu. */
+static void log_loss(struct ws_stream *s, const char *when, int force)
 {
     if (!s->lost_unlogged)
         return;
-    log_warn("record", "%s://%s:%d stream %s: %llu bytes lost %s (buffer of %llu bytes full)",
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (!force && s->loss_logged_ms && now - s->loss_logged_ms < WS_LOSS_LOG_MS)
+        return;
+    s->loss_logged_ms = now;
+    log_warn("record", "%s://%s:%d stream %s: %llu bytes lost %s",
              scheme(s->link), s->link->host, s->link->port, s->name,
-             (unsigned long long)s->lost_unlogged, when, (unsigned long long)s->cap);
+             (unsigned long long)s->lost_unlogged, when);
     s->lost_unlogged = 0;
 }
 
@@ -332,7 +342,7 @@ static void resync(struct ws_link *l, struct ws_stream *s, uint64_t size)
         s->cur = s->tail;
     }
     s->sync = SYNC_OK;
-    log_loss(s, "while the server was unreachable");
+    log_loss(s, "while the server was unreachable (the buffer was full)", 1);
     pthread_cond_broadcast(&l->cond);
 }
 
@@ -472,7 +482,7 @@ static void on_established(struct ws_link *l, struct lws *wsi)
             s->cur = s->tail;      /* resend what the old socket did not take */
             s->loss_pending = 0;   /* a legacy server has no way to hear about it */
             s->sync = SYNC_OK;
-            log_loss(s, "while the server was unreachable");
+            log_loss(s, "while the server was unreachable (the buffer was full)", 1);
         }
     }
     pthread_cond_broadcast(&l->cond);
@@ -558,6 +568,7 @@ static int on_writable(struct ws_link *l, struct lws *wsi)
         } else {
             struct ws_stream *s = next_data_stream(l);
             if (s) {
+                log_loss(s, "(the server takes data slower than it comes; buffer full)", 0);
                 uint64_t dl = s->head - s->cur;
                 if (dl > WS_MSG_MAX)
                     dl = WS_MSG_MAX;
@@ -1068,9 +1079,9 @@ void ws_stream_close(struct ws_stream *s)
     if (s->head > done) {
         s->lost += s->head - done;
         s->lost_unlogged += s->head - done;
-        log_loss(s, "at close (not delivered; drain before closing)");
+        log_loss(s, "at close (not delivered; drain before closing)", 1);
     } else {
-        log_loss(s, "");
+        log_loss(s, "(the buffer was full)", 1);
     }
     pthread_mutex_unlock(&l->mu);
     if (--l->refs == 0) {

@@ -681,6 +681,75 @@ static void test_close_one_keeps_other(void **state)
     free(b);
 }
 
+/* ---- wss:// with a self-signed certificate ---------------------------------------- */
+
+static void test_wss_ca_file(void **state)
+{
+    (void)state;
+    char dir[600], cmd[2048], cert[700], key[700], events[700];
+    mkdir_fmt(dir, sizeof dir, "wss");
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(events, sizeof events, "%s/events", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout '%s' -out '%s' -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1,DNS:localhost >/dev/null 2>&1", key, cert);
+    if (system(cmd) != 0) {
+        print_message("openssl CLI cannot make a certificate here: wss case not run\n");
+        skip();
+    }
+    const char *src = getenv("PIREC_SRC");
+    char script[1024], log[1024];
+    snprintf(script, sizeof script, "%s/tests/support/ws_peer.py", src ? src : ".");
+    snprintf(log, sizeof log, "%s/peer.log", tmpdir);
+    char *argv[] = {"/usr/bin/python3", script, "--mode", "resume", "--dir", dir, "--port", "0",
+                    "--events", events, "--ssl-cert", cert, "--ssl-key", key, NULL};
+    struct peer srv;
+    assert_int_equal(spawn(&srv, argv, "PORT ", log), 0);
+
+    size_t n = 300000;
+    unsigned char *data = make_data(7, n);
+    struct ws_options o = {.buffer_bytes = 1 << 20, .reconnect_max_ms = 300};
+
+    /* without the CA the certificate is refused and nothing is delivered */
+    log_reset();
+    struct ws_target t = target(srv.port, "/untrusted", "untrusted");
+    t.tls = 1;
+    struct ws_stream *s;
+    unsetenv("PIREC_WS_CA_FILE");
+    assert_int_equal(ws_stream_open(&t, &o, &s), 0);
+    assert_int_equal(ws_stream_write(s, data, 1000, 0), 0);
+    int64_t end = now_ms() + 20000;
+    while (log_count("cannot connect") == 0 && now_ms() < end)
+        nap();
+    assert_int_equal(log_count("cannot connect"), 1);
+    struct ws_stream_stats st;
+    ws_stream_get_stats(s, &st);
+    assert_false(st.connected);
+    assert_int_equal(st.acked, 0);
+    ws_stream_close(s);
+
+    /* with PIREC_WS_CA_FILE it verifies and streams */
+    setenv("PIREC_WS_CA_FILE", cert, 1);
+    t = target(srv.port, "/secure.raw", "secure.raw");
+    t.tls = 1;
+    assert_int_equal(ws_stream_open(&t, &o, &s), 0);
+    assert_int_equal(ws_stream_write(s, data, n, -1), 0);
+    assert_int_equal(ws_stream_drain(s, 20000), 0);
+    ws_stream_get_stats(s, &st);
+    assert_true(st.resumable);
+    assert_int_equal(st.acked, n);
+    ws_stream_close(s);
+    unsetenv("PIREC_WS_CA_FILE");
+    char file[700];
+    snprintf(file, sizeof file, "%s/secure.raw", dir);
+    assert_file_equals(file, data, n);
+    assert_int_equal(count_events(events, "msg", NULL, 2), 0);
+    peer_kill(&srv);
+    free(data);
+}
+
 /* ---- bad input --------------------------------------------------------------------- */
 
 static void test_bad_targets(void **state)
@@ -735,6 +804,7 @@ int main(void)
         cmocka_unit_test_teardown(test_resume_kill_restart_ingest, kill_all),
         cmocka_unit_test_teardown(test_outage_longer_than_buffer, kill_all),
         cmocka_unit_test_teardown(test_close_one_keeps_other, kill_all),
+        cmocka_unit_test_teardown(test_wss_ca_file, kill_all),
     };
     return cmocka_run_group_tests(tests, setup, kill_all);
 }
