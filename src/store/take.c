@@ -70,6 +70,7 @@ struct take {
     uint8_t *raw;
     int32_t *pcm;
     int64_t last_disk_check;
+    uint64_t last_disk_bytes;
 };
 
 static int64_t now_ns(clockid_t clk)
@@ -288,10 +289,14 @@ static int close_file(struct take *t, int drop_empty)
 
 static int disk_low(struct take *t)
 {
+    /* by time for live sources, by bytes for sources read faster than real time */
     int64_t now = now_ns(CLOCK_MONOTONIC);
-    if (now - t->last_disk_check < DISK_CHECK_NS)
+    uint64_t written = t->bytes_done + (t->w ? flac_writer_bytes(t->w) : 0);
+    uint64_t step = min_free(t) / 4 < (1u << 20) ? min_free(t) / 4 : (1u << 20);
+    if (now - t->last_disk_check < DISK_CHECK_NS && written - t->last_disk_bytes < step)
         return 0;
     t->last_disk_check = now;
+    t->last_disk_bytes = written;
     char d[PATH_MAX];
     files_dir(t, d, sizeof d);
     uint64_t free_b;
