@@ -23,7 +23,9 @@ struct audio_source_ops {
      * least one period is there. Returns frames read (> 0), 0 at the end of a finite
      * source, -EPIPE after an overrun that was recovered (src->last_xrun says where and
      * how long; call again to go on), -ENODEV when the device is gone (unplugged,
-     * disconnected, POLLHUP), another negative errno on a hard error. */
+     * disconnected, POLLHUP), -EAGAIN when nothing arrived for about half a second (call
+     * again; it lets a capture thread notice a stop request), another negative errno on a
+     * hard error. */
     ssize_t (*read)(struct audio_source *src, void *buf, size_t max_frames);
     void (*close)(struct audio_source *src);
 };
