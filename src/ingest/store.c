@@ -222,7 +222,7 @@ static int stream_open_fd(struct ingest_store *st, struct ingest_stream *s)
     int fd = openat(st->dirfd, s->name,
                     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
     if (fd < 0)
-        return -errno;
+        return errno == ENXIO ? -EINVAL : -errno; /* ENXIO: a FIFO nobody reads */
     struct stat sb;
     if (fstat(fd, &sb) < 0) {
         int e = errno;
