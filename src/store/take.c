@@ -260,8 +260,14 @@ static int close_file(struct take *t, int drop_empty)
     const char *ptrs[MAX_LOSS_NOTES + 1];
     size_t n = loss_comments(t, buf, ptrs);
     uint64_t bytes = flac_writer_bytes(t->w);
+    uint64_t whole = flac_writer_samples(t->w);
     int rc = flac_writer_finish(t->w, ptrs, n);
     t->w = NULL;
+    if (rc < 0 && whole < t->file_frames) {
+        /* after a write error the file ends at its last whole frame: say so */
+        t->frames_total -= t->file_frames - whole;
+        t->file_frames = whole;
+    }
     if (drop_empty && t->file_frames == 0 && rc == 0) {
         unlink(t->part);
         pthread_mutex_lock(&t->lock);
