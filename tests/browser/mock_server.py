@@ -405,6 +405,8 @@ def main():
     ap.add_argument('--listen', default='127.0.0.1:0')
     ap.add_argument('--recordings')
     ap.add_argument('--lease-seconds', type=int, default=300)
+    ap.add_argument('--demo', action='store_true', help='ignored (always a demo device)')
+    ap.add_argument('--state-dir', help='ignored')
     a = ap.parse_args()
     host, port = a.listen.rsplit(':', 1)
     rec = a.recordings or tempfile.mkdtemp(prefix='pirec-mock-')

@@ -87,6 +87,7 @@ const context = await chromium.launchPersistentContext(profile, {
   locale: 'en-GB',
   acceptDownloads: true,
 });
+context.setDefaultTimeout(5000);       // a single action never waits longer than this
 let exitCode = 1;
 try {
   const ipad = context.pages()[0] || await context.newPage();

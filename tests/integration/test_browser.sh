@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The web page in a real browser against the real server: Debian's Chromium driven by
+# playwright-core (tests/browser/page.test.mjs) against `pirec serve --demo`.
+# Run by tests/run.sh with PIREC_BIN, PIREC_SRC and TEST_TMP; exit 77 = skipped.
+# Screenshots go to tests/artifacts/page-*.png.
+set -u
+src=${PIREC_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=${PIREC_BIN:-$src/build/pirec}
+tmp=${TEST_TMP:-$(mktemp -d)}
+browser_dir="$src/tests/browser"
+
+if ! "$bin" serve --help >/dev/null 2>&1; then
+  echo "SKIP: $bin serve --help fails: the HTTP server is not built yet"
+  exit 77
+fi
+if [[ ! -d "$browser_dir/node_modules/playwright-core" ]]; then
+  echo "SKIP: tests/browser/node_modules is missing: run scripts/install-deps.sh --test"
+  exit 77
+fi
+if [[ ! -x /usr/bin/chromium ]] || ! command -v node >/dev/null; then
+  echo "SKIP: /usr/bin/chromium or node is missing: run scripts/install-deps.sh --test"
+  exit 77
+fi
+
+mkdir -p "$tmp/rec" "$tmp/state"
+log="$tmp/server.log"
+"$bin" serve --demo --listen 127.0.0.1:0 --recordings "$tmp/rec" --state-dir "$tmp/state" >"$log" 2>&1 &
+pid=$!
+cleanup() {
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+
+# Wait for "listening on http://127.0.0.1:PORT/" (deadline 20 s), or for the server to die.
+url=""
+deadline=$((SECONDS + 20))
+while ((SECONDS < deadline)); do
+  url=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$log" | head -n1 | sed 's/^listening on //')
+  [[ -n "$url" ]] && break
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL: pirec serve exited before listening:"; cat "$log"; exit 1
+  fi
+  sleep 0.1
+done
+if [[ -z "$url" ]]; then
+  echo "FAIL: pirec serve did not say 'listening on http://127.0.0.1:PORT/' within 20 s:"; cat "$log"; exit 1
+fi
+echo "server: $url (pid $pid)"
+
+# The node test stops the server with SIGTERM as its last step (--server-pid) and checks
+# that the page tells the user.
+node "$browser_dir/page.test.mjs" --base-url "$url" --server-pid "$pid" --artifacts "$src/tests/artifacts"
+rc=$?
+
+# The server must have shut down cleanly after that SIGTERM.
+if ((rc == 0)); then
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL: pirec serve still running 10 s after SIGTERM"; rc=1
+  else
+    wait "$pid"; st=$?
+    if ((st != 0)); then echo "FAIL: pirec serve exited with status $st after SIGTERM"; rc=1; fi
+  fi
+fi
+if ((rc != 0)); then
+  echo "---- server log (last 60 lines) ----"; tail -n 60 "$log"
+fi
+exit $rc
