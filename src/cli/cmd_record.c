@@ -140,13 +140,14 @@ static int parse_uint(const char *s, const char *what, uint64_t *out)
     return 0;
 }
 
+/* A non-negative decimal (seconds, megabytes). */
 static int parse_secs(const char *s, const char *what, double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= 0) || v > 1e7) {
-        fprintf(stderr, "pirec record: %s: '%s' is not a number of seconds\n", what, s);
+        fprintf(stderr, "pirec record: %s: '%s' is not a non-negative number\n", what, s);
         return -1;
     }
     *out = v;
@@ -227,8 +228,8 @@ int cmd_record(int argc, char **argv)
                *dir = NULL, *name = NULL;
     struct audio_format want = {0};
     struct file_source_options fopt = {0};
-    uint64_t bits = 0, comp = 0, split_mb = 0, min_free_mb = 256, flush_ms = 2000, v;
-    double seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
+    uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000, v;
+    double split_mb = 0, seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -278,7 +279,7 @@ int cmd_record(int argc, char **argv)
         case O_PREROLL: if (parse_secs(optarg, "--preroll", &preroll)) return 2; break;
         case O_MAXSEC: if (parse_secs(optarg, "--max-seconds", &max_seconds)) return 2; break;
         case O_SPLITSEC: if (parse_secs(optarg, "--split-seconds", &split_seconds)) return 2; break;
-        case O_SPLITMB: if (parse_uint(optarg, "--split-mb", &split_mb)) return 2; break;
+        case O_SPLITMB: if (parse_secs(optarg, "--split-mb", &split_mb)) return 2; break;
         case O_MINFREE: if (parse_uint(optarg, "--min-free-mb", &min_free_mb)) return 2; break;
         case O_FLUSH:
             if (parse_uint(optarg, "--flush-ms", &flush_ms) || flush_ms < 10) {
@@ -439,7 +440,7 @@ int cmd_record(int argc, char **argv)
         .compression = (unsigned)comp,
         .flush_ms = (unsigned)flush_ms,
         .split_frames = (uint64_t)llround(split_seconds * fmt.rate),
-        .split_bytes = split_mb * 1000000ull,
+        .split_bytes = (uint64_t)llround(split_mb * 1e6),
         .min_free_bytes = min_free_mb ? min_free_mb << 20 : 1,
         .on_file = on_file,
         .on_file_arg = (void *)&fmt.rate,
