@@ -394,14 +394,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        /* Refuse a big body before reading it (a response can be queued now, not while
+         * the upload is under way). */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        uint64_t n;
+        if (cl && (parse_u64(cl, cl + strlen(cl), &n) < 0 || n > BODY_MAX))
+            return reply_error(c, 413, "request body too large", NULL);
         return MHD_YES;
     }
     if (*upload_data_size) {
         rq->body += *upload_data_size;
         *upload_data_size = 0;
-        if (rq->body > BODY_MAX)
-            return reply_error(c, 413, "request body too large", NULL);
-        return MHD_YES;
+        /* chunked and too big: nothing useful to say mid-upload, hang up */
+        return rq->body > BODY_MAX ? MHD_NO : MHD_YES;
     }
     struct route *r = malloc(sizeof *r);   /* ~3 KiB: not on MHD's thread stack */
     if (!r)
@@ -545,13 +550,13 @@ int http_start(struct http_server **out, const struct http_options *opt,
         flags |= strcmp(s->addr, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,   /* first, so every message goes through it */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opt->max_connections ? opt->max_connections : 128),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opt->timeout_s ? opt->timeout_s : 60),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_END);
     if (!s->d) {
         rc = -EADDRINUSE;
