@@ -400,6 +400,45 @@ static void test_legacy_fragments_path_bytes(void **state)
     free(data);
 }
 
+/* legacy server restarted: what the old socket never took is sent on the new one */
+static void test_legacy_reconnect_resends_unsent(void **state)
+{
+    (void)state;
+    char dir[600], events[700], file[700];
+    mkdir_fmt(dir, sizeof dir, "legacy-restart");
+    snprintf(events, sizeof events, "%s/events", dir);
+    snprintf(file, sizeof file, "%s/l.raw", dir);
+    struct peer srv;
+    peer_start(&srv, "legacy", dir, 0, events);
+    size_t n = 200000;
+    unsigned char *data = make_data(8, 2 * n);
+    struct ws_target t = target(srv.port, "/l.raw", "l.raw");
+    struct ws_options o = {.buffer_bytes = 1 << 20, .reconnect_max_ms = 300};
+    struct ws_stream *s;
+    assert_int_equal(ws_stream_open(&t, &o, &s), 0);
+    assert_int_equal(ws_stream_write(s, data, n, -1), 0);
+    assert_int_equal(ws_stream_drain(s, 20000), 0);
+    assert_file_equals(file, data, n);   /* the server has it all before it dies */
+    peer_kill(&srv);
+    wait_stats(s, 0);
+    assert_int_equal(ws_stream_write(s, data + n, n, 0), 0);   /* buffered meanwhile */
+    struct ws_stream_stats st;
+    ws_stream_get_stats(s, &st);
+    assert_int_equal(st.pending, n);
+    peer_start(&srv, "legacy", dir, t.port, events);
+    assert_int_equal(ws_stream_drain(s, 20000), 0);
+    ws_stream_get_stats(s, &st);
+    assert_int_equal(st.acked, 2 * n);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.reconnects, 1);
+    assert_false(st.resumable);
+    ws_stream_close(s);
+    assert_file_equals(file, data, 2 * n);
+    assert_int_equal(count_events(events, "conn", NULL, 0), 2);
+    peer_kill(&srv);
+    free(data);
+}
+
 /* ---- 2. three streams, one connection, fair interleaving ----------------------------- */
 
 static void test_three_streams_one_connection(void **state)
@@ -799,6 +838,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_bad_targets, kill_all),
         cmocka_unit_test_teardown(test_legacy_fragments_path_bytes, kill_all),
+        cmocka_unit_test_teardown(test_legacy_reconnect_resends_unsent, kill_all),
         cmocka_unit_test_teardown(test_three_streams_one_connection, kill_all),
         cmocka_unit_test_teardown(test_resume_kill_restart_python, kill_all),
         cmocka_unit_test_teardown(test_resume_kill_restart_ingest, kill_all),
