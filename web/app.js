@@ -256,6 +256,13 @@
     showMessage(explain(err || {}, id, action));
   }
 
+  // A lease of the device that ends later than ours and is not our own renewal in flight:
+  // someone took the device after ours ran out (there is one lease per device).
+  function supersedes(id, expires) {
+    var l = lease(id);
+    return !!(l && expires && l.expires && expires > l.expires && !renewing[id]);
+  }
+
   // ---- lease actions -------------------------------------------------------------------
   var renewing = {};
 
@@ -363,10 +370,7 @@
       S.devices.set(nd.id, d);
       // A lease we hold must match the server's view; if the device is free, ours is gone.
       var l = lease(nd.id);
-      if (l && (!nd.taken || (nd.expires && l.expires && nd.expires !== l.expires && !renewing[nd.id] &&
-          nd.expires < l.expires))) {
-        dropLease(nd.id);
-      }
+      if (l && (!nd.taken || supersedes(nd.id, nd.expires))) dropLease(nd.id);
     });
     S.devices.forEach(function (d, id) { if (!seen[id]) removeDevice(id); });
     renderAll();
@@ -898,12 +902,7 @@
     on('take', function (d) {
       var dev = S.devices.get(d.id); if (!dev) return;
       dev.taken = true; dev.holder = d.holder; dev.expires = d.expires;
-      var l = lease(d.id);
-      // someone else's take means our token is no longer current
-      if (l && d.expires && d.expires !== l.expires && !renewing[d.id] && d.expires > l.expires) {
-        // a later take than ours that is not our renewal
-        if (d.holder !== clientName()) dropLease(d.id);
-      }
+      if (supersedes(d.id, d.expires)) dropLease(d.id);
       renderCard(d.id);
       if (!holds(d.id)) say(devName(d.id) + ' is now controlled by ' + (d.holder || 'someone') + '.');
     });

@@ -407,7 +407,13 @@ def main():
     ap.add_argument('--lease-seconds', type=int, default=300)
     ap.add_argument('--demo', action='store_true', help='ignored (always a demo device)')
     ap.add_argument('--state-dir', help='ignored')
+    ap.add_argument('--config', help='INI file; [server] lease_seconds is used')
     a = ap.parse_args()
+    if a.config:
+        import configparser
+        cp = configparser.ConfigParser()
+        cp.read(a.config)
+        a.lease_seconds = cp.getint('server', 'lease_seconds', fallback=a.lease_seconds)
     host, port = a.listen.rsplit(':', 1)
     rec = a.recordings or tempfile.mkdtemp(prefix='pirec-mock-')
     os.makedirs(rec, exist_ok=True)

@@ -24,7 +24,13 @@ fi
 
 mkdir -p "$tmp/rec" "$tmp/state"
 log="$tmp/server.log"
-"$bin" serve --demo --listen 127.0.0.1:0 --recordings "$tmp/rec" --state-dir "$tmp/state" >"$log" 2>&1 &
+extra=()
+# A short lease (64 s) lets the test see the page renew it by itself (60 s before the end).
+if "$bin" serve --help 2>&1 | grep -q -- '--config'; then
+  printf '[server]\nlease_seconds = 64\n' >"$tmp/pirec.ini"
+  extra=(--config "$tmp/pirec.ini")
+fi
+"$bin" serve --demo --listen 127.0.0.1:0 --recordings "$tmp/rec" --state-dir "$tmp/state" "${extra[@]}" >"$log" 2>&1 &
 pid=$!
 cleanup() {
   if kill -0 "$pid" 2>/dev/null; then
