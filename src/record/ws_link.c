@@ -303,8 +303,10 @@ static struct ws_stream *find_stream(struct ws_link *l, const char *name)
 static void resync(struct ws_link *l, struct ws_stream *s, uint64_t size)
 {
     if (!s->have_base) {
+        /* the first byte we still owe lands at the file's end; bytes a legacy server took
+         * before (a server that changed kind) are not counted as lost */
         s->have_base = 1;
-        s->base = (int64_t)size;
+        s->base = (int64_t)size - (int64_t)(s->loss_pending ? s->loss_at : s->tail);
         s->acked_file = size;
     }
     uint64_t hi = s->loss_pending ? s->loss_at : s->cur;   /* most the server can have */
