@@ -405,7 +405,8 @@ int cmd_record(int argc, char **argv)
     fprintf(stderr, "source: %s\n", src->description);
 
     /* ---- capture, then the take ---- */
-    struct capture_config ccfg = {.ring_seconds = (unsigned)ceil(preroll) + 20};
+    /* a held-back source needs no room for disk stalls, only for the pre-roll */
+    struct capture_config ccfg = {.ring_seconds = (unsigned)ceil(preroll) + (th ? 2 : 20)};
     struct capture *cap;
     if ((rc = capture_start(&cap, src, &ccfg)) < 0) {
         fprintf(stderr, "pirec record: cannot start the capture: %s\n", strerror(-rc));
