@@ -1,0 +1,459 @@
+/* recorder: the demo tone through lease, take, events and files; lease expiry; a take
+ * outliving its lease; a device that vanishes mid-take; recordings list/open/delete. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "server/jwt.h"
+#include "server/recorder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <FLAC/metadata.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEADLINE_MS 15000
+
+struct fixture {
+    char dir[64];
+    struct server_config cfg;
+    struct event_hub *hub;
+    struct event_sub *sub;
+    struct recorder *rec;
+    /* Non-level events seen so far: "type data" lines. */
+    char log[64 * 1024];
+    size_t log_len;
+    int levels;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Reads what the hub has and appends non-level events to f->log. */
+static void pump(struct fixture *f)
+{
+    static char buf[EVENT_READ_MIN];
+    for (;;) {
+        ssize_t n = event_sub_read(f->sub, buf, sizeof(buf) - 1);
+        assert_true(n >= 0);
+        if (n == 0)
+            return;
+        buf[n] = 0;
+        for (char *p = buf; (p = strstr(p, "event: ")); ) {
+            char *type = p + 7, *nl = strchr(type, '\n');
+            char *data = strstr(nl, "data: ") + 6, *end = strchr(data, '\n');
+            if (strncmp(type, "level", 5) == 0) {
+                f->levels++;
+            } else {
+                int w = snprintf(f->log + f->log_len, sizeof(f->log) - f->log_len, "%.*s %.*s\n",
+                                 (int)(nl - type), type, (int)(end - data), data);
+                if (w > 0 && f->log_len + (size_t)w < sizeof(f->log))
+                    f->log_len += (size_t)w;
+            }
+            p = end;
+        }
+    }
+}
+
+/* Polls until `needle` appears in the event log (deadline, no fixed sleeps). */
+static int wait_log(struct fixture *f, const char *needle)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    do {
+        pump(f);
+        if (strstr(f->log, needle))
+            return 1;
+        sleep_ms(10);
+    } while (now_ms() < end);
+    print_error("no '%s' in the events:\n%s\n", needle, f->log);
+    return 0;
+}
+
+static int wait_levels(struct fixture *f, int n)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    do {
+        pump(f);
+        if (f->levels >= n)
+            return 1;
+        sleep_ms(10);
+    } while (now_ms() < end);
+    return 0;
+}
+
+static void fixture_init(struct fixture *f)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pirec-rec-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    config_defaults(&f->cfg);
+    snprintf(f->cfg.recordings, sizeof(f->cfg.recordings), "%s/rec", f->dir);
+    snprintf(f->cfg.state_dir, sizeof(f->cfg.state_dir), "%s/state", f->dir);
+    /* An empty fake /proc/asound: no real cards get in the way. */
+    snprintf(f->cfg.proc_asound, sizeof(f->cfg.proc_asound), "%s/asound", f->dir);
+    assert_int_equal(mkdir(f->cfg.proc_asound, 0755), 0);
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/cards", f->cfg.proc_asound);
+    FILE *c = fopen(p, "w");
+    assert_non_null(c);
+    fputs("--- no soundcards ---\n", c);
+    fclose(c);
+    f->cfg.min_free_bytes = 1 << 20;
+    f->cfg.preroll_seconds = 1;
+    f->cfg.flush_ms = 200;
+    assert_int_equal(event_hub_create(&f->hub, 8192), 0);
+    assert_int_equal(event_hub_subscribe(f->hub, 0, NULL, NULL, &f->sub, NULL), 0);
+}
+
+static void fixture_start(struct fixture *f)
+{
+    assert_int_equal(recorder_create(&f->rec, &f->cfg, f->hub), 0);
+}
+
+static void fixture_free(struct fixture *f)
+{
+    recorder_destroy(f->rec);
+    event_sub_close(f->sub);
+    event_hub_destroy(f->hub);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Index of needle in the event log, or -1. */
+static long at(struct fixture *f, const char *needle)
+{
+    const char *p = strstr(f->log, needle);
+    return p ? p - f->log : -1;
+}
+
+static json_t *device_status(struct recorder *r, const char *id)
+{
+    json_t *st = recorder_status(r);
+    json_t *found = NULL, *d;
+    size_t i;
+    json_array_foreach(json_object_get(st, "devices"), i, d)
+        if (strcmp(str(d, "id"), id) == 0)
+            found = json_incref(d);
+    json_decref(st);
+    return found;
+}
+
+static void test_tone_take_record_stop(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.cfg.demo = 1;
+    fixture_start(&f);
+
+    /* Levels flow without anyone recording (25/s): wait for more than the 1 s pre-roll. */
+    assert_true(wait_levels(&f, 35));
+    json_t *st = recorder_status(f.rec);
+    json_t *tone = json_object_get(st, "tone");
+    assert_non_null(tone);   /* the original's per-id key */
+    assert_true(json_is_true(json_object_get(tone, "connected")));
+    assert_true(json_is_false(json_object_get(tone, "taken")));
+    assert_true(json_is_boolean(json_object_get(st, "clock_synchronised")));
+    assert_non_null(str(st, "server_time"));
+    assert_true(json_integer_value(json_object_get(json_object_get(st, "disk"), "free_bytes")) > 0);
+    json_decref(st);
+
+    json_t *a = NULL;
+    assert_int_equal(recorder_take(f.rec, "tone", "ipad", &a), 0);
+    assert_true(json_is_true(json_object_get(a, "state")));
+    char token[JWT_MAX];
+    snprintf(token, sizeof(token), "%s", str(a, "token"));
+    assert_true(strlen(token) > 20);
+    assert_string_equal(str(a, "holder"), "ipad");
+    assert_int_equal(json_integer_value(json_object_get(a, "lease_seconds")), 300);
+    json_decref(a);
+
+    /* Someone else: busy, told who holds it. */
+    assert_int_equal(recorder_take(f.rec, "tone", "phone", &a), -EBUSY);
+    assert_true(json_is_false(json_object_get(a, "state")));
+    assert_string_equal(str(a, "token"), "");
+    assert_string_equal(str(a, "holder"), "ipad");
+    json_decref(a);
+
+    assert_int_equal(recorder_stop(f.rec, "tone", token, &a), -EALREADY);
+    json_decref(a);
+    assert_int_equal(recorder_start(f.rec, "tone", "forged.token.x", &a), -EACCES);
+    json_decref(a);
+    assert_int_equal(recorder_start(f.rec, "tone", token, &a), 0);
+    assert_true(json_is_true(json_object_get(a, "state")));
+    char file[256];
+    snprintf(file, sizeof(file), "%s", str(a, "file"));
+    assert_true(strncmp(file, "tone_", 5) == 0);
+    assert_non_null(strstr(file, ".flac"));
+    assert_non_null(str(a, "started"));
+    json_decref(a);
+    assert_int_equal(recorder_start(f.rec, "tone", token, &a), -EALREADY);
+    json_decref(a);
+
+    /* Recording shows in the status; wait until half a second is written. */
+    int64_t end = now_ms() + DEADLINE_MS;
+    double elapsed = 0;
+    while (now_ms() < end) {
+        json_t *d = device_status(f.rec, "tone");
+        assert_true(json_is_true(json_object_get(d, "recording")));
+        assert_string_equal(str(d, "file"), file);
+        assert_string_equal(str(d, "holder"), "ipad");
+        elapsed = json_real_value(json_object_get(d, "elapsed"));
+        json_decref(d);
+        if (elapsed >= 0.5)
+            break;
+        sleep_ms(20);
+    }
+    assert_true(elapsed >= 0.5);
+    /* The take being written cannot be deleted or downloaded yet. */
+    assert_int_equal(recorder_delete_recording(f.rec, file, token), -EBUSY);
+
+    assert_int_equal(recorder_stop(f.rec, "tone", token, &a), 0);
+    assert_true(json_is_true(json_object_get(a, "state")));
+    assert_string_equal(str(a, "file"), file);
+    double secs = json_real_value(json_object_get(a, "seconds"));
+    /* Without the 1 s pre-roll this would be about 0.5 s. */
+    assert_true(secs >= 0.95);
+    assert_true(json_integer_value(json_object_get(a, "bytes")) > 0);
+    json_decref(a);
+    assert_int_equal(recorder_stop(f.rec, "tone", token, &a), -EALREADY);
+    json_decref(a);
+    assert_int_equal(recorder_release(f.rec, "tone", token, &a), 0);
+    json_decref(a);
+    assert_int_equal(recorder_release(f.rec, "tone", token, &a), -EACCES);
+    json_decref(a);
+
+    /* Events in order: take, record, stop, release. */
+    assert_true(wait_log(&f, "release {\"id\":\"tone\""));
+    long t = at(&f, "take {\"id\":\"tone\",\"holder\":\"ipad\""), r = at(&f, "record {\"id\":\"tone\""),
+         s = at(&f, "stop {\"id\":\"tone\""), l = at(&f, "release {\"id\":\"tone\",\"holder\":\"ipad\"");
+    assert_true(t >= 0 && r > t && s > r && l > s);
+    assert_non_null(strstr(f.log, "\"reason\":\"stopped\""));
+
+    /* The file: valid FLAC, the tone's format, as long as reported. */
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", f.cfg.recordings, file);
+    FLAC__StreamMetadata si;
+    assert_true(FLAC__metadata_get_streaminfo(path, &si));
+    assert_int_equal(si.data.stream_info.sample_rate, 48000);
+    assert_int_equal(si.data.stream_info.channels, 2);
+    assert_int_equal(si.data.stream_info.bits_per_sample, 16);
+    double fsecs = (double)si.data.stream_info.total_samples / 48000;
+    assert_true(fabs(fsecs - secs) < 0.05);
+    if (system("command -v flac >/dev/null 2>&1") == 0) {
+        char cmd[4500];
+        snprintf(cmd, sizeof(cmd), "flac -s -t '%s'", path);
+        assert_int_equal(system(cmd), 0);
+    }
+
+    /* Listed (newest first), openable, deletable with a lease token. */
+    json_t *list = recorder_list_recordings(f.rec);
+    json_t *first = json_array_get(json_object_get(list, "recordings"), 0);
+    assert_non_null(first);
+    assert_string_equal(str(first, "name"), file);
+    assert_string_equal(str(first, "device"), "tone");
+    assert_true(json_is_true(json_object_get(first, "complete")));
+    assert_int_equal(json_integer_value(json_object_get(first, "rate")), 48000);
+    assert_int_equal(json_integer_value(json_object_get(first, "bits")), 16);
+    json_decref(list);
+    int fd = -1;
+    struct stat fst;
+    assert_int_equal(recorder_open_recording(f.rec, file, &fd, &fst), 0);
+    assert_true(fst.st_size > 0);
+    char magic[4];
+    assert_int_equal(read(fd, magic, 4), 4);
+    assert_memory_equal(magic, "fLaC", 4);
+    close(fd);
+    assert_int_equal(recorder_open_recording(f.rec, "../state/jwt.key", &fd, NULL), -EINVAL);
+    assert_int_equal(recorder_open_recording(f.rec, ".hidden.flac", &fd, NULL), -EINVAL);
+    assert_int_equal(recorder_open_recording(f.rec, "a/b.flac", &fd, NULL), -EINVAL);
+    assert_int_equal(recorder_open_recording(f.rec, "nope.flac", &fd, NULL), -ENOENT);
+    char link[4400];
+    snprintf(link, sizeof(link), "%s/evil.flac", f.cfg.recordings);
+    assert_int_equal(symlink("/etc/passwd", link), 0);
+    assert_int_equal(recorder_open_recording(f.rec, "evil.flac", &fd, NULL), -ENOENT);
+
+    assert_int_equal(recorder_delete_recording(f.rec, file, token), -EACCES);   /* released */
+    assert_int_equal(recorder_take(f.rec, "tone", "pc", &a), 0);
+    snprintf(token, sizeof(token), "%s", str(a, "token"));
+    json_decref(a);
+    assert_int_equal(recorder_delete_recording(f.rec, "../x.flac", token), -EINVAL);
+    assert_int_equal(recorder_delete_recording(f.rec, "nope.flac", token), -ENOENT);
+    assert_int_equal(recorder_delete_recording(f.rec, file, token), 0);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(recorder_open_recording(f.rec, file, &fd, NULL), -ENOENT);
+    fixture_free(&f);
+}
+
+static void test_unknown_device(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.cfg.demo = 1;
+    fixture_start(&f);
+    json_t *a = NULL;
+    assert_int_equal(recorder_take(f.rec, "scarlett", "ipad", &a), -ENOENT);
+    assert_true(json_is_false(json_object_get(a, "state")));
+    assert_string_equal(str(a, "token"), "");
+    assert_non_null(strstr(str(a, "error"), "scarlett"));
+    json_decref(a);
+    assert_int_equal(recorder_start(f.rec, "scarlett", "x", &a), -ENOENT);
+    json_decref(a);
+    assert_int_equal(recorder_stop(f.rec, "scarlett", "x", NULL), -ENOENT);
+    assert_int_equal(recorder_renew(f.rec, "scarlett", "x", NULL), -ENOENT);
+    assert_int_equal(recorder_release(f.rec, NULL, "x", NULL), -ENOENT);
+    fixture_free(&f);
+}
+
+static void test_lease_expiry_and_take_outlives_lease(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.cfg.demo = 1;
+    f.cfg.lease_seconds = 1;
+    fixture_start(&f);
+    json_t *a = NULL;
+    assert_int_equal(recorder_take(f.rec, "tone", "ipad", &a), 0);
+    char token[JWT_MAX];
+    snprintf(token, sizeof(token), "%s", str(a, "token"));
+    json_decref(a);
+    assert_int_equal(recorder_start(f.rec, "tone", token, &a), 0);
+    json_decref(a);
+    /* Nobody renews: the server expires the lease by itself. */
+    assert_true(wait_log(&f, "expire {\"id\":\"tone\",\"holder\":\"ipad\"}"));
+    assert_true(wait_log(&f, "release {\"id\":\"tone\",\"holder\":\"ipad\"}"));
+    assert_true(at(&f, "expire {") < at(&f, "release {"));
+    int rc = recorder_stop(f.rec, "tone", token, &a);
+    assert_true(rc == -ETIME || rc == -EACCES);
+    json_decref(a);
+    /* The take went on; another client takes the device and stops it. */
+    json_t *d = device_status(f.rec, "tone");
+    assert_true(json_is_true(json_object_get(d, "recording")));
+    assert_true(json_is_false(json_object_get(d, "taken")));
+    json_decref(d);
+    assert_int_equal(recorder_take(f.rec, "tone", "phone", &a), 0);
+    snprintf(token, sizeof(token), "%s", str(a, "token"));
+    json_decref(a);
+    assert_int_equal(recorder_stop(f.rec, "tone", token, &a), 0);
+    assert_true(json_real_value(json_object_get(a, "seconds")) > 0);
+    json_decref(a);
+    assert_true(wait_log(&f, "stop {\"id\":\"tone\""));
+    fixture_free(&f);
+}
+
+/* A raw S16_LE stereo 48 kHz file with a tone, `seconds` long. */
+static void write_raw(const char *path, double seconds)
+{
+    FILE *w = fopen(path, "wb");
+    assert_non_null(w);
+    size_t n = (size_t)(seconds * 48000);
+    for (size_t i = 0; i < n; i++) {
+        int16_t s[2];
+        s[0] = (int16_t)(8000 * sin(2 * M_PI * 440 * (double)i / 48000));
+        s[1] = (int16_t)(4000 * sin(2 * M_PI * 660 * (double)i / 48000));
+        fwrite(s, sizeof(s), 1, w);
+    }
+    fclose(w);
+}
+
+static void test_device_gone_mid_take(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    char raw[200];
+    snprintf(raw, sizeof(raw), "%s/in.raw", f.dir);
+    write_raw(raw, 6);
+    f.cfg.n_devices = 1;
+    struct device_config *dc = &f.cfg.devices[0];
+    snprintf(dc->id, sizeof(dc->id), "usbmic");
+    /* Fails like an unplugged USB device after 1.5 s of audio, played in real time. */
+    snprintf(dc->pcm, sizeof(dc->pcm), "file:%.60s?realtime=1&fail_at=72000", raw);
+    dc->format = (struct audio_format){SF_S16_LE, 48000, 2};
+    fixture_start(&f);
+
+    json_t *a = NULL;
+    assert_int_equal(recorder_take(f.rec, "usbmic", "ipad", &a), 0);
+    char token[JWT_MAX];
+    snprintf(token, sizeof(token), "%s", str(a, "token"));
+    json_decref(a);
+    assert_int_equal(recorder_start(f.rec, "usbmic", token, &a), 0);
+    char file[256];
+    snprintf(file, sizeof(file), "%s", str(a, "file"));
+    json_decref(a);
+
+    assert_true(wait_log(&f, "remove {\"id\":\"usbmic\"}"));
+    long s = at(&f, "stop {\"id\":\"usbmic\""), l = at(&f, "release {\"id\":\"usbmic\""),
+         r = at(&f, "remove {\"id\":\"usbmic\"}");
+    assert_true(s >= 0 && l > s && r > l);
+    assert_non_null(strstr(f.log, "\"reason\":\"device_gone\""));
+
+    /* The take was finalized with what was captured (up to 1.5 s). */
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", f.cfg.recordings, file);
+    FLAC__StreamMetadata si;
+    assert_true(FLAC__metadata_get_streaminfo(path, &si));
+    assert_true(si.data.stream_info.total_samples > 0);
+    assert_true(si.data.stream_info.total_samples <= 72000);
+    /* The device is gone: 404 for everything, status says disconnected. */
+    assert_int_equal(recorder_take(f.rec, "usbmic", "ipad", &a), -ENOENT);
+    json_decref(a);
+    assert_int_equal(recorder_stop(f.rec, "usbmic", token, NULL), -ENOENT);
+    json_t *d = device_status(f.rec, "usbmic");
+    assert_non_null(d);
+    assert_true(json_is_false(json_object_get(d, "connected")));
+    assert_true(json_is_false(json_object_get(d, "recording")));
+    json_decref(d);
+    fixture_free(&f);
+}
+
+static void test_bad_configured_device(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.cfg.n_devices = 1;
+    snprintf(f.cfg.devices[0].id, sizeof(f.cfg.devices[0].id), "x");
+    snprintf(f.cfg.devices[0].pcm, sizeof(f.cfg.devices[0].pcm), "file:/a?bogus=1");
+    assert_int_equal(recorder_create(&f.rec, &f.cfg, f.hub), -EINVAL);
+    f.rec = NULL;
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tone_take_record_stop),
+        cmocka_unit_test(test_unknown_device),
+        cmocka_unit_test(test_lease_expiry_and_take_outlives_lease),
+        cmocka_unit_test(test_device_gone_mid_take),
+        cmocka_unit_test(test_bad_configured_device),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
