@@ -31,7 +31,7 @@
 
   // Counters the browser test reads (window.pirec.stats).
   var stats = { levels: 0, framesDrawn: 0, connects: 0, opens: 0, events: 0 };
-  window.pirec = { stats: stats, state: S };
+  window.pirec = { stats: stats, state: S };   // feedLevel is added below (for tests)
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -477,6 +477,9 @@
     else if (!mine) c.hint.textContent = 'Take control to record.';
     else c.hint.textContent = d.lastSeconds ? 'Last take: ' + fmtDuration(d.lastSeconds) + '.' : '';
     c.el.querySelector('.rec-meta').classList.toggle('empty', !c.file.textContent && !c.hint.textContent);
+    var rec = false;
+    S.devices.forEach(function (x) { if (x.recording) rec = true; });
+    document.title = rec ? '● Recording · pirec' : 'pirec';
     tickCard(id);
   }
 
@@ -590,6 +593,8 @@
     c.el.dataset.levels = String((parseInt(c.el.dataset.levels || '0', 10) + 1));
     requestDraw();
   }
+
+  window.pirec.feedLevel = onLevel;
 
   var drawPending = false, lastDrawAt = 0;
   function requestDraw() {
@@ -751,7 +756,8 @@
     li.appendChild(h);
     var meta = document.createElement('p');
     meta.className = 'take-meta';
-    [devName(t.device), fmtStarted(t.started), fmtDuration(t.seconds || 0), fmtBytes(t.bytes),
+    [devName(t.device), fmtStarted(t.started),
+      t.complete === false && !t.seconds ? '' : fmtDuration(t.seconds || 0), fmtBytes(t.bytes),
       fmtFormat(t.rate, t.bits, t.channels) || t.format].forEach(function (s, i) {
       if (!s) return;
       var sp = document.createElement('span');
@@ -832,6 +838,7 @@
 
   // ---- events (SSE) --------------------------------------------------------------------
   function setConn(state) {
+    document.body.dataset.conn = state;
     var el = $('conn');
     el.dataset.state = state;
     el.textContent = state === 'online' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Offline';

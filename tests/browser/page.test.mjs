@@ -135,6 +135,29 @@ try {
     assert(lit > 10, `meter bars lit (${lit} pixels)`);
   });
 
+  await step('a clip latches the red CLIP flag until the meter is tapped', async () => {
+    await ipad.evaluate((id) => window.pirec.feedLevel({ id, t: 0, ch: [
+      { peak: 0, rms: -6, hold: 0, clip: 1e9 }, { peak: -20, rms: -30, hold: -20, clip: 0 }] }), dev);
+    await until('clip flag', async () => (await attr(ipad, 'data-clip')) === 'true', 2000);
+    const redInReadout = () => card(ipad).locator('canvas.meter').evaluate((c) => {
+      const dpr = window.devicePixelRatio, W = c.width / dpr, H = c.height / dpr;
+      const bh = (H - 18 - 4 - 6) / 2;
+      const y = Math.round((18 + bh / 2) * dpr);
+      const d = c.getContext('2d').getImageData(Math.round((W - 50) * dpr), y, Math.round(44 * dpr), 1).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] < 80 && d[i + 2] < 80) n++;
+      return n;
+    });
+    await until('CLIP drawn in red', async () => (await redInReadout()) > 20, 2000);
+    await card(ipad).locator('.meter-btn').screenshot({ path: path.join(artifacts, 'meter-clip.png') });
+    const n = Number(await attr(ipad, 'data-levels'));
+    await until('more levels', async () => Number(await attr(ipad, 'data-levels')) > n + 10);
+    assert((await attr(ipad, 'data-clip')) === 'true', 'still latched after more level events');
+    await card(ipad).locator('.meter-btn').click();
+    await until('clip reset', async () => (await attr(ipad, 'data-clip')) === 'false', 2000);
+    await until('CLIP no longer drawn', async () => (await redInReadout()) === 0, 2000);
+  });
+
   await step('take control: the lease shows with a countdown, the token is kept per device', async () => {
     await card(ipad).locator('.btn-lease').click();
     await until('held', async () => (await attr(ipad, 'data-held')) === 'true');
