@@ -433,6 +433,55 @@ static void test_device_gone_mid_take(void **state)
     fixture_free(&f);
 }
 
+static void put(const char *dir, const char *rel, const char *text)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    if (!text) {
+        assert_int_equal(mkdir(path, 0755), 0);
+        return;
+    }
+    FILE *w = fopen(path, "w");
+    assert_non_null(w);
+    fputs(text, w);
+    fclose(w);
+}
+
+/* Cards from a fake /proc/asound: a configured "hw:CARD=USB" keeps its configured id, an
+ * unknown card gets its own; neither opens here (no hardware), which must be said. */
+static void test_hotplug_ids(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    const char *pr = f.cfg.proc_asound;
+    put(pr, "cards", " 0 [USB            ]: USB-Audio - Scarlett 2i2 USB\n"
+                     " 1 [Mic            ]: USB-Audio - Yeti Stereo Microphone\n");
+    put(pr, "card0", NULL);
+    put(pr, "card0/id", "USB\n");
+    put(pr, "card0/pcm0c", NULL);
+    put(pr, "card1", NULL);
+    put(pr, "card1/id", "Mic\n");
+    put(pr, "card1/pcm0c", NULL);
+    f.cfg.n_devices = 1;
+    snprintf(f.cfg.devices[0].id, sizeof(f.cfg.devices[0].id), "scarlett");
+    snprintf(f.cfg.devices[0].pcm, sizeof(f.cfg.devices[0].pcm), "hw:CARD=USB");
+    fixture_start(&f);
+    assert_true(wait_log(&f, "error {\"id\":\"scarlett\""));
+    assert_true(wait_log(&f, "error {\"id\":\"mic\""));
+    json_t *d = device_status(f.rec, "scarlett");
+    assert_non_null(d);
+    assert_true(json_is_false(json_object_get(d, "connected")));
+    assert_string_equal(str(d, "name"), "Scarlett 2i2 USB");
+    json_decref(d);
+    json_t *a = NULL;
+    assert_int_equal(recorder_take(f.rec, "scarlett", "ipad", &a), -ENOENT);
+    assert_non_null(strstr(str(a, "error"), "not connected"));
+    json_decref(a);
+    assert_null(strstr(f.log, "add {"));
+    fixture_free(&f);
+}
+
 static void test_bad_configured_device(void **state)
 {
     (void)state;
@@ -453,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_unknown_device),
         cmocka_unit_test(test_lease_expiry_and_take_outlives_lease),
         cmocka_unit_test(test_device_gone_mid_take),
+        cmocka_unit_test(test_hotplug_ids),
         cmocka_unit_test(test_bad_configured_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
