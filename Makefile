@@ -19,7 +19,7 @@ VERSION  := 0.1.0
 PKGS     := alsa flac libmicrohttpd libwebsockets jansson openssl inih libudev
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-REC_LIBS   := $(shell pkg-config --libs libwebsockets openssl 2>/dev/null) -pthread
+REC_LIBS   := $(shell pkg-config --libs libwebsockets openssl jansson 2>/dev/null) -pthread
 
 OPT      ?= -O2
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DPIREC_VERSION='"$(VERSION)"' \
