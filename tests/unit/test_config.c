@@ -211,6 +211,25 @@ static void test_errors_name_line_and_problem(void **state)
     expect_error(text, 3, "flush_ms");
 }
 
+/* The shipped example must stay loadable, with the defaults it documents. */
+static void test_example_file(void **state)
+{
+    (void)state;
+    const char *src = getenv("PIREC_SRC");
+    char ex[4200];
+    snprintf(ex, sizeof(ex), "%s/packaging/pirec.ini.example", src ? src : ".");
+    if (access(ex, R_OK) != 0) {
+        print_message("%s not found: skipped\n", ex);
+        skip();
+    }
+    struct server_config c, d;
+    config_defaults(&c);
+    config_defaults(&d);
+    char err[512];
+    assert_int_equal(config_load(ex, &c, err, sizeof(err)), 0);
+    assert_memory_equal(&c, &d, sizeof(c));
+}
+
 static void test_unreadable(void **state)
 {
     (void)state;
@@ -228,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors_name_line_and_problem),
+        cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_unreadable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
