@@ -11,6 +11,17 @@
   var PEAK_FALL_DB_S = 24;        // display ballistics between level events
   var RMS_FALL_DB_S = 18;
 
+  // `reason` of a stop event (see src/server/recorder.c); '' = an ordinary stop.
+  var STOP_REASONS = {
+    stopped: '', user: '', ended: '',
+    limit: 'it reached the longest take allowed',
+    disk_full: 'the disk is nearly full',
+    device_gone: 'the device was unplugged',
+    unplugged: 'the device was unplugged',
+    shutdown: 'the recorder shut down',
+    error: 'because of an error'
+  };
+
   // ---- state ---------------------------------------------------------------------------
   var S = {
     status: null,             // last status object
@@ -949,10 +960,12 @@
       dev.recording = false;
       dev.lastSeconds = d.seconds || 0;
       renderCard(d.id);
+      var why = STOP_REASONS[d.reason];
+      var normal = !d.reason || why === '';
       var msg = devName(d.id) + ' stopped: ' + fmtDuration(d.seconds || 0) + ' recorded';
-      if (d.reason && d.reason !== 'user' && d.reason !== 'stop') msg += ' (' + d.reason + ')';
+      if (!normal) msg += ', ' + (why || d.reason) + (d.error ? ' (' + d.error + ')' : '');
       if (d.lost_frames) msg += '; ' + d.lost_frames + ' frames were lost';
-      if ((d.reason && d.reason !== 'user' && d.reason !== 'stop') || d.lost_frames) showMessage(msg + '.');
+      if (!normal || d.lost_frames) showMessage(msg + '.');
       else say(msg + '.');
       scheduleTakes(100);
     });

@@ -216,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
             elif action == 'stop':
                 if not st.take:
                     return self.send_json(409, {'state': False, 'error': 'not recording'})
-                ans = self.finish_take('user', events)
+                ans = self.finish_take('stopped', events)
         for e in events:
             st.hub.publish(*e)
         return self.send_json(200, ans)

@@ -218,6 +218,8 @@ try {
     await card(ipad).locator('.btn-record').click();
     await until('stopped', async () => (await card(ipad).locator('.btn-record').getAttribute('aria-pressed')) === 'false');
     await until('phone sees the stop', async () => (await attr(phone, 'data-recording')) === 'false');
+    assert((await ipad.locator('#messages .msg').count()) === 0,
+      `an ordinary stop is no error: "${await text(ipad.locator('#messages'))}"`);
     const item = ipad.locator(`.take[data-name="${file}"]`);
     await item.waitFor({ state: 'visible', timeout: T });
     await until('complete take listed', async () => (await item.locator('.partial').count()) === 0);
