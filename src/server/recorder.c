@@ -968,9 +968,16 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     };
     rc = hotplug_start(&r->hotplug, &hc, on_hotplug, r);
     if (rc < 0) {
-        log_warn("recorder", "the hotplug monitor did not start (%s): only devices opened "
-                 "directly are available", strerror(-rc));
+        log_warn("recorder", "the hotplug monitor did not start (%s): configured devices are "
+                 "opened once, now", strerror(-rc));
         r->hotplug = NULL;
+        for (struct rec_device *d = r->devs; d; d = d->next) {
+            if (d->kind != DEV_ALSA || d->connected)
+                continue;
+            d->busy = 1;
+            (void)connect_device(r, d, d->pcm);
+            d->busy = 0;
+        }
     }
     rc = pthread_create(&r->ticker, NULL, ticker_main, r);
     if (rc) {
