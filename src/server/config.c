@@ -158,11 +158,8 @@ static int valid_listen(const char *v)
     const char *port = strrchr(v, ':');
     port = port ? port + 1 : v;
     unsigned long long p;
-    if (parse_uint(port, 65535, &p) < 0 || p == 0)
-        return 0;
-    if (port != v && port - 1 == v)
-        return 0;   /* ":8080" - say the address */
-    return 1;
+    /* ":8080" (all addresses) is accepted as the HTTP layer does; port 0 = any free port. */
+    return parse_uint(port, 65535, &p) == 0;
 }
 
 /* ---- the parse --------------------------------------------------------------------------- */
@@ -211,7 +208,7 @@ static int server_key(struct parse_state *ps, const char *key, const char *v)
     int r;
     if (strcmp(key, "listen") == 0) {
         if (!valid_listen(v) || strlen(v) >= sizeof(c->listen))
-            return fail(ps, "listen: '%s' is not ADDRESS:PORT or PORT (e.g. 0.0.0.0:8080)", v);
+            return fail(ps, "listen: '%s' is not ADDRESS:PORT, :PORT or PORT (e.g. 0.0.0.0:8080)", v);
         copy_str(c->listen, sizeof(c->listen), v);
     } else if (strcmp(key, "recordings") == 0 || strcmp(key, "state_dir") == 0 ||
                strcmp(key, "proc_asound") == 0) {

@@ -188,7 +188,7 @@ static void test_errors_name_line_and_problem(void **state)
     expect_error("[server]\nmin_free_mb = 5X\n", 2, "min_free_mb: '5X'");
     expect_error("[server]\nflush_ms = 10\n", 2, "flush_ms: '10'");
     expect_error("[server]\nlisten = localhost\n", 2, "listen: 'localhost'");
-    expect_error("[server]\nlisten = :8080\n", 2, "listen: ':8080'");
+    expect_error("[server]\nlisten = [::1]:http\n", 2, "listen: '[::1]:http'");
     expect_error("[server]\nname_pattern = a/b\n", 2, "name_pattern");
     expect_error("[server]\nrecordings =\n", 2, "recordings: the path is empty");
     expect_error("[device ../x]\npcm = hw:0\n", 2, "not a usable device id");
