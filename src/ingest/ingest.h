@@ -21,7 +21,7 @@ struct ingest_config {
     int v6;                    /* host is an IPv6 address */
     const char *dir;           /* where streams are stored; created if missing */
     size_t max_message;        /* reassembly cap per connection; 0: 16 MiB */
-    int max_open_files;        /* 0: 1024 */
+    int max_open_files;        /* 0: half the open-file limit */
     unsigned sync_ms;          /* periodic fdatasync; 0: off */
     unsigned ping_secs;        /* ping an idle connection after this; 0: 30 */
     int64_t fault_enospc_after;/* test hook (see store.h); < 0: off */

@@ -27,6 +27,7 @@
 #define ACK_BYTES (256 * 1024)
 #define ACK_US (100 * 1000)
 #define TICK_US (50 * 1000)
+#define SLOW_WRITE_US (200 * 1000)
 #define MAX_TEXT 4096        /* control messages are tiny */
 #define MAX_QUEUED 256       /* unanswered control replies per connection */
 /* lws 4.1 hides its close opcode (value 4 of enum lws_write_protocol, part of its ABI)
@@ -65,6 +66,7 @@ struct server {
     struct conn *conns;
     int nconns;
     int stopping;
+    int64_t last_slow_log_us, last_tick_us, last_stall_log_us;
     lws_sorted_usec_list_t tick;
 };
 
@@ -269,7 +271,15 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
     struct ingest_stream *s;
     if (claim_or_fail(srv, c, name, nlen, &s) < 0 || c->closing)
         return 0;
+    int64_t t0 = now_us();
     int rc = ingest_store_append(srv->store, s, data, dlen);
+    int64_t took = now_us() - t0;
+    if (took > SLOW_WRITE_US && t0 - srv->last_slow_log_us > 10000000) {
+        /* Every connection waits while the service thread is stuck in write(2). */
+        srv->last_slow_log_us = t0;
+        log_warn("ingest", "stream '%s': writing %zu bytes took %lld ms (slow or busy disk; "
+                 "every connection waited)", s->name, dlen, (long long)(took / 1000));
+    }
     if (rc < 0)
         return conn_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                          "stream '%s': writing %zu bytes failed: %s; the file keeps its %llu "
@@ -511,6 +521,13 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 {
     struct server *srv = lws_container_of(sul, struct server, tick);
     int64_t now = now_us();
+    if (srv->last_tick_us && now - srv->last_tick_us > 10 * TICK_US &&
+        now - srv->last_stall_log_us > 10000000) {
+        srv->last_stall_log_us = now;
+        log_warn("ingest", "the service loop was stalled for %lld ms (CPU starved or a slow "
+                 "disk); clients buffered meanwhile", (long long)((now - srv->last_tick_us) / 1000));
+    }
+    srv->last_tick_us = now;
     ingest_store_foreach(srv->store, tick_one, &now);
     ingest_store_tick(srv->store, now);
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
@@ -591,7 +608,7 @@ int ingest_run(const struct ingest_config *cfg)
     unsigned fdlimit = raise_fd_limit();
     struct ingest_store_config sc = {
         .dir = cfg->dir,
-        .max_open = cfg->max_open_files > 0 ? cfg->max_open_files : 1024,
+        .max_open = cfg->max_open_files > 0 ? cfg->max_open_files : (int)(fdlimit / 2),
         .sync_ms = cfg->sync_ms,
         .fault_enospc_after = cfg->fault_enospc_after,
     };

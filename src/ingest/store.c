@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define SYNC_BACKLOG_MAX 256
+
 /* fds waiting for fdatasync+close by the sync thread. */
 struct fdvec {
     int *fd;
@@ -192,13 +194,18 @@ static void lru_push_front(struct ingest_store *st, struct ingest_stream *s)
         st->lru_tail = s;
 }
 
-/* Closes s's fd; a dirty one goes to the sync thread so its data is synced first. */
+/* Closes s's fd; a dirty one goes to the sync thread so its data is synced first, unless
+ * that thread is already far behind (LRU thrashing on a slow disk would pile up fds without
+ * bound): then the kernel's own writeback has to do. */
 static void stream_close_fd(struct ingest_store *st, struct ingest_stream *s)
 {
     if (s->fd < 0)
         return;
     lru_unlink(st, s);
-    if (s->dirty)
+    pthread_mutex_lock(&st->mu);
+    size_t backlog = st->pending.n;
+    pthread_mutex_unlock(&st->mu);
+    if (s->dirty && backlog < SYNC_BACKLOG_MAX)
         sync_give(st, s->fd);
     else
         close(s->fd);
