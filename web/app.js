@@ -481,7 +481,8 @@
     c.recBtn.disabled = !mine || !connected;
     c.recBtn.setAttribute('aria-pressed', String(!!d.recording));
     c.recLabel.textContent = d.recording ? 'Stop' : 'Record';
-    c.recBtn.setAttribute('aria-label', d.recording ? 'Stop recording ' + (d.name || id) : 'Record ' + (d.name || id));
+    // a toggle keeps its name; aria-pressed says whether it records
+    c.recBtn.setAttribute('aria-label', 'Record ' + (d.name || id));
     c.file.textContent = d.recording && d.file ? d.file : '';
     if (!connected) c.hint.textContent = 'Plug the device in to record.';
     else if (d.recording && !mine) c.hint.textContent = 'Recording. Take control to stop it.';
@@ -531,6 +532,17 @@
   }
 
   function tick() {
+    // meters whose level events stopped (device stalled, connection lost) fall to nothing
+    var now = performance.now();
+    S.cards.forEach(function (c) {
+      var m = c.meter;
+      if (m.last && now - m.last > 1500) {
+        for (var i = 0; i < m.channels; i++) { m.tPeak[i] = -120; m.tRms[i] = -120; m.hold[i] = null; }
+        m.last = 0;
+        m.dirty = true;
+        requestDraw();
+      }
+    });
     S.devices.forEach(function (d, id) {
       // a lease seen to run out (the expire event may be late or missed)
       var c = S.cards.get(id);
@@ -927,7 +939,7 @@
     var freed = function (why) {
       return function (d) {
         var dev = S.devices.get(d.id); if (!dev) return;
-        var had = holds(d.id);
+        var had = !!lease(d.id);
         dev.taken = false; dev.holder = ''; dev.expires = 0;
         if (why === 'expire' && had) {
           dropLease(d.id);

@@ -280,6 +280,13 @@ try {
     await until('banner shown', () => phone.locator('#banner').isVisible());
     assert(/Offline/.test(await text(phone.locator('#banner'))), 'banner says offline');
     assert((await text(phone.locator('#conn'))) === 'Offline', 'state pill says offline');
+    // no level events any more: the bars fall to nothing instead of freezing
+    await until('meter dark', async () => (await card(phone).locator('canvas.meter').evaluate((c) => {
+      const d = c.getContext('2d').getImageData(0, Math.round(c.height * 0.45), c.width, 1).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 150 && d[i + 2] < 120) n++;
+      return n;
+    })) === 0, 8000);
     await phone.screenshot({ path: path.join(artifacts, 'page-phone-offline.png') });
     const opens = await phone.evaluate(() => window.pirec.stats.connects);
     await phone.context().setOffline(false);
