@@ -295,11 +295,11 @@ static void stats_locked(struct rec *r, record_stats_t *s)
     }
 }
 
-int record_get_stats(rec_hdl_t hdl, record_stats_t *stats)
+static int get_stats(rec_hdl_t hdl, record_stats_t *stats, const char *fn)
 {
     if (!stats)
         return -EINVAL;
-    struct rec *r = rec_get(hdl, __func__);
+    struct rec *r = rec_get(hdl, fn);
     if (!r)
         return -EINVAL;
     pthread_mutex_lock(&r->lock);
@@ -309,12 +309,17 @@ int record_get_stats(rec_hdl_t hdl, record_stats_t *stats)
     return 0;
 }
 
+int record_get_stats(rec_hdl_t hdl, record_stats_t *stats)
+{
+    return get_stats(hdl, stats, __func__);
+}
+
 static int clamp_int(uint64_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
 
 int record_get_count(rec_hdl_t hdl, int *read_bytes, int *sent_bytes)
 {
     record_stats_t s;
-    int rc = record_get_stats(hdl, &s);
+    int rc = get_stats(hdl, &s, __func__);
     if (rc)
         return rc;
     if (read_bytes)
