@@ -69,7 +69,7 @@ static void test_append_and_lru(void **state)
     (void)state;
     struct ingest_store *st = open_store(2, -1);
     struct ingest_stream *s[5];
-    char name[8];
+    char name[16];
     for (int i = 0; i < 5; i++) {
         snprintf(name, sizeof name, "s%d", i);
         assert_int_equal(ingest_store_get(st, name, strlen(name), &s[i]), 0);
