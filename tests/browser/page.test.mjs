@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -87,7 +88,8 @@ const context = await chromium.launchPersistentContext(profile, {
   locale: 'en-GB',
   acceptDownloads: true,
 });
-context.setDefaultTimeout(5000);       // a single action never waits longer than this
+context.setDefaultTimeout(5000);
+let restarted = null;                 // a server this script started again (killed at the end)       // a single action never waits longer than this
 let exitCode = 1;
 try {
   const ipad = context.pages()[0] || await context.newPage();
@@ -318,6 +320,43 @@ try {
     });
   }
 
+  if (serverPid && args['restart-bin']) {
+    await step('the recorder starts again on the same port: the page comes back by itself', async () => {
+      const tmp = args['restart-tmp'];
+      const port = new URL(base).port;
+      const argv = ['serve', '--demo', '--listen', `127.0.0.1:${port}`, '--recordings', path.join(tmp, 'rec'),
+        '--state-dir', path.join(tmp, 'state')];
+      if (fs.existsSync(path.join(tmp, 'pirec.ini'))) argv.push('--config', path.join(tmp, 'pirec.ini'));
+      // the old server must be gone first (it finalizes and exits on SIGTERM)
+      const gone = (pid) => {     // exited (a zombie not yet reaped by its parent counts)
+        try { process.kill(pid, 0); } catch { return true; }
+        try { return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1')); } catch { return true; }
+      };
+      await until('old server exited', () => gone(serverPid), 15000);
+      let out = '';
+      for (let attempt = 0; ; attempt++) {
+        out = '';
+        restarted = spawn(args['restart-bin'], argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+        fs.writeFileSync(path.join(tmp, 'server2.pid'), String(restarted.pid));
+        let exited = false;
+        restarted.on('exit', () => { exited = true; });
+        restarted.stdout.on('data', (b) => { out += b; });
+        restarted.stderr.on('data', (b) => { out += b; });
+        await until('listening again', () => exited || /listening on http/.test(out), 20000);
+        if (!exited) break;
+        if (attempt >= 4) throw new Error('the server did not start again: ' + out);
+      }
+      await until('banner gone', () => ipad.locator('#banner').isHidden(), 30000);
+      assert((await text(ipad.locator('#conn'))) === 'Live', 'live again');
+      await until('card connected', async () => (await attr(ipad, 'data-connected')) === 'true');
+      const n = Number(await attr(ipad, 'data-levels'));
+      await until('levels flow again', async () => Number(await attr(ipad, 'data-levels')) > n + 5);
+      // a restarted server holds no lease: the device is free for anyone
+      await until('free after restart', async () => /^Free/.test(await text(card(ipad).locator('.lease-text'))));
+      assert(await card(ipad).locator('.btn-lease').isEnabled(), 'take control offered again');
+    });
+  }
+
   await step('no uncaught errors nor CSP violations in the pages', async () => {
     assert(problems.length === 0, problems.join('\n'));
   });
@@ -330,6 +369,13 @@ try {
   if (problems.length) log('page problems:\n  ' + problems.join('\n  '));
 } finally {
   await context.close().catch(() => {});
+  if (restarted && restarted.exitCode === null) {
+    const done = new Promise((r) => restarted.once('exit', (code, sig) => r({ code, sig })));
+    restarted.kill('SIGTERM');
+    const end = await Promise.race([done, new Promise((r) => setTimeout(() => r(null), 10000))]);
+    if (!end) { restarted.kill('SIGKILL'); log('not ok - the restarted server did not exit within 10 s of SIGTERM'); failed++; exitCode = 1; }
+    else if (end.code !== 0) { log(`not ok - the restarted server exited with ${end.code ?? end.sig} after SIGTERM`); failed++; exitCode = 1; }
+  }
   fs.rmSync(profile, { recursive: true, force: true });
 }
 log(`browser: ${passed} passed, ${failed} failed`);

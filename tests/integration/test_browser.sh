@@ -32,12 +32,18 @@ if "$bin" serve --help 2>&1 | grep -q -- '--config'; then
 fi
 "$bin" serve --demo --listen 127.0.0.1:0 --recordings "$tmp/rec" --state-dir "$tmp/state" "${extra[@]}" >"$log" 2>&1 &
 pid=$!
-cleanup() {
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
+stop_pid() {
+  local p=$1
+  if [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; then
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
   fi
+}
+cleanup() {
+  stop_pid "$pid"
+  # the server the node test started again on the same port (it stops it itself, unless killed)
+  [[ -f "$tmp/server2.pid" ]] && stop_pid "$(cat "$tmp/server2.pid")"
 }
 trap cleanup EXIT
 
@@ -57,12 +63,14 @@ if [[ -z "$url" ]]; then
 fi
 echo "server: $url (pid $pid)"
 
-# The node test stops the server with SIGTERM as its last step (--server-pid) and checks
-# that the page tells the user.
-node "$browser_dir/page.test.mjs" --base-url "$url" --server-pid "$pid" --artifacts "$src/tests/artifacts"
+# Near the end the node test stops the server with SIGTERM (--server-pid), checks that the
+# page tells the user, starts it again on the same port (--restart-bin, same folders) and
+# checks that the page comes back by itself; it stops that second server itself.
+node "$browser_dir/page.test.mjs" --base-url "$url" --server-pid "$pid" --artifacts "$src/tests/artifacts" \
+  --restart-bin "$bin" --restart-tmp "$tmp"
 rc=$?
 
-# The server must have shut down cleanly after that SIGTERM.
+# The first server must have shut down cleanly after that SIGTERM.
 if ((rc == 0)); then
   for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   if kill -0 "$pid" 2>/dev/null; then
