@@ -54,6 +54,7 @@ struct rec_ep {
     struct ws_options wsopt;
     /* per-kind state */
     int fd;
+    int poll_read;              /* file source that may block (FIFO, tty): poll first */
     uint8_t *mem;
     uint64_t mem_size, mem_pos;
     dev_ringbuf_t *ring;

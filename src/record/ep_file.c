@@ -4,11 +4,15 @@
  * A file sink is created or truncated, like `cp`: after a run the file holds exactly the
  * bytes of that run. It is fsync()ed at close, and a failed sync or close fails the
  * handle, so a file that may not be on disk is never reported as finished.
+ *
+ * A source that is not a regular file (a FIFO, /dev/stdin) can block in read() for ever;
+ * it is polled in short slices instead, so that record_stop() can end the run.
  */
 #include "record/endpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,18 +31,27 @@ static int file_open(struct rec_ep *ep)
         return -e;
     }
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(fd, &st) < 0)
+        st.st_mode = 0; /* unknown kind: treated as one that may block */
+    if (S_ISDIR(st.st_mode)) {
         log_err("record", "\"%s\" is a directory, not a file", path);
         close(fd);
         return -EISDIR;
     }
     ep->fd = fd;
     ep->finite = ep->is_source;
+    ep->poll_read = ep->is_source && !S_ISREG(st.st_mode);
     return 0;
 }
 
 static ssize_t file_read(struct rec_ep *ep, void *buf, size_t len)
 {
+    if (ep->poll_read) {
+        struct pollfd pfd = {.fd = ep->fd, .events = POLLIN};
+        int n = poll(&pfd, 1, 100);
+        if (n == 0 || (n < 0 && errno == EINTR))
+            return 0; /* nothing now; the worker checks for a stop and comes back */
+    }
     for (;;) {
         ssize_t n = read(ep->fd, buf, len);
         if (n > 0)
