@@ -25,6 +25,14 @@ int ingest_name_check(const char *name, size_t len, const char **why)
         *why = "name starts with '.'";
         return -EINVAL;
     }
+    /* <name>.losses is where the losses of stream <name> are logged: a stream of that
+     * name would write into another stream's loss record. */
+    static const char losses_suffix[] = ".losses";
+    size_t sl = sizeof losses_suffix - 1;
+    if (len >= sl && memcmp(name + len - sl, losses_suffix, sl) == 0) {
+        *why = "name ends in '.losses' (reserved for loss records)";
+        return -EINVAL;
+    }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c == '/') {

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Checks a stream name: 1-255 bytes, no '/', no NUL or control character (< 0x20, 0x7f),
- * not starting with '.'. Returns 0, or -EINVAL with *why set to a short reason. */
+ * not starting with '.', not ending in ".losses" (the loss records). Returns 0, or -EINVAL with *why set to a short reason. */
 int ingest_name_check(const char *name, size_t len, const char **why);
 
 /* Writes NAME printable for a log line: C-style escapes for anything unusual, cut to fit

@@ -32,6 +32,7 @@ static void test_names(void **state)
         {"a\tb", 3, "control"},
         {"a\x7f", 2, "control"},
         {"\x1b[31m", 5, "control"},
+        {"mic.losses", 10, ".losses"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
