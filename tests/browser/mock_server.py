@@ -17,7 +17,10 @@ import math
 import os
 import re
 import secrets
+import shutil
 import signal
+import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -226,10 +229,8 @@ class Handler(BaseHTTPRequestHandler):
         t = st.take
         st.take = None
         secs = round(time.monotonic() - t['t0'], 3)
-        size = int(secs * 48000 * 4 * 0.55)
         part = os.path.join(st.rec_dir, t['file'] + '.part')
-        with open(part, 'wb') as f:
-            f.write(b'fLaC' + bytes(min(size, 1 << 20)))
+        write_flac(part, secs)
         os.rename(part, os.path.join(st.rec_dir, t['file']))
         meta = {'name': t['file'], 'device': 'tone', 'started': t['started'], 'seconds': secs,
                 'bytes': os.path.getsize(os.path.join(st.rec_dir, t['file'])), 'format': 'flac',
@@ -359,6 +360,23 @@ class Handler(BaseHTTPRequestHandler):
                     return
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
+
+
+def write_flac(path, secs):
+    """A real FLAC of a 440 Hz tone (48 kHz, 16-bit, stereo) through the flac CLI, so that a
+    browser can play it; without the CLI, a stub that only starts like FLAC."""
+    frames = int(secs * 48000)
+    one = b''.join(struct.pack('<hh', v, v) for v in
+                   (int(8000 * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(48000)))
+    pcm = (one * (frames // 48000 + 1))[:frames * 4]
+    if shutil.which('flac'):
+        r = subprocess.run(['flac', '-s', '-f', '--force-raw-format', '--endian=little', '--sign=signed',
+                            '--channels=2', '--bps=16', '--sample-rate=48000', '-o', path, '-'],
+                           input=pcm, capture_output=True)
+        if r.returncode == 0:
+            return
+    with open(path, 'wb') as f:
+        f.write(b'fLaC' + bytes(min(len(pcm), 1 << 20)))
 
 
 def level_loop(state, stop):

@@ -239,6 +239,19 @@ try {
     assert((await phone.locator(`.take[data-name="${file}"] .del`).count()) === 0, 'no delete without a lease');
   });
 
+  await step('play: the take loads in the browser\'s own audio player and lasts as long as recorded', async () => {
+    const item = ipad.locator(`.take[data-name="${file}"]`);
+    await item.locator('button.play').click();
+    const audio = item.locator('audio');
+    await audio.waitFor({ state: 'attached', timeout: T });
+    assert((await audio.getAttribute('preload')) === 'none', 'preload="none"');
+    const st = await until('metadata loaded', () => audio.evaluate((a) =>
+      (a.error ? { error: a.error.code } : a.readyState >= 1 ? { d: a.duration } : null)), 15000);
+    assert(!st.error, `the browser could not play the take (MediaError ${st.error})`);
+    assert(st.d >= 2 && st.d < 30, `duration in the player ${st.d} s`);
+    await audio.evaluate((a) => a.pause());
+  });
+
   await step('screenshots of the iPad and phone pages', async () => {
     await ipad.screenshot({ path: path.join(artifacts, 'page-ipad.png'), fullPage: true });
     await phone.screenshot({ path: path.join(artifacts, 'page-phone.png'), fullPage: true });
