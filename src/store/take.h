@@ -28,11 +28,13 @@ struct take_config {
     const char *name_pattern;     /* strftime pattern plus %D for the device id;
                                      default "%D_%Y-%m-%dT%H-%M-%S%z" -> scarlett_2026-11-21T19-30-00+0100.flac */
     const char *out_path;         /* exact output file instead of dir+pattern (pirec record --out) */
-    unsigned bits;                /* stored bit depth; 0 = the container's depth (S16_LE 16,
-                                     S24_* 24, S32_LE 32). S32_LE may be stored at 24 (or 16)
-                                     when the device is known to fill only the top bits;
-                                     if a block ever has non-zero low bits the take goes on
-                                     at 32 bits in a new (gapless) file: nothing is cut */
+    unsigned bits;                /* stored bit depth; 0 = auto: the container's depth
+                                     (S16_LE 16, S24_* 24), and for S32_LE its real depth:
+                                     24 while the low 8 bits are zero, 32 as soon as a block
+                                     uses them (from the first block: one file at 32; later:
+                                     a new gapless file at 32 with a warning). 24 (or 16)
+                                     on S32_LE asks for that depth with the same safety;
+                                     32 forces 32. Nothing is ever cut */
     unsigned compression;         /* libFLAC level 1..8; 0 = default 5 (above 96 kHz with
                                      4608-sample blocks: see docs/takes.md) */
     unsigned flush_ms;            /* STREAMINFO refresh + fdatasync interval (default 2000) */

@@ -1,7 +1,8 @@
 """pirec record through ALSA's file plugin (the real libasound capture path) from known
 PCM: the FLAC decodes sample for sample to the input, at S16_LE, S24_3LE and S32_LE
-(stored at 32 bits, at 24 bits when the low byte is unused, and back at 32 when a
---bits 24 request meets content that needs 32)."""
+(full 32-bit content stored at 32 bits; with no --bits, 24-bit content in S32 is found
+and stored at 24; --bits 32 forces 32; a --bits 24 request that meets content needing 32
+goes back to 32)."""
 import os, random, subprocess, sys
 
 BIN = os.environ["PIREC_BIN"]
@@ -75,6 +76,12 @@ top24[0::3] = s32_24[1::4]
 top24[1::3] = s32_24[2::4]
 top24[2::3] = s32_24[3::4]
 case("s32_at24", "S32_LE", 4, bytes(s32_24), 24, 24, bytes(top24))
+
+# auto (no --bits): the same content is found to be 24-bit and stored at 24
+case("s32_auto24", "S32_LE", 4, bytes(s32_24), 0, 24, bytes(top24))
+
+# --bits 32 forces 32 even on 24-bit content
+case("s32_forced32", "S32_LE", 4, bytes(s32_24), 32, 32, bytes(s32_24))
 
 # --bits 24 asked for, but the low bits are used: nothing may be cut, 32 bits it is
 case("s32_full_asked24", "S32_LE", 4, s32, 24, 32, s32)
