@@ -80,10 +80,12 @@ export PKG_CONFIG_PATH="$P/lib/pkgconfig"
 pkg-config --exists pirec-record || fail "pkg-config does not find pirec-record"
 [[ "$(pkg-config --modversion pirec-record)" == 0.1.0 ]] || fail "version $(pkg-config --modversion pirec-record)"
 
-# static: the archive, plus what pkg-config --static says it needs
+# static: the archive (by path: with both .a and .so installed, -l picks the .so), plus
+# what pkg-config --static says the archive needs
+libs=$(pkg-config --static --libs pirec-record) || fail "pkg-config --static --libs failed"
+libs=${libs//-lpirec-record/}
 cc -std=c11 -Wall -Wextra -Werror "${cflags[@]}" -o "$TEST_TMP/use_static" "$TEST_TMP/use.c" \
-   $(pkg-config --cflags pirec-record) -Wl,-Bstatic -lpirec-record -Wl,-Bdynamic \
-   $(pkg-config --static --libs pirec-record) 2>"$TEST_TMP/cc.err" ||
+   $(pkg-config --cflags pirec-record) "$P/lib/libpirec-record.a" $libs 2>"$TEST_TMP/cc.err" ||
   { cat "$TEST_TMP/cc.err"; fail "static link failed"; }
 ldd "$TEST_TMP/use_static" | grep -q libpirec-record && fail "the static program needs the shared library"
 "$TEST_TMP/use_static" "$TEST_TMP/out_static" || fail "static program exit $?"
