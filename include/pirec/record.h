@@ -11,9 +11,11 @@
  *   sources  ringbuffer://handle=<address of a dev_ringbuf_t>
  *            mem://address=<address>&size=<bytes>
  *            file://<path>            (also the original's sdbuffer://handle=<path>)
- *   sinks    ws://host[:port]/name    wss://host[:port]/name   (port defaults 80 / 443)
- *            file://<path>
- *            ringbuffer://handle=<address>
+ *   sinks    ws://host[:port]/name    wss://host[:port]/name   (port defaults 80 / 443;
+ *                                     host may be an IPv6 literal "[::1]"; no user:pass@)
+ *            file://<path>            created or truncated like cp, fsynced when the run
+ *                                     ends; a failed sync or close fails the handle
+ *            ringbuffer://handle=<address>   (a full ring is waited on, never dropped)
  *
  * Streams to the same ws://host:port share one connection. Each chunk is one binary
  * message "<name> NUL <data>" sent in at least two fragments (what the original's server
@@ -28,8 +30,9 @@
  * and record_wait() returns. A ringbuffer:// source runs until record_stop().
  *
  * Threads: every function may be called from any thread, except that a handle must not be
- * used after record_unregister() returned. Callbacks run on the handle's own worker thread
- * and must not call record_stop() or record_unregister() on their own handle.
+ * used after record_unregister() returned (a stale or made-up handle gets -EINVAL, never a
+ * crash). Callbacks run on the handle's own worker thread; record_stop() or
+ * record_unregister() of their own handle from there returns -EDEADLK.
  *
  * Ownership: the module owns the handle until record_unregister(); the caller owns rings
  * and memory named by address in a URL and must keep them alive until the handle stops.
@@ -62,7 +65,9 @@ void record_set_chunk_size(rec_hdl_t hdl, int chunk_size);
 /* Counts clamped to INT_MAX; record_get_stats() has the 64-bit values. */
 int  record_get_count(rec_hdl_t hdl, int *read_bytes, int *sent_bytes);
 /* Opens both ends and starts the worker. A second start while running returns 0 and does
- * nothing. A stopped or finished handle may be started again (it reopens both ends). */
+ * nothing. A stopped or finished handle may be started again (it reopens both ends and
+ * the counters start again at 0). A failed start closes what it opened and leaves the
+ * handle RECORD_FAILED. */
 int  record_start(rec_hdl_t hdl);
 /* Stops reading, drains what is buffered for at most RECORD_OPT_STOP_TIMEOUT_MS, closes
  * both ends. Returns 0 when everything read was delivered, -ETIMEDOUT when some was not
@@ -102,7 +107,8 @@ int record_get_stats(rec_hdl_t hdl, record_stats_t *stats);
 int record_wait(rec_hdl_t hdl, int timeout_ms);
 
 typedef void (*record_finish_func)(rec_hdl_t hdl, const record_stats_t *stats, void *arg);
-/* Called once, on the worker thread, when a finite source ended or the handle failed. */
+/* Called once, on the worker thread, when a finite source ended or the handle failed;
+ * not after record_stop(). */
 void record_set_finish_cb(rec_hdl_t hdl, record_finish_func cb, void *arg);
 
 typedef enum {
