@@ -13,7 +13,11 @@ build_pkgs=(build-essential pkg-config
 # Peers and tools the tests and benchmarks drive.
 test_pkgs=(flac sox socat python3 python3-websockets python3-jwt valgrind alsa-utils
   wrk procps util-linux e2fsprogs ffmpeg time)
-browser_pkgs=(chromium nodejs npm)
+browser_pkgs=(chromium)
+# Node.js may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package): ask Debian for it only when the commands are missing.
+command -v node >/dev/null 2>&1 || browser_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || browser_pkgs+=(npm)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}" "${browser_pkgs[@]}"); fi
