@@ -290,7 +290,8 @@ int flac_writer_open(struct flac_writer **out, const char *path,
 {
     *out = NULL;
     if (!cfg->rate || cfg->rate > 655350 || !cfg->channels || cfg->channels > 8 ||
-        (cfg->bits != 16 && cfg->bits != 24 && cfg->bits != 32) || cfg->compression > 8)
+        (cfg->bits != 16 && cfg->bits != 24 && cfg->bits != 32) || cfg->compression > 8 ||
+        cfg->max_lpc_order > 32)
         return -EINVAL;
     struct flac_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -332,6 +333,9 @@ int flac_writer_open(struct flac_writer **out, const char *path,
                     FLAC__stream_encoder_set_metadata(w->enc, w->md, 2);
     if (ok && bs)
         ok = FLAC__stream_encoder_set_blocksize(w->enc, bs);
+    /* after the level, which sets its own order */
+    if (ok && cfg->max_lpc_order)
+        ok = FLAC__stream_encoder_set_max_lpc_order(w->enc, cfg->max_lpc_order);
     if (!bs)
         bs = 4096;
     /* the subset allows at most 24 bits and 4608 samples per block up to 48 kHz */

@@ -24,6 +24,8 @@ struct flac_writer_config {
     unsigned bits;                /* 16, 24 or 32: samples given are right-aligned at it */
     unsigned compression;         /* libFLAC level 0..8 */
     unsigned blocksize;           /* 0 = libFLAC's choice for the level */
+    unsigned max_lpc_order;       /* 0 = the level's (8 at levels 4..8); up to 12 keeps
+                                     libFLAC on its fast 32-bit path */
     const char *const *comments;  /* "KEY=value", known at the start */
     size_t n_comments;
     unsigned padding;             /* bytes kept for later comments (0 = 8192) */

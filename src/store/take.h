@@ -35,8 +35,10 @@ struct take_config {
                                      a new gapless file at 32 with a warning). 24 (or 16)
                                      on S32_LE asks for that depth with the same safety;
                                      32 forces 32. Nothing is ever cut */
-    unsigned compression;         /* libFLAC level 1..8; 0 = default 5 (above 96 kHz with
-                                     4608-sample blocks: see docs/takes.md) */
+    unsigned compression;         /* libFLAC level 1..8; 0 = pirec's profile: level 5 up
+                                     to 48 kHz; above, level 4 (loose mid-side) with LPC
+                                     order 12 (see docs/takes.md). Above 48 kHz blocks are
+                                     8192 samples at every level */
     unsigned flush_ms;            /* STREAMINFO refresh + fdatasync interval (default 2000) */
     uint64_t max_frames;          /* stop after this many frames (0 = no limit) */
     uint64_t split_bytes;         /* start a new file past this size (0 = none) */
