@@ -406,8 +406,9 @@ int cmd_record(int argc, char **argv)
     fprintf(stderr, "source: %s\n", src->description);
 
     /* ---- capture, then the take ---- */
-    /* a held-back source needs no room for disk stalls, only for the pre-roll */
-    struct capture_config ccfg = {.ring_seconds = (unsigned)ceil(preroll) + (th ? 2 : 20)};
+    /* the ring covers the pre-roll and the encoder's scheduling; disk stalls are taken by
+     * the take's queue of encoded blocks (memory follows the stall) */
+    struct capture_config ccfg = {.ring_seconds = (unsigned)ceil(preroll) + (th ? 2 : 3)};
     struct capture *cap;
     if ((rc = capture_start(&cap, src, &ccfg)) < 0) {
         fprintf(stderr, "pirec record: cannot start the capture: %s\n", strerror(-rc));

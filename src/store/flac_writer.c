@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,6 +37,33 @@ struct flac_writer {
     size_t vendor_len;
     char **comments;
     size_t n_comments;
+
+    /* queue mode (queue_bytes != 0): the encoder side above counts what was encoded,
+     * the disk side below what is on disk */
+    int queued;
+    int thread_running;
+    pthread_t thr;
+    pthread_mutex_t ql;
+    pthread_cond_t qc;          /* items added, room made, quit */
+    struct qitem *head, *tail;
+    size_t qbytes, qmax, qpeak;
+    int quit;
+    _Atomic int derr;           /* first disk error, sticky */
+    unsigned stall_ms;          /* test hook: PIREC_TEST_DISK_STALL_MS */
+    uint64_t d_audio_end, d_samples, d_size;
+    unsigned d_min_fs, d_max_fs;
+};
+
+enum { Q_DATA, Q_FLUSH };
+
+struct qitem {
+    struct qitem *next;
+    int kind;
+    uint64_t off;          /* Q_DATA: file offset */
+    size_t len;
+    uint32_t samples;      /* Q_DATA: samples of the frame it is (0: metadata) */
+    size_t vc_len;         /* Q_FLUSH: 34 bytes STREAMINFO, then vc_len comment bytes */
+    uint8_t data[];
 };
 
 static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
@@ -74,6 +104,8 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t off)
     return 0;
 }
 
+static int enqueue_data(struct flac_writer *w, const uint8_t *buf, size_t n, uint32_t samples);
+
 static FLAC__StreamEncoderWriteStatus write_cb(const FLAC__StreamEncoder *enc,
                                                const FLAC__byte buffer[], size_t bytes,
                                                uint32_t samples, uint32_t frame, void *arg)
@@ -83,6 +115,25 @@ static FLAC__StreamEncoderWriteStatus write_cb(const FLAC__StreamEncoder *enc,
     struct flac_writer *w = arg;
     if (w->error)
         return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
+    if (w->queued) {
+        int rc = enqueue_data(w, buffer, bytes, samples);
+        if (rc < 0) {
+            w->error = rc;
+            return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
+        }
+        w->pos += bytes;
+        if (w->pos > w->size)
+            w->size = w->pos;
+        if (samples > 0) {
+            w->samples += samples;
+            w->audio_end = w->pos;
+            if (!w->min_fs || bytes < w->min_fs)
+                w->min_fs = (unsigned)bytes;
+            if (bytes > w->max_fs)
+                w->max_fs = (unsigned)bytes;
+        }
+        return FLAC__STREAM_ENCODER_WRITE_STATUS_OK;
+    }
     size_t n = bytes;
     int hook = 0;
     if (w->fail_after && w->pos + bytes > w->fail_after) {
@@ -112,6 +163,140 @@ static FLAC__StreamEncoderWriteStatus write_cb(const FLAC__StreamEncoder *enc,
             w->max_fs = (unsigned)bytes;
     }
     return FLAC__STREAM_ENCODER_WRITE_STATUS_OK;
+}
+
+/* ---- the queue and its disk thread ---------------------------------------------------- */
+
+/* Appends an item; waits while the queue is over its bound (the ring in front of the
+ * encoder absorbs that wait). Encoder thread. */
+static int enqueue(struct flac_writer *w, struct qitem *it)
+{
+    pthread_mutex_lock(&w->ql);
+    while (w->qbytes > 0 && w->qbytes + it->len > w->qmax && !atomic_load(&w->derr))
+        pthread_cond_wait(&w->qc, &w->ql);
+    int rc = atomic_load(&w->derr);
+    if (rc == 0) {
+        if (w->tail)
+            w->tail->next = it;
+        else
+            w->head = it;
+        w->tail = it;
+        w->qbytes += it->len;
+        if (w->qbytes > w->qpeak)
+            w->qpeak = w->qbytes;
+        pthread_cond_broadcast(&w->qc);
+    }
+    pthread_mutex_unlock(&w->ql);
+    if (rc)
+        free(it);
+    return rc;
+}
+
+static int enqueue_data(struct flac_writer *w, const uint8_t *buf, size_t n, uint32_t samples)
+{
+    struct qitem *it = malloc(sizeof *it + n);
+    if (!it)
+        return -ENOMEM;
+    *it = (struct qitem){.kind = Q_DATA, .off = w->pos, .len = n, .samples = samples};
+    memcpy(it->data, buf, n);
+    return enqueue(w, it);
+}
+
+static void disk_item(struct flac_writer *w, struct qitem *it)
+{
+    int rc = 0;
+    if (it->kind == Q_DATA) {
+        size_t n = it->len;
+        int hook = 0;
+        if (w->fail_after && it->off + n > w->fail_after) {
+            n = it->off < w->fail_after ? (size_t)(w->fail_after - it->off) : 0;
+            hook = 1;
+        }
+        rc = pwrite_all(w->fd, it->data, n, it->off);
+        if (rc == 0 && hook)
+            rc = -ENOSPC;
+        if (it->off + n > w->d_size)
+            w->d_size = it->off + n;
+        if (rc == 0 && it->samples) {
+            w->d_samples += it->samples;
+            w->d_audio_end = it->off + it->len;
+            if (!w->d_min_fs || it->len < w->d_min_fs)
+                w->d_min_fs = (unsigned)it->len;
+            if (it->len > w->d_max_fs)
+                w->d_max_fs = (unsigned)it->len;
+        }
+    } else {
+        if (w->stall_ms) {
+            /* once per file, so that a test's take also ends in reasonable time */
+            struct timespec ts = {w->stall_ms / 1000, (long)(w->stall_ms % 1000) * 1000000L};
+            w->stall_ms = 0;
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        }
+        rc = pwrite_all(w->fd, it->data, 34, 8);
+        if (rc == 0 && it->vc_len)
+            rc = pwrite_all(w->fd, it->data + 34, it->vc_len, w->vc_off);
+        if (rc == 0 && fdatasync(w->fd) < 0)
+            rc = -errno;
+    }
+    if (rc < 0) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&w->derr, &zero, rc);
+        log_err("take", "disk write failed: %s", strerror(-rc));
+    }
+}
+
+static void *disk_main(void *arg)
+{
+    struct flac_writer *w = arg;
+    pthread_mutex_lock(&w->ql);
+    for (;;) {
+        while (!w->head && !w->quit)
+            pthread_cond_wait(&w->qc, &w->ql);
+        struct qitem *it = w->head;
+        if (!it)
+            break;
+        w->head = it->next;
+        if (!w->head)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->ql);
+        /* after an error the rest is dropped: the file ends at its last whole frame */
+        if (!atomic_load(&w->derr))
+            disk_item(w, it);
+        pthread_mutex_lock(&w->ql);
+        w->qbytes -= it->len;
+        free(it);
+        pthread_cond_broadcast(&w->qc);
+    }
+    pthread_mutex_unlock(&w->ql);
+    return NULL;
+}
+
+static void stop_disk_thread(struct flac_writer *w)
+{
+    if (!w->thread_running)
+        return;
+    pthread_mutex_lock(&w->ql);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->qc);
+    pthread_mutex_unlock(&w->ql);
+    pthread_join(w->thr, NULL);
+    w->thread_running = 0;
+}
+
+size_t flac_writer_queued(struct flac_writer *w, size_t *peak)
+{
+    if (!w->queued) {
+        if (peak)
+            *peak = 0;
+        return 0;
+    }
+    pthread_mutex_lock(&w->ql);
+    size_t n = w->qbytes;
+    if (peak)
+        *peak = w->qpeak;
+    pthread_mutex_unlock(&w->ql);
+    return n;
 }
 
 static FLAC__StreamEncoderSeekStatus seek_cb(const FLAC__StreamEncoder *enc,
@@ -211,20 +396,17 @@ static void put_le32(uint8_t *p, uint32_t v)
 
 /* Rewrites VORBIS_COMMENT + PADDING in place. Extra comments that do not fit are left
  * out (the caller puts the important ones first) and a warning says so. */
-static int rewrite_comments(struct flac_writer *w, const char *const *extra, size_t n_extra)
+static int build_comments(struct flac_writer *w, const char *const *extra, size_t n_extra,
+                          uint8_t *buf)
 {
-    uint8_t *buf = calloc(1, w->vc_space);
-    if (!buf)
-        return -ENOMEM;
+    memset(buf, 0, w->vc_space);
     size_t used = 4 + 4 + w->vendor_len + 4;
     size_t count = 0;
     size_t need = used;
     for (size_t i = 0; i < w->n_comments; i++)
         need += 4 + strlen(w->comments[i]);
-    if (need + 4 > w->vc_space) {
-        free(buf);
+    if (need + 4 > w->vc_space)
         return -ENOSPC;
-    }
     size_t p = 4;
     put_le32(buf + p, (uint32_t)w->vendor_len);
     memcpy(buf + p + 4, w->vendor, w->vendor_len);
@@ -264,13 +446,33 @@ static int rewrite_comments(struct flac_writer *w, const char *const *extra, siz
     buf[p + 1] = (uint8_t)(plen >> 16);
     buf[p + 2] = (uint8_t)(plen >> 8);
     buf[p + 3] = (uint8_t)plen;
-    int rc = pwrite_all(w->fd, buf, w->vc_space, w->vc_off);
+    return 0;
+}
+
+static int rewrite_comments(struct flac_writer *w, const char *const *extra, size_t n_extra)
+{
+    uint8_t *buf = malloc(w->vc_space);
+    if (!buf)
+        return -ENOMEM;
+    int rc = build_comments(w, extra, n_extra, buf);
+    if (rc == 0)
+        rc = pwrite_all(w->fd, buf, w->vc_space, w->vc_off);
     free(buf);
     return rc;
 }
 
 static void writer_free(struct flac_writer *w)
 {
+    stop_disk_thread(w);
+    while (w->head) {
+        struct qitem *it = w->head;
+        w->head = it->next;
+        free(it);
+    }
+    if (w->queued) {
+        pthread_mutex_destroy(&w->ql);
+        pthread_cond_destroy(&w->qc);
+    }
     if (w->enc)
         FLAC__stream_encoder_delete(w->enc);
     for (int i = 0; i < 2; i++)
@@ -366,6 +568,25 @@ int flac_writer_open(struct flac_writer **out, const char *path,
         unlink(path);
         goto fail;
     }
+    if (cfg->queue_bytes) {
+        /* the header was written directly (locate_comments reads it back); from here on
+         * the disk thread writes, in order */
+        const char *e = getenv("PIREC_TEST_DISK_STALL_MS");
+        w->stall_ms = e ? (unsigned)strtoul(e, NULL, 10) : 0;
+        w->qmax = cfg->queue_bytes;
+        w->d_audio_end = w->audio_end;
+        w->d_size = w->size;
+        pthread_mutex_init(&w->ql, NULL);
+        pthread_cond_init(&w->qc, NULL);
+        w->queued = 1;
+        if ((rc = pthread_create(&w->thr, NULL, disk_main, w)) != 0) {
+            rc = -rc;
+            unlink(path);
+            goto fail;
+        }
+        w->thread_running = 1;
+        pthread_setname_np(w->thr, "take-disk");
+    }
     *out = w;
     return 0;
 fail:
@@ -375,6 +596,8 @@ fail:
 
 int flac_writer_process(struct flac_writer *w, const int32_t *samples, size_t frames)
 {
+    if (!w->error && w->queued)
+        w->error = atomic_load(&w->derr);
     if (w->error)
         return w->error;
     while (frames) {
@@ -402,8 +625,28 @@ static int write_streaminfo(struct flac_writer *w)
 
 int flac_writer_flush(struct flac_writer *w, const char *const *extra, size_t n_extra)
 {
+    if (!w->error && w->queued)
+        w->error = atomic_load(&w->derr);
     if (w->error)
         return w->error;
+    if (w->queued) {
+        /* a snapshot of what was encoded so far: the disk thread writes it after the
+         * frames it describes, so the file on disk is always consistent */
+        size_t vc = extra ? w->vc_space : 0;
+        struct qitem *it = malloc(sizeof *it + 34 + vc);
+        if (!it)
+            return -ENOMEM;
+        *it = (struct qitem){.kind = Q_FLUSH, .len = 34 + vc, .vc_len = vc};
+        unsigned bs = FLAC__stream_encoder_get_blocksize(w->enc);
+        flac_streaminfo_pack(it->data, bs, bs, w->min_fs, w->max_fs, w->rate, w->channels,
+                             w->bits, w->samples, NULL);
+        int rc = vc ? build_comments(w, extra, n_extra, it->data + 34) : 0;
+        if (rc < 0) {
+            free(it);
+            return rc;
+        }
+        return enqueue(w, it);
+    }
     int rc = write_streaminfo(w);
     if (rc == 0 && extra)
         rc = rewrite_comments(w, extra, n_extra);
@@ -416,6 +659,12 @@ int flac_writer_flush(struct flac_writer *w, const char *const *extra, size_t n_
 
 int flac_writer_finish(struct flac_writer *w, const char *const *extra, size_t n_extra)
 {
+    return flac_writer_finish_ex(w, extra, n_extra, NULL);
+}
+
+int flac_writer_finish_ex(struct flac_writer *w, const char *const *extra, size_t n_extra,
+                          uint64_t *whole)
+{
     /* get_state() before finish(): finish() resets it */
     FLAC__StreamEncoderState st = FLAC__stream_encoder_get_state(w->enc);
     if (st == FLAC__STREAM_ENCODER_OK && !w->error) {
@@ -424,6 +673,22 @@ int flac_writer_finish(struct flac_writer *w, const char *const *extra, size_t n
     } else {
         FLAC__stream_encoder_finish(w->enc);
     }
+    if (w->queued) {
+        /* everything queued goes to disk first; then the file is described by what is
+         * really there */
+        stop_disk_thread(w);
+        if (!w->error)
+            w->error = atomic_load(&w->derr);
+        if (w->error) {
+            w->audio_end = w->d_audio_end;
+            w->samples = w->d_samples;
+            w->min_fs = w->d_min_fs;
+            w->max_fs = w->d_max_fs;
+            w->size = w->d_size;
+        }
+    }
+    if (whole)
+        *whole = w->samples;
     int rc = 0;
     if (w->error) {
         /* libFLAC could not end the file: cut a torn frame and describe what is there */

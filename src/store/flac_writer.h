@@ -9,7 +9,14 @@
  * "unknown"), then fdatasync(). flac_writer_finish() lets libFLAC write the MD5, or after
  * a write error truncates a torn frame and patches STREAMINFO itself.
  *
- * Threads: one thread owns a writer from open to finish (the take's writer thread).
+ * With a queue (queue_bytes), open() writes the header itself, then every later write,
+ * STREAMINFO refresh, comment rewrite and fdatasync happens in order on the writer's disk
+ * thread ("take-disk"); flush() only queues a snapshot; write errors come back from the
+ * next process()/flush(); finish() waits for the queue to be on disk.
+ * Test hook: env PIREC_TEST_DISK_STALL_MS makes the disk thread sleep that long before
+ * the first fdatasync of each file (a stalled SD card).
+ *
+ * Threads: one thread owns a writer from open to finish (the take's encoder thread).
  * Ownership: flac_writer_finish() always closes the file and frees the writer.
  */
 #ifndef PIREC_STORE_FLAC_WRITER_H
@@ -29,6 +36,11 @@ struct flac_writer_config {
     const char *const *comments;  /* "KEY=value", known at the start */
     size_t n_comments;
     unsigned padding;             /* bytes kept for later comments (0 = 8192) */
+    size_t queue_bytes;           /* 0: write on the caller's thread. Else: the encoded
+                                     bytes go to an in-memory queue of at most this many
+                                     bytes, written by the writer's own disk thread, so a
+                                     disk stall does not stop the encoder; past the bound
+                                     process() waits */
 };
 
 struct flac_writer;
@@ -48,6 +60,12 @@ int flac_writer_flush(struct flac_writer *w, const char *const *extra, size_t n_
  * rewritten, fsync, close, free. Returns 0 or the first error of the file's life (the
  * file is valid FLAC either way, unless nothing at all could be written). */
 int flac_writer_finish(struct flac_writer *w, const char *const *extra, size_t n_extra);
+/* The same, and *whole gets the samples per channel in the whole frames the file ends with
+ * (fewer than given after a write error). */
+int flac_writer_finish_ex(struct flac_writer *w, const char *const *extra, size_t n_extra,
+                          uint64_t *whole);
+/* Bytes waiting in the queue (0 without a queue), and the most it ever held. */
+size_t flac_writer_queued(struct flac_writer *w, size_t *peak);
 
 /* Bytes in the file so far and samples per channel in whole frames written so far. */
 uint64_t flac_writer_bytes(const struct flac_writer *w);

@@ -1,12 +1,15 @@
 /*
  * take: the writer thread between a capture's ring and FLAC files; see take.h.
  *
- * The writer ("take-writer") reads the ring in blocks from the take's start position,
- * converts to right-aligned int32 at the stored depth, feeds libFLAC (flac_writer), and
- * every flush_ms refreshes STREAMINFO + comments and fdatasync()s. Files are written as
+ * The encoder ("take-writer") reads the ring in blocks from the take's start position,
+ * converts to right-aligned int32 at the stored depth and feeds libFLAC (flac_writer),
+ * whose output goes to a bounded in-memory queue; the file's disk thread ("take-disk")
+ * writes it, and every flush_ms a STREAMINFO + comments snapshot queued behind the frames
+ * it describes, then fdatasync()s. A disk stall thus grows the queue, not the ring. Files are written as
  * "<name>.flac.part" and renamed at the end, so a crash leaves only .part files, which
- * flac_repair finalizes. Everything that touches the disk happens on this thread; the
- * control thread only sets the stop position and joins.
+ * flac_repair finalizes. File creation, renames and the final fsync happen on the encoder
+ * thread (at start, splits and stop); the control thread only sets the stop position and
+ * joins.
  */
 #include "store/take.h"
 
@@ -28,6 +31,7 @@
 #define CHUNK_FRAMES 4096u
 #define MAX_LOSS_NOTES 128   /* per file; the totals are always complete */
 #define DEFAULT_MIN_FREE (256ull << 20)
+#define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 #define DISK_CHECK_NS 100000000LL
 
 struct loss_note {
@@ -175,6 +179,9 @@ static int open_file(struct take *t)
         .max_lpc_order = profile && hirate ? 12 : 0,
         .comments = comments,
         .n_comments = 4,
+        /* the encoder never waits for the disk: memory follows a stall (up to the bound),
+         * instead of a ring sized for the worst stall being reserved up front */
+        .queue_bytes = t->cfg.queue_bytes ? t->cfg.queue_bytes : DEFAULT_QUEUE_BYTES,
     };
     for (unsigned k = 0; k < 10000; k++) {
         if ((rc = take_name_suffix(cand, sizeof cand, base, k)) < 0)
@@ -269,8 +276,8 @@ static int close_file(struct take *t, int drop_empty)
     const char *ptrs[MAX_LOSS_NOTES + 1];
     size_t n = loss_comments(t, buf, ptrs);
     uint64_t bytes = flac_writer_bytes(t->w);
-    uint64_t whole = flac_writer_samples(t->w);
-    int rc = flac_writer_finish(t->w, ptrs, n);
+    uint64_t whole = 0;
+    int rc = flac_writer_finish_ex(t->w, ptrs, n, &whole);
     t->w = NULL;
     if (rc < 0 && whole < t->file_frames) {
         /* after a write error the file ends at its last whole frame: say so */

@@ -44,6 +44,9 @@ struct take_config {
     uint64_t split_bytes;         /* start a new file past this size (0 = none) */
     uint64_t split_frames;        /* ... or this length (0 = none) */
     uint64_t min_free_bytes;      /* refuse to start / stop cleanly below this (default 256 MiB) */
+    size_t queue_bytes;           /* encoded audio kept in RAM while the disk stalls; past
+                                     it the encoder waits and the ring absorbs (default
+                                     64 MiB: ~70 s at 192 kHz stereo 24-bit) */
     struct timespec start_time;   /* wall time of the take's first frame (for the name);
                                      0 = now minus the pre-roll */
     /* Called on the writer thread after each file is finalized (may be NULL). */
