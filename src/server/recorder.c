@@ -248,7 +248,9 @@ static int connect_device(struct recorder *r, struct rec_device *d, const char *
         log_warn("recorder", "%s: cannot open %s: %s", d->id, pcm, strerror(-rc));
         return rc;
     }
-    struct capture_config cc = {.ring_seconds = r->cfg->preroll_seconds + 10, .meter_rate = 25};
+    /* pre-roll + the encoder's scheduling: disk stalls go to the take's queue of encoded
+     * blocks (store/take.h queue_bytes), which grows only while the disk stalls */
+    struct capture_config cc = {.ring_seconds = r->cfg->preroll_seconds + 3, .meter_rate = 25};
     struct capture *cap = NULL;
     rc = capture_start(&cap, src, &cc);
     if (rc < 0) {
