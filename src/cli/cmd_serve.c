@@ -8,6 +8,7 @@
  */
 #include "cli/commands.h"
 
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "server/config.h"
 #include "server/events.h"
@@ -65,27 +66,6 @@ static int copy_opt(char *dst, size_t cap, const char *v, const char *name)
     }
     memcpy(dst, v, strlen(v) + 1);
     return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -errno;
-    struct stat st;
-    if (stat(buf, &st) < 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 /* The first IPv4 address of an interface that is up and not loopback. */
@@ -196,7 +176,7 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = mkdir_p(cfg.recordings, 0755);
+    int rc = fs_mkdir_p(cfg.recordings, 0755);
     if (rc < 0) {
         fprintf(stderr, "pirec serve: cannot create recordings directory %s: %s\n",
                 cfg.recordings, strerror(-rc));

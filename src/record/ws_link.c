@@ -22,6 +22,7 @@
 #include "record/ws_link.h"
 
 #include "common/log.h"
+#include "common/timeutil.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -141,19 +142,6 @@ static void lws_log_emit(int level, const char *line)
 }
 
 static void log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit); }
-
-/* ---- time ------------------------------------------------------------------------- */
-
-static void deadline_after(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 /* ---- ring ---------------------------------------------------------------------- */
 
@@ -968,7 +956,7 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     const unsigned char *p = data;
     struct timespec dl;
     if (wait_ms > 0)
-        deadline_after(&dl, wait_ms);
+        deadline_after_ms(&dl, wait_ms);
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     while (len) {
@@ -1006,7 +994,7 @@ int ws_stream_drain(struct ws_stream *s, int timeout_ms)
     struct ws_link *l = s->link;
     struct timespec dl;
     if (timeout_ms >= 0)
-        deadline_after(&dl, timeout_ms);
+        deadline_after_ms(&dl, timeout_ms);
     lws_cancel_service(l->ctx);
     int rc = 0;
     pthread_mutex_lock(&l->mu);

@@ -4,6 +4,7 @@
  */
 #include "server/jwt.h"
 
+#include "common/fsutil.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -212,24 +213,6 @@ int jwt_verify_hs256(const uint8_t *key, size_t key_len, const char *token, time
     return 0;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 static int read_key(int fd, const char *path, uint8_t key[32])
 {
     struct stat st;
@@ -276,7 +259,7 @@ int jwt_secret_load_or_create(const char *state_dir, uint8_t key[32])
 {
     if (!state_dir || !*state_dir || !key)
         return -EINVAL;
-    int ret = mkdir_p(state_dir, 0700);
+    int ret = fs_mkdir_p(state_dir, 0700);
     if (ret < 0) {
         log_err("jwt", "cannot create the state directory %s: %s", state_dir, strerror(-ret));
         return ret;

@@ -2,6 +2,7 @@
 #include "server/sse.h"
 
 #include "common/log.h"
+#include "common/timeutil.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -41,17 +42,6 @@ struct sse_server {
     int hb_started;
 };
 
-static void deadline_after(struct timespec *ts, unsigned ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Caller holds st->lock. */
 static void resume_locked(struct sse_stream *st)
 {
@@ -77,7 +67,7 @@ static void *heartbeat_main(void *arg)
     pthread_mutex_lock(&s->lock);
     while (!s->stop) {
         struct timespec ts;
-        deadline_after(&ts, s->heartbeat_ms);
+        deadline_after_ms(&ts, s->heartbeat_ms);
         int rc = 0;
         while (!s->stop && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->changed, &s->lock, &ts);
@@ -307,7 +297,7 @@ void sse_close_all(struct sse_server *s, unsigned timeout_ms)
     stop_heartbeat(s);
     atomic_store(&s->closing, 1);
     struct timespec ts;
-    deadline_after(&ts, timeout_ms);
+    deadline_after_ms(&ts, timeout_ms);
     pthread_mutex_lock(&s->lock);
     for (struct sse_stream *st = s->streams; st; st = st->next) {
         pthread_mutex_lock(&st->lock);
