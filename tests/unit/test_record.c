@@ -237,6 +237,17 @@ static void test_ring_to_file_and_callback_args(void **state)
     record_set_data_ready_cb(h, on_ready, &ready_ev);
     record_set_data_release_cb(h, on_release, &release_token);
     assert_int_equal(record_start(h), 0);
+    /* The ring is empty: the worker must ask data_ready before anything is fed. Waiting
+     * for that first call makes the callback check independent of thread scheduling. */
+    for (int waited_ms = 0;; waited_ms += 5) {
+        pthread_mutex_lock(&ready_ev.m);
+        int calls = ready_ev.ready_calls;
+        pthread_mutex_unlock(&ready_ev.m);
+        if (calls > 0)
+            break;
+        assert_true(waited_ms < 10000);
+        usleep(5000);
+    }
     struct feeder f = {&rb, src, n, 0, &ready_ev};
     pthread_t t;
     pthread_create(&t, NULL, ring_feeder, &f);
