@@ -199,6 +199,13 @@ static void read_caps(const char *dir, struct device_info *d)
                     d->rate_max = r;
             }
             d->rates[n] = 0;
+        } else if (strcmp(line, "pcm") == 0) {
+            /* what to open instead of hw:CARD=X: lets a test plug in a fake card that really
+             * opens (e.g. "file:/x.wav?realtime=1&loop=1", which pirec serve understands) */
+            v += strspn(v, " \t");
+            v[strcspn(v, "\r\n")] = 0;
+            if (*v && strlen(v) < sizeof d->pcm)
+                snprintf(d->pcm, sizeof d->pcm, "%s", v);
         } else if (strcmp(line, "channels") == 0) {
             unsigned a = 0, b = 0;
             int k = sscanf(v, "%u %u", &a, &b);

@@ -5,7 +5,8 @@
  * with a proc_root other than "/proc/asound" it reads a fake tree instead, for tests:
  * proc_root/cards, proc_root/cardN/id, a directory proc_root/cardN/pcmDc per capture
  * device, and optionally proc_root/cardN/pcmDc/pirec-caps with lines "formats: S16_LE ...",
- * "rates: 44100 48000", "channels: MIN MAX" since a fake device has no hardware to probe).
+ * "rates: 44100 48000", "channels: MIN MAX" since a fake device has no hardware to probe,
+ * and "pcm: NAME" to open NAME instead of hw:CARD=X, e.g. a file source for pirec serve).
  * The hotplug monitor watches libudev's sound subsystem and inotify on /dev/snd, with a
  * periodic rescan as fallback; a new card is reported only once its PCM really opens
  * (or, for a fake proc tree, once its pcm*c directory exists).

@@ -828,6 +828,9 @@ static void on_hotplug(enum hotplug_event ev, const struct device_info *info, vo
             d->kind = DEV_ALSA;
             d->card_index = -1;
             snprintf(d->pcm, sizeof(d->pcm), "%s", info->pcm);
+            /* a fake card of a test tree may name a file source (devices.h, pirec-caps) */
+            if (strncmp(d->pcm, "file:", 5) == 0)
+                d->kind = parse_file_pcm(d) == 0 ? DEV_FILE : DEV_ALSA;
             snprintf(d->name, sizeof(d->name), "%s", info->name[0] ? info->name : info->id);
         }
     } else if (info->name[0]) {
