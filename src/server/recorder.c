@@ -517,17 +517,30 @@ static int finish_take(struct recorder *r, struct rec_device *d, struct take *t,
     return rc;
 }
 
+/* The connected device `id` if `token` is its current lease token (r->lock held); else NULL
+ * with *rc (-ENOENT, -EACCES, -ETIME) and the answer set. */
+static struct rec_device *controlled_dev(struct recorder *r, const char *id, const char *token,
+                                         json_t **answer, int *rc)
+{
+    struct rec_device *d = connected_dev(r, id, answer);
+    if (!d) {
+        *rc = -ENOENT;
+        return NULL;
+    }
+    *rc = lease_check(r->leases, d->id, token, time(NULL));
+    if (*rc < 0) {
+        set_answer(answer, token_error(*rc, d->id));
+        return NULL;
+    }
+    return d;
+}
+
 int recorder_start(struct recorder *r, const char *id, const char *token, json_t **answer)
 {
     pthread_mutex_lock(&r->lock);
-    struct rec_device *d = connected_dev(r, id, answer);
+    int rc;
+    struct rec_device *d = controlled_dev(r, id, token, answer, &rc);
     if (!d) {
-        pthread_mutex_unlock(&r->lock);
-        return -ENOENT;
-    }
-    int rc = lease_check(r->leases, d->id, token, time(NULL));
-    if (rc < 0) {
-        set_answer(answer, token_error(rc, d->id));
         pthread_mutex_unlock(&r->lock);
         return rc;
     }
@@ -606,14 +619,9 @@ int recorder_start(struct recorder *r, const char *id, const char *token, json_t
 int recorder_stop(struct recorder *r, const char *id, const char *token, json_t **answer)
 {
     pthread_mutex_lock(&r->lock);
-    struct rec_device *d = connected_dev(r, id, answer);
+    int rc;
+    struct rec_device *d = controlled_dev(r, id, token, answer, &rc);
     if (!d) {
-        pthread_mutex_unlock(&r->lock);
-        return -ENOENT;
-    }
-    int rc = lease_check(r->leases, d->id, token, time(NULL));
-    if (rc < 0) {
-        set_answer(answer, token_error(rc, d->id));
         pthread_mutex_unlock(&r->lock);
         return rc;
     }
