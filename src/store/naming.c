@@ -1,5 +1,6 @@
 /* naming: take file names, mkdir -p, rename without overwrite; see naming.h. */
 #include "store/naming.h"
+#include "common/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,26 +81,7 @@ void take_iso_time(char *out, size_t n, const struct timespec *t)
 
 int take_mkdir_p(const char *dir)
 {
-    char buf[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0)
-        return 0;
-    if (len >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != 0)
-            continue;
-        char c = buf[i];
-        buf[i] = 0;
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(dir, &st) < 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    return dir[0] ? fs_mkdir_p(dir, 0755) : 0;
 }
 
 int take_name_suffix(char *out, size_t n, const char *path, unsigned k)
