@@ -107,7 +107,7 @@ int cmd_send(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             if (parse_num("--chunk-size", optarg, 1, 16 * 1024 * 1024, 1, &chunk))

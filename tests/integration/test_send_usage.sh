@@ -44,6 +44,12 @@ expect2 "--buffer" --buffer 10 "file://$T/in" "ws://h/x"
 expect2 "unknown option" --bogus "file://$T/in" "file://$T/o"
 [[ ! -e "$T/o" && ! -e "$T/out.bin" ]] || fail "a failed usage created a file"
 
+# options may also follow FROM and TO, as with the other commands
+"$B" send --quiet "file://$T/in" "file://$T/after" --chunk-size 1K >"$T/out" 2>&1 \
+  || fail "options after FROM TO: exit $?: $(cat "$T/out")"
+cmp -s "$T/in" "$T/after" || fail "options after FROM TO: the copy differs"
+expect2 "--chunk-size" "file://$T/in" "file://$T/o" --chunk-size 0
+
 "$B" send --help >"$T/out" 2>&1 || fail "--help exit $?"
 grep -q "usage: pirec send" "$T/out" || fail "--help text: $(cat "$T/out")"
 echo ok
