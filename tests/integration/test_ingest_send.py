@@ -32,8 +32,8 @@ def finish(p, what, timeout=120):
 def main():
     r = subprocess.run([BIN, "send", "--help"], capture_output=True)
     if r.returncode != 0:
-        print("pirec send is not built yet (send --help exit %d)" % r.returncode)
-        sys.exit(77)
+        print("FAIL: pirec send --help exit %d" % r.returncode)
+        sys.exit(1)
 
     d = os.path.join(TMP, "store")
     srv = Ingest(d)

@@ -8,12 +8,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve_common import Server, check, fail, skip  # noqa: E402
+from test_serve_common import Server, check, fail  # noqa: E402
 
 try:
     import jwt
 except ImportError:
-    skip("PyJWT (python3-jwt) is not installed")
+    fail("PyJWT (python3-jwt) is not installed: run scripts/install-deps.sh --test")
 
 
 def main():

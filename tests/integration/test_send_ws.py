@@ -117,8 +117,8 @@ class LegacyServer:
 
 def main():
     if subprocess.run([BIN, "ingest", "--help"], capture_output=True).returncode != 0:
-        print("pirec ingest not available yet")
-        sys.exit(77)
+        print("FAIL: pirec ingest --help fails")
+        sys.exit(1)
     size = (1 if SAN else 3) << 20
     data = os.urandom(size) + b"tail"
     src = os.path.join(TMP, "in.bin")

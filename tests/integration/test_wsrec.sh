@@ -8,8 +8,7 @@ fail() { echo "FAIL: $*"; [[ -f $TEST_TMP/ingest.err ]] && tail -n 20 "$TEST_TMP
 WSREC="$PIREC_BUILD/examples/wsrec"
 [[ -x "$WSREC" ]] || fail "$WSREC was not built"
 if ! "$PIREC_BIN" ingest --help >/dev/null 2>&1; then
-  echo "pirec ingest not available yet"
-  exit 77
+  fail "pirec ingest --help fails"
 fi
 
 store="$TEST_TMP/store"
