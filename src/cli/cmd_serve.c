@@ -14,7 +14,6 @@
 #include "server/events.h"
 #include "server/http.h"
 #include "server/recorder.h"
-#include "store/flac_repair.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -182,11 +181,7 @@ int cmd_serve(int argc, char **argv)
                 cfg.recordings, strerror(-rc));
         return 1;
     }
-    rc = flac_repair_dir(cfg.recordings);
-    if (rc > 0)
-        log_info("serve", "repaired %d unfinished take(s) in %s", rc, cfg.recordings);
-    else if (rc < 0)
-        log_warn("serve", "repairing takes in %s: %s", cfg.recordings, strerror(-rc));
+    /* recorder_create() finalizes the .part files a crash left, before any take starts */
 
     struct event_hub *hub = NULL;
     struct recorder *rec = NULL;
