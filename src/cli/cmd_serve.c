@@ -4,7 +4,6 @@
  * HTTP server, then waits on the main thread for SIGINT/SIGTERM (sigwaitinfo: every other
  * thread is created with those signals blocked). Shutdown: the API stops taking requests,
  * running takes are finalized (each gets `stop`), subscribers get `close`, exit 0.
- * Owner: F2.
  */
 #include "cli/commands.h"
 

@@ -2,6 +2,8 @@
 #include "server/http.h"
 
 #include "common/log.h"
+#include "server/api.h"
+#include "server/api_json.h"
 #include "server/routes.h"
 #include "server/sse.h"
 #include "server/static_files.h"
@@ -60,77 +62,31 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct M
     return ret;
 }
 
-/* Sends obj (stolen) as JSON. */
-static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, json_t *obj,
-                                  const char *allow)
+/* Sends an API answer (its body is consumed). */
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct api_reply *a)
 {
-    char *txt = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (!txt)
-        txt = strdup("{\"state\":false,\"token\":\"\",\"error\":\"out of memory\"}");
-    if (!txt)
+    if (!a->body)
         return MHD_NO;
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
+        MHD_create_response_from_buffer(strlen(a->body), a->body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
-        free(txt);
+        api_reply_free(a);
         return MHD_NO;
     }
+    a->body = NULL;
     MHD_add_response_header(resp, "Content-Type", "application/json");
     common_headers(resp, 1);
-    if (allow)
-        MHD_add_response_header(resp, "Allow", allow);
-    return queue(c, status, resp);
+    if (a->allow)
+        MHD_add_response_header(resp, "Allow", a->allow);
+    return queue(c, a->status, resp);
 }
 
 static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
                                    const char *allow)
 {
-    return reply_json(c, status,
-                      json_pack("{s:b,s:s,s:s}", "state", 0, "token", "", "error", msg), allow);
-}
-
-static unsigned status_of(int err)
-{
-    switch (err) {
-    case 0: return 200;
-    case -ENOENT: return 404;
-    case -EBUSY:
-    case -EALREADY: return 409;
-    case -EACCES:
-    case -ETIME: return 401;
-    case -EINVAL: return 400;
-    case -ENOSPC: return 507;
-    default: return 500;
-    }
-}
-
-static const char *message_of(int err)
-{
-    switch (err) {
-    case -ENOENT: return "not found";
-    case -EBUSY: return "busy";
-    case -EALREADY: return "already in that state";
-    case -EACCES: return "bad token";
-    case -ETIME: return "token expired";
-    case -EINVAL: return "bad request";
-    case -ENOSPC: return "disk nearly full";
-    default: return "internal error";
-    }
-}
-
-/* A recorder result: its answer object when it gave one, else a generic one. */
-static enum MHD_Result reply_result(struct MHD_Connection *c, int rc, json_t *answer)
-{
-    if (!answer) {
-        if (rc == 0)
-            answer = json_pack("{s:b}", "state", 1);
-        else
-            answer = json_pack("{s:b,s:s,s:s}", "state", 0, "token", "", "error", message_of(rc));
-    }
-    if (rc < 0 && status_of(rc) == 500)
-        log_warn("http", "recorder: %s", strerror(-rc));
-    return reply_json(c, status_of(rc), answer, NULL);
+    struct api_reply a;
+    api_error(&a, status, msg, allow);
+    return send_reply(c, &a);
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -213,60 +169,27 @@ static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *
     return 1;
 }
 
-/* The status object, plus each device keyed by id for the original's clients. */
-static json_t *status_for_clients(void *arg)
+/* The first status of an event stream. */
+static json_t *status_for_stream(void *arg)
 {
     struct http_server *s = arg;
-    json_t *st = recorder_status(s->rec);
-    json_t *devs = st ? json_object_get(st, "devices") : NULL;
-    size_t i;
-    json_t *d;
-    json_array_foreach(devs, i, d) {
-        const char *id = json_string_value(json_object_get(d, "id"));
-        if (!id || json_object_get(st, id))
-            continue;   /* already there (or an id that would shadow a field) */
-        json_t *o = json_object();
-        json_object_set(o, "connected", json_object_get(d, "connected"));
-        json_object_set(o, "taken", json_object_get(d, "taken"));
-        json_object_set(o, "name", json_object_get(d, "name"));
-        json_object_set_new(st, id, o);
-    }
-    return st;
+    return api_json_status_of(s->rec);
 }
 
 /* ---- handlers ----------------------------------------------------------------------- */
 
-static enum MHD_Result do_control(struct http_server *s, struct MHD_Connection *c,
-                                  const struct route *r)
+/* The API's answer to a route that is not streamed. */
+static enum MHD_Result do_api(struct http_server *s, struct MHD_Connection *c,
+                              const struct route *r)
 {
-    int bad = 0;
-    const char *token = NULL;
-    if (r->needs_token) {
-        token = find_token(c, r, &bad);
-        if (!token)
-            return reply_error(c, 401, bad ? "bad token" : "missing token", NULL);
-    }
-    json_t *answer = NULL;
-    int rc;
-    switch (r->action) {
-    case ROUTE_TAKE: {
-        const char *client = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client");
-        char label[64];
-        /* A client label is shown to others: keep it short and printable. */
-        snprintf(label, sizeof label, "%s", client && client[0] ? client : "web");
-        for (char *p = label; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '_';
-        rc = recorder_take(s->rec, r->id, label, &answer);
-        break;
-    }
-    case ROUTE_RENEW: rc = recorder_renew(s->rec, r->id, token, &answer); break;
-    case ROUTE_RELEASE: rc = recorder_release(s->rec, r->id, token, &answer); break;
-    case ROUTE_START: rc = recorder_start(s->rec, r->id, token, &answer); break;
-    case ROUTE_STOP: rc = recorder_stop(s->rec, r->id, token, &answer); break;
-    default: return reply_error(c, 500, "internal error", NULL);
-    }
-    return reply_result(c, rc, answer);
+    struct api_request rq = {.route = r};
+    if (r->needs_token)
+        rq.token = find_token(c, r, &rq.token_malformed);
+    if (r->action == ROUTE_TAKE)
+        rq.client = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client");
+    struct api_reply a;
+    api_handle(s->rec, &rq, &a);
+    return send_reply(c, &a);
 }
 
 static enum MHD_Result do_download(struct http_server *s, struct MHD_Connection *c,
@@ -275,8 +198,11 @@ static enum MHD_Result do_download(struct http_server *s, struct MHD_Connection 
     int fd = -1;
     struct stat st;
     int rc = recorder_open_recording(s->rec, r->name, &fd, &st);
-    if (rc < 0)
-        return reply_result(c, rc, NULL);
+    if (rc < 0) {
+        struct api_reply a;
+        api_errno(&a, rc);
+        return send_reply(c, &a);
+    }
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
     int ranged = parse_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range"), size,
                              &first, &last);
@@ -311,19 +237,6 @@ static enum MHD_Result do_download(struct http_server *s, struct MHD_Connection 
     return queue(c, ranged ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
 }
 
-static enum MHD_Result do_delete(struct http_server *s, struct MHD_Connection *c,
-                                 const struct route *r)
-{
-    int bad = 0;
-    const char *token = find_token(c, r, &bad);
-    if (!token)
-        return reply_error(c, 401, bad ? "bad token" : "missing token", NULL);
-    int rc = recorder_delete_recording(s->rec, r->name, token);
-    if (rc == 0)
-        log_info("http", "deleted recording %s", r->name);
-    return reply_result(c, rc, NULL);
-}
-
 static enum MHD_Result do_events(struct http_server *s, struct MHD_Connection *c)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
@@ -333,7 +246,7 @@ static enum MHD_Result do_events(struct http_server *s, struct MHD_Connection *c
     if (h && h[0] && parse_u64(h, h + strlen(h), &last) < 0)
         last = 0;   /* not one of ours: treat as a new client */
     struct MHD_Response *resp = NULL;
-    int rc = sse_stream_response(s->sse, c, last, status_for_clients, s, &resp);
+    int rc = sse_stream_response(s->sse, c, last, status_for_stream, s, &resp);
     if (rc < 0)
         return reply_error(c, rc == -ESHUTDOWN ? 503 : 500, "cannot subscribe", NULL);
     return queue(c, MHD_HTTP_OK, resp);
@@ -359,23 +272,19 @@ static enum MHD_Result do_static(struct MHD_Connection *c, const struct route *r
 static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
                                 const struct route *r)
 {
-    switch (r->action) {
-    case ROUTE_ERROR: return reply_error(c, (unsigned)r->status, r->error, r->allow);
-    case ROUTE_STATIC: return do_static(c, r);
-    default: break;
-    }
+    if (r->action == ROUTE_STATIC)
+        return do_static(c, r);
+    if (r->action == ROUTE_ERROR)
+        return do_api(s, c, r);
     enum MHD_Result ret;
     pthread_rwlock_rdlock(&s->api_lock);
     if (s->quiesced) {
         ret = reply_error(c, 503, "server shutting down", NULL);
     } else {
         switch (r->action) {
-        case ROUTE_STATUS: ret = reply_json(c, 200, recorder_status(s->rec), NULL); break;
         case ROUTE_EVENTS: ret = do_events(s, c); break;
-        case ROUTE_LIST: ret = reply_json(c, 200, recorder_list_recordings(s->rec), NULL); break;
         case ROUTE_DOWNLOAD: ret = do_download(s, c, r); break;
-        case ROUTE_DELETE: ret = do_delete(s, c, r); break;
-        default: ret = do_control(s, c, r); break;
+        default: ret = do_api(s, c, r); break;
         }
     }
     pthread_rwlock_unlock(&s->api_lock);

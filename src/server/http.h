@@ -4,11 +4,11 @@
  * Serves docs/api.md: the control routes (GET as the original Pi_Record, POST too; the
  * token in the path, as `Authorization: Bearer`, or `?token=`), status, SSE events,
  * recordings (list, download with Range, delete) and the embedded web page. Path rules
- * live in routes.c; every recorder errno becomes a status code here (recorder.h).
+ * live in routes.c; every answer (status code, JSON, message) comes from api.c.
  * Requests are capped (32 KiB of headers, 4 KiB of body), connections limited and timed
  * out, tokens never logged (paths are logged with the token masked).
  *
- * Owner: F2. Threads: http_start/http_quiesce/http_stop from the main thread; the
+ * Threads: http_start/http_quiesce/http_stop from the main thread; the
  * recorder and hub are borrowed and must outlive http_stop(). Shutdown order:
  * http_quiesce() (API answers 503 from now on, no call into the recorder is in flight
  * when it returns) -> recorder_destroy() -> event_hub_shutdown() -> http_stop().

@@ -1,25 +1,26 @@
 /*
- * recorder: the core of `pirec serve`, everything but HTTP.
+ * recorder: the core of `pirec serve`, everything but HTTP and JSON.
  *
- * It keeps the device registry (configured devices, hotplugged ALSA cards, the demo tone),
- * one continuous capture per connected device (so meters never stop and pre-roll is
- * always there), at most one take per device, the leases, and it publishes every event
- * (docs/api.md) to the hub. A ticker thread publishes `level` ~25/s per device, enforces
- * lease expiry on its own (`expire` + `release`), notices takes that ended by themselves
- * (limit, disk full, device gone: `stop`), and sends `status` every 90 s.
- * Unplugging during a take finalizes it and sends `stop`, `release`, `remove`.
+ * It keeps the device registry (configured devices, hotplugged ALSA cards, the demo tone;
+ * registry.c), one continuous capture per connected device (so meters never stop and
+ * pre-roll is always there), at most one take per device (takes.c), the leases
+ * (recorder.c), the status and its ticker (status.c) and the recordings directory
+ * (library.c). Every event of docs/api.md is published to the hub through api_events.h.
+ * A ticker thread publishes `level` ~25/s per device, enforces lease expiry on its own
+ * (`expire` + `release`), notices takes that ended by themselves (limit, disk full,
+ * device gone: `stop`), and sends `status` every 90 s.
  *
- * The functions below are the HTTP layer's whole view. Each returns 0 or a negative errno
- * and, when `answer` is not NULL, sets *answer to a new JSON object (the response body,
- * also on errors: {"state":false,"token":"","error":"..."}) that the caller json_decrefs.
- * Errno meanings (the HTTP layer maps them): -ENOENT unknown or unplugged device / no such
- * recording (404); -EBUSY held by another client, or a recording still being written
- * (409); -EALREADY already recording / not recording (409); -EACCES bad, forged,
- * other-device or superseded token, -ETIME expired token (401); -EINVAL bad name (400);
- * -ENOSPC disk nearly full (507); others 500.
+ * The functions below return C results: 0 or a negative errno, and fill the caller's
+ * struct. The API layer (api.c) turns them into status codes, JSON and prose.
+ * Errno meanings: -ENOENT no such device / no such recording; -ENODEV a known device that
+ * is not connected; -EBUSY held by another client (take), a start or stop of that device
+ * under way, or a recording still being written (delete); -EALREADY already recording
+ * (start) / not recording (stop); -EACCES bad, forged, other-device or superseded token,
+ * -ETIME expired token; -EINVAL bad name; -ENOSPC disk nearly full; others: failures.
  *
- * Threads: every function is thread-safe and may be called from any HTTP thread; none
- * blocks on the disk for long except recorder_stop (finalizing a take: fsync).
+ * Threads: every function is thread-safe and may be called from any thread. Those that
+ * touch the disk (start, stop: finalizing with fsync; list; delete) can block for as long
+ * as the disk stalls: the HTTP layer calls them on its worker threads.
  * Ownership: the recorder borrows cfg and hub, which must outlive recorder_destroy().
  */
 #ifndef PIREC_SERVER_RECORDER_H
@@ -27,9 +28,15 @@
 
 #include "server/config.h"
 #include "server/events.h"
+#include "server/jwt.h"
+#include "store/take.h"
 
-#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#define RECORDER_LABEL_MAX 64      /* client labels: at most 63 bytes of UTF-8 */
 
 struct recorder;
 
@@ -38,16 +45,75 @@ int  recorder_create(struct recorder **out, const struct server_config *cfg, str
 /* Finalizes running takes (each gets `stop`), stops captures and threads, frees. */
 void recorder_destroy(struct recorder *r);
 
-int recorder_take(struct recorder *r, const char *id, const char *client, json_t **answer);
-int recorder_renew(struct recorder *r, const char *id, const char *token, json_t **answer);
-int recorder_release(struct recorder *r, const char *id, const char *token, json_t **answer);
-int recorder_start(struct recorder *r, const char *id, const char *token, json_t **answer);
-int recorder_stop(struct recorder *r, const char *id, const char *token, json_t **answer);
+/* A lease: granted (token set), or the current holder's when take answers -EBUSY
+ * (token empty). */
+struct recorder_lease {
+    char token[JWT_MAX];
+    char holder[RECORDER_LABEL_MAX];
+    time_t expires;
+    unsigned lease_seconds;
+};
 
-/* The status object of docs/api.md (new reference). */
-json_t *recorder_status(struct recorder *r);
-/* {"recordings":[...]} (new reference). */
-json_t *recorder_list_recordings(struct recorder *r);
+/* client: any bytes; kept as printable UTF-8 cut on a character boundary, "anonymous"
+ * when nothing is left. */
+int recorder_take(struct recorder *r, const char *id, const char *client,
+                  struct recorder_lease *out);
+int recorder_renew(struct recorder *r, const char *id, const char *token,
+                   struct recorder_lease *out);
+int recorder_release(struct recorder *r, const char *id, const char *token);
+
+struct recorder_take_info {
+    char file[256];            /* final name of the take file, no directory */
+    char started[64];          /* ISO time of its first frame (pre-roll included) */
+};
+/* out->file names the running take on -EALREADY. */
+int recorder_start(struct recorder *r, const char *id, const char *token,
+                   struct recorder_take_info *out);
+/* 0 when the take was finalized with audio (out->error may still say what went wrong);
+ * a take that failed with nothing recorded returns its error. */
+int recorder_stop(struct recorder *r, const char *id, const char *token,
+                  struct take_status *out);
+
+struct recorder_device_status {
+    char id[64];
+    char name[128];
+    int connected;
+    int has_format;            /* connected and capturing: format and bits are valid */
+    struct audio_format format;
+    unsigned bits;             /* stored depth */
+    int taken;
+    char holder[RECORDER_LABEL_MAX];
+    time_t expires;
+    int recording;
+    char file[256];
+    double elapsed;
+};
+
+struct recorder_status {
+    struct recorder_device_status *devices;   /* in configuration order, then hotplugged */
+    size_t n_devices;
+    uint64_t free_bytes;
+    double seconds_left;       /* at the widest connected format */
+    int clock_synchronised;
+    char server_time[64];      /* ISO */
+};
+
+/* Fills *out (free it with recorder_status_free). 0 or -ENOMEM. */
+int  recorder_get_status(struct recorder *r, struct recorder_status *out);
+void recorder_status_free(struct recorder_status *st);
+
+struct recording_info {
+    char name[256];            /* final name (a take being written: without .part) */
+    char device[128];
+    char started[64];
+    double seconds;
+    uint64_t bytes;
+    unsigned rate, channels, bits;
+    int complete;              /* 0 for a .part still being written or left by a crash */
+};
+
+/* The recordings, newest first; *out is freed by the caller (free). 0 or -ENOMEM. */
+int recorder_list_recordings(struct recorder *r, struct recording_info **out, size_t *n);
 /* Opens a finished recording for reading by plain name (no '/', no leading '.', must end
  * in .flac): 0 and an fd the caller closes, -EINVAL, -ENOENT. Never leaves the directory
  * (openat + O_NOFOLLOW). */

@@ -10,7 +10,7 @@
  * (static_files.h), never mapped to the filesystem; recording names are re-checked by the
  * recorder (openat + O_NOFOLLOW) as a second fence.
  *
- * Owner: F2 (HTTP layer). Threads: any.
+ * Threads: any.
  */
 #ifndef PIREC_SERVER_ROUTES_H
 #define PIREC_SERVER_ROUTES_H

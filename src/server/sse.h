@@ -18,7 +18,7 @@
  * sends ": heartbeat" (keeps proxies and iPad Safari from dropping an idle stream, and
  * lets MHD notice clients that vanished while parked).
  *
- * Owner: F2. Threads: sse_stream_response() from MHD's access handler; the rest from the
+ * Threads: sse_stream_response() from MHD's access handler; the rest from the
  * thread that owns the HTTP server. sse_close_all() must run after event_hub_shutdown()
  * and before MHD_stop_daemon() (MHD refuses to stop with suspended connections).
  */

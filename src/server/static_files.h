@@ -3,7 +3,7 @@
  * the files in web/). A fixed table maps a URL path to bytes and a content type; no URL is ever turned
  * into a filesystem path, so there is nothing to traverse.
  *
- * Owner: F2. Threads: any (read-only data).
+ * Threads: any (read-only data).
  */
 #ifndef PIREC_SERVER_STATIC_FILES_H
 #define PIREC_SERVER_STATIC_FILES_H

@@ -4,7 +4,7 @@
  * on 32- and 64-bit targets). A file that does not exist yet is left out of the table
  * (__has_include), except index.html, which falls back to a one-line page.
  * Paths in .incbin are relative to the top of the tree, where make runs.
- * Owner: F2; the files themselves belong to the web page's author.
+ * The files themselves belong to the web page.
  */
         .section .rodata
         .balign 16

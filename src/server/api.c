@@ -1,0 +1,251 @@
+/* api: route + C results -> status code + JSON. See api.h. */
+#include "server/api.h"
+
+#include "common/log.h"
+#include "server/api_json.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Sets the reply from obj (stolen). */
+static void reply(struct api_reply *out, unsigned status, json_t *obj)
+{
+    out->status = status;
+    out->allow = NULL;
+    out->body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!out->body) {
+        out->status = 500;
+        out->body = strdup("{\"state\":false,\"token\":\"\",\"error\":\"out of memory\"}");
+    }
+}
+
+static void fail(struct api_reply *out, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct api_reply *out, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply(out, status, api_json_error(msg));
+}
+
+void api_error(struct api_reply *out, unsigned status, const char *msg, const char *allow)
+{
+    reply(out, status, api_json_error(msg));
+    out->allow = allow;
+}
+
+static unsigned status_of(int err)
+{
+    switch (err) {
+    case 0: return 200;
+    case -ENOENT:
+    case -ENODEV: return 404;
+    case -EBUSY:
+    case -EALREADY: return 409;
+    case -EACCES:
+    case -ETIME: return 401;
+    case -EINVAL: return 400;
+    case -ENOSPC: return 507;
+    default: return 500;
+    }
+}
+
+void api_errno(struct api_reply *out, int rc)
+{
+    const char *msg;
+    switch (rc) {
+    case -ENOENT:
+    case -ENODEV: msg = "not found"; break;
+    case -EBUSY: msg = "busy"; break;
+    case -EALREADY: msg = "already in that state"; break;
+    case -EACCES: msg = "bad token"; break;
+    case -ETIME: msg = "token expired"; break;
+    case -EINVAL: msg = "bad request"; break;
+    case -ENOSPC: msg = "disk nearly full"; break;
+    default: msg = "internal error"; break;
+    }
+    if (status_of(rc) == 500)
+        log_warn("api", "recorder: %s", strerror(-rc));
+    fail(out, status_of(rc), "%s", msg);
+}
+
+void api_reply_free(struct api_reply *out)
+{
+    free(out->body);
+    out->body = NULL;
+}
+
+/* The answers every device route shares: unknown device, bad token. 1 when handled. */
+static int device_error(struct api_reply *out, int rc, const char *id)
+{
+    switch (rc) {
+    case -ENOENT: fail(out, 404, "there is no device %s", id); return 1;
+    case -ENODEV: fail(out, 404, "device %s is not connected", id); return 1;
+    case -ETIME:
+        fail(out, 401, "the lease token for %s has expired: take the device again", id);
+        return 1;
+    case -EACCES:
+        fail(out, 401, "the token is not the current lease token for %s (released, renewed "
+             "or forged): take the device again", id);
+        return 1;
+    }
+    return 0;
+}
+
+static void do_take(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    struct recorder_lease l;
+    int rc = recorder_take(r, id, rq->client && rq->client[0] ? rq->client : "web", &l);
+    if (rc == 0) {
+        reply(out, 200, api_json_lease(id, &l));
+    } else if (rc == -EBUSY) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s is held by %s until %lld", id, l.holder,
+                 (long long)l.expires);
+        json_t *a = api_json_error(msg);
+        json_object_set_new(a, "holder", json_string(l.holder));
+        json_object_set_new(a, "expires", json_integer(l.expires));
+        reply(out, 409, a);
+    } else if (!device_error(out, rc, id)) {
+        fail(out, status_of(rc), "could not take %s: %s", id, strerror(-rc));
+    }
+}
+
+static void do_renew(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    struct recorder_lease l;
+    int rc = recorder_renew(r, id, rq->token, &l);
+    if (rc == 0)
+        reply(out, 200, api_json_lease(id, &l));
+    else if (!device_error(out, rc, id))
+        api_errno(out, rc);
+}
+
+static void do_release(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    int rc = recorder_release(r, id, rq->token);
+    if (rc == 0)
+        reply(out, 200, json_pack("{s:b}", "state", 1));
+    else if (!device_error(out, rc, id))
+        api_errno(out, rc);
+}
+
+static void do_start(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    struct recorder_take_info ti;
+    memset(&ti, 0, sizeof(ti));
+    int rc = recorder_start(r, id, rq->token, &ti);
+    if (rc == 0)
+        reply(out, 200, json_pack("{s:b,s:s,s:s}", "state", 1, "file", ti.file, "started",
+                                  ti.started));
+    else if (device_error(out, rc, id))
+        return;
+    else if (rc == -EALREADY)
+        fail(out, 409, "%s is already recording %s", id, ti.file);
+    else if (rc == -EBUSY)
+        fail(out, 409, "%s is busy starting or stopping a take: try again", id);
+    else if (rc == -ENOSPC)
+        fail(out, 507, "the disk is nearly full: free some space or delete old takes");
+    else
+        fail(out, 500, "could not start recording %s: %s", id, strerror(-rc));
+}
+
+static void do_stop(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    struct take_status st;
+    int rc = recorder_stop(r, id, rq->token, &st);
+    if (rc == 0) {
+        const char *file = strrchr(st.path, '/');
+        json_t *a = json_pack("{s:b,s:s,s:f,s:I,s:I}", "state", 1, "file",
+                              file ? file + 1 : st.path, "seconds", st.seconds, "bytes",
+                              (json_int_t)st.bytes, "lost_frames", (json_int_t)st.lost_frames);
+        if (a && st.error)
+            json_object_set_new(a, "error", json_string(strerror(-st.error)));
+        reply(out, 200, a);
+    } else if (device_error(out, rc, id)) {
+        return;
+    } else if (rc == -EALREADY) {
+        fail(out, 409, "%s is not recording", id);
+    } else if (rc == -EBUSY) {
+        fail(out, 409, "%s is busy starting or stopping a take: try again", id);
+    } else {
+        fail(out, 500, "the take of %s failed: %s", id, strerror(-rc));
+    }
+}
+
+static void do_list(struct recorder *r, struct api_reply *out)
+{
+    struct recording_info *list = NULL;
+    size_t n = 0;
+    int rc = recorder_list_recordings(r, &list, &n);
+    if (rc < 0) {
+        fail(out, 500, "cannot list the recordings: %s", strerror(-rc));
+        return;
+    }
+    reply(out, 200, api_json_recordings(list, n));
+    free(list);
+}
+
+static void do_delete(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    int rc = recorder_delete_recording(r, rq->route->name, rq->token);
+    switch (rc) {
+    case 0:
+        log_info("api", "deleted recording %s", rq->route->name);
+        reply(out, 200, json_pack("{s:b}", "state", 1));
+        break;
+    case -ENOENT: fail(out, 404, "there is no recording %s", rq->route->name); break;
+    case -EBUSY: fail(out, 409, "%s is still being written: stop the take first",
+                      rq->route->name); break;
+    case -ETIME: fail(out, 401, "the lease token has expired: take a device again"); break;
+    case -EACCES: fail(out, 401, "deleting needs the current lease token of a device"); break;
+    default: api_errno(out, rc); break;
+    }
+}
+
+int api_route_is_slow(const struct route *rt)
+{
+    switch (rt->action) {
+    case ROUTE_START:
+    case ROUTE_STOP:
+    case ROUTE_LIST:
+    case ROUTE_DELETE: return 1;
+    default: return 0;
+    }
+}
+
+void api_handle(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const struct route *rt = rq->route;
+    if (rt->action == ROUTE_ERROR) {
+        api_error(out, (unsigned)rt->status, rt->error, rt->allow);
+        return;
+    }
+    if (rt->needs_token && !rq->token) {
+        api_error(out, 401, rq->token_malformed ? "bad token" : "missing token", NULL);
+        return;
+    }
+    switch (rt->action) {
+    case ROUTE_TAKE: do_take(r, rq, out); break;
+    case ROUTE_RENEW: do_renew(r, rq, out); break;
+    case ROUTE_RELEASE: do_release(r, rq, out); break;
+    case ROUTE_START: do_start(r, rq, out); break;
+    case ROUTE_STOP: do_stop(r, rq, out); break;
+    case ROUTE_STATUS: reply(out, 200, api_json_status_of(r)); break;
+    case ROUTE_LIST: do_list(r, out); break;
+    case ROUTE_DELETE: do_delete(r, rq, out); break;
+    default: api_error(out, 500, "internal error: not an answer of the API layer", NULL); break;
+    }
+}

@@ -1,0 +1,93 @@
+/* api_events: event payloads of docs/api.md. See api_events.h. */
+#include "server/api_events.h"
+
+#include "common/log.h"
+#include "server/api_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Publishes data (stolen). */
+static void publish(struct event_hub *h, const char *type, json_t *data)
+{
+    char *txt = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (!txt) {
+        log_warn("recorder", "could not build the %s event (out of memory?)", type);
+        return;
+    }
+    int64_t id = event_hub_publish(h, type, txt, 0);
+    if (id < 0 && id != -EPIPE)
+        log_warn("recorder", "could not publish %s: %s", type, strerror((int)-id));
+    free(txt);
+}
+
+void api_event_take(struct event_hub *h, const char *id, const char *holder, time_t expires)
+{
+    publish(h, "take", json_pack("{s:s,s:s,s:I}", "id", id, "holder", holder, "expires",
+                                 (json_int_t)expires));
+}
+
+void api_event_release(struct event_hub *h, const char *id, const char *holder)
+{
+    publish(h, "release", json_pack("{s:s,s:s}", "id", id, "holder", holder));
+}
+
+void api_event_expire(struct event_hub *h, const char *id, const char *holder)
+{
+    publish(h, "expire", json_pack("{s:s,s:s}", "id", id, "holder", holder));
+}
+
+void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started)
+{
+    publish(h, "record", json_pack("{s:s,s:s,s:s}", "id", id, "file", file, "started", started));
+}
+
+void api_event_stop(struct event_hub *h, const char *id, const struct take_status *st,
+                    const char *reason)
+{
+    publish(h, "stop", api_json_stop_event(id, st, reason));
+}
+
+void api_event_add(struct event_hub *h, const char *id, const char *name)
+{
+    publish(h, "add", json_pack("{s:s,s:s}", "id", id, "name", name));
+}
+
+void api_event_remove(struct event_hub *h, const char *id)
+{
+    publish(h, "remove", json_pack("{s:s}", "id", id));
+}
+
+void api_event_error(struct event_hub *h, const char *id, const char *message)
+{
+    publish(h, "error", json_pack("{s:s,s:s}", "id", id, "message", message));
+}
+
+void api_event_status(struct event_hub *h, const struct recorder_status *st)
+{
+    publish(h, "status", api_json_status(st));
+}
+
+void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m)
+{
+    /* Built by hand: 25 a second per device, and `t` must keep its sub-ms digits. Device
+     * ids are [A-Za-z0-9._-] (config.c, registry.c), so they need no escaping. */
+    char buf[160 + AUDIO_MAX_CHANNELS * 80];
+    int n = snprintf(buf, sizeof(buf), "{\"id\":\"%s\",\"t\":%.3f,\"ch\":[", id,
+                     (double)m->capture_ns / 1e6);
+    for (unsigned c = 0; c < m->channels && c < AUDIO_MAX_CHANNELS && n > 0 &&
+                         (size_t)n < sizeof(buf) - 80; c++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                      "%s{\"peak\":%.1f,\"rms\":%.1f,\"hold\":%.1f,\"clip\":%" PRIu32 "}",
+                      c ? "," : "", m->ch[c].peak_db, m->ch[c].rms_db, m->ch[c].hold_db,
+                      m->ch[c].clips);
+    if (n > 0 && (size_t)n < sizeof(buf) - 3) {
+        memcpy(buf + n, "]}", 3);
+        (void)event_hub_publish(h, "level", buf, 1);
+    }
+}

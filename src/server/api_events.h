@@ -1,0 +1,33 @@
+/*
+ * api_events: the payload of every event of docs/api.md, formatted as JSON and published
+ * to the hub. The recorder core calls these with C values, so that the wire format of the
+ * events lives in one place with the HTTP answers (api.c, api_json.c).
+ *
+ * Threads: any (the hub serialises). Nothing is retained; a publish that fails is logged
+ * (except after shutdown).
+ */
+#ifndef PIREC_SERVER_API_EVENTS_H
+#define PIREC_SERVER_API_EVENTS_H
+
+#include "audio/meter.h"
+#include "server/events.h"
+#include "server/recorder.h"
+#include "store/take.h"
+
+#include <time.h>
+
+void api_event_take(struct event_hub *h, const char *id, const char *holder, time_t expires);
+void api_event_release(struct event_hub *h, const char *id, const char *holder);
+void api_event_expire(struct event_hub *h, const char *id, const char *holder);
+void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started);
+/* reason: docs/api.md's `stop` reasons; st->path may be a full path (its base is sent). */
+void api_event_stop(struct event_hub *h, const char *id, const struct take_status *st,
+                    const char *reason);
+void api_event_add(struct event_hub *h, const char *id, const char *name);
+void api_event_remove(struct event_hub *h, const char *id);
+void api_event_error(struct event_hub *h, const char *id, const char *message);
+/* A volatile `level` event (25/s per device: formatted without jansson). */
+void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m);
+void api_event_status(struct event_hub *h, const struct recorder_status *st);
+
+#endif

@@ -1,0 +1,105 @@
+/* api_json: docs/api.md's JSON shapes from C results. See api_json.h. */
+#include "server/api_json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static json_t *device_json(const struct recorder_device_status *d)
+{
+    json_t *fmt = json_null();
+    if (d->has_format)
+        fmt = json_pack("{s:s,s:i,s:i,s:i}", "sample", sample_format_name(d->format.sample),
+                        "rate", (int)d->format.rate, "channels", (int)d->format.channels,
+                        "bits", (int)d->bits);
+    return json_pack("{s:s,s:s,s:b,s:o,s:b,s:s,s:I,s:b,s:s,s:f}", "id", d->id, "name", d->name,
+                     "connected", d->connected, "format", fmt, "taken", d->taken, "holder",
+                     d->taken ? d->holder : "", "expires",
+                     (json_int_t)(d->taken ? d->expires : 0), "recording", d->recording,
+                     "file", d->recording ? d->file : "", "elapsed", d->elapsed);
+}
+
+/* Top-level fields an id must not shadow in the original's per-id keys. */
+static int reserved_key(const char *id)
+{
+    return strcmp(id, "devices") == 0 || strcmp(id, "disk") == 0 ||
+           strcmp(id, "clock_synchronised") == 0 || strcmp(id, "server_time") == 0;
+}
+
+json_t *api_json_status(const struct recorder_status *st)
+{
+    json_t *o = json_object();
+    json_t *devs = json_array();
+    if (!o || !devs) {
+        json_decref(o);
+        json_decref(devs);
+        return NULL;
+    }
+    for (size_t i = 0; i < st->n_devices; i++) {
+        const struct recorder_device_status *d = &st->devices[i];
+        json_array_append_new(devs, device_json(d));
+        /* The original's clients read status as {"<id>":{"connected","taken","name"}}. */
+        if (!reserved_key(d->id))
+            json_object_set_new(o, d->id, json_pack("{s:b,s:b,s:s}", "connected", d->connected,
+                                                    "taken", d->taken, "name", d->name));
+    }
+    json_object_set_new(o, "devices", devs);
+    json_object_set_new(o, "disk", json_pack("{s:I,s:f}", "free_bytes",
+                                             (json_int_t)st->free_bytes, "seconds_left",
+                                             st->seconds_left));
+    json_object_set_new(o, "clock_synchronised", json_boolean(st->clock_synchronised));
+    json_object_set_new(o, "server_time", json_string(st->server_time));
+    return o;
+}
+
+json_t *api_json_status_of(struct recorder *r)
+{
+    struct recorder_status st;
+    if (recorder_get_status(r, &st) < 0)
+        return NULL;
+    json_t *o = api_json_status(&st);
+    recorder_status_free(&st);
+    return o;
+}
+
+json_t *api_json_recordings(const struct recording_info *list, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        const struct recording_info *e = &list[i];
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b}",
+                                             "name", e->name, "device", e->device, "started",
+                                             e->started, "seconds", e->seconds, "bytes",
+                                             (json_int_t)e->bytes, "format", "FLAC", "rate",
+                                             (int)e->rate, "channels", (int)e->channels,
+                                             "bits", (int)e->bits, "complete", e->complete));
+    }
+    return arr ? json_pack("{s:o}", "recordings", arr) : NULL;
+}
+
+json_t *api_json_error(const char *msg)
+{
+    return json_pack("{s:b,s:s,s:s}", "state", 0, "token", "", "error", msg);
+}
+
+json_t *api_json_lease(const char *id, const struct recorder_lease *l)
+{
+    return json_pack("{s:b,s:s,s:s,s:s,s:I,s:i}", "state", 1, "token", l->token, "id", id,
+                     "holder", l->holder, "expires", (json_int_t)l->expires,
+                     "lease_seconds", (int)l->lease_seconds);
+}
+
+json_t *api_json_stop_event(const char *id, const struct take_status *st, const char *reason)
+{
+    json_t *j = json_pack("{s:s,s:s,s:f,s:I,s:I,s:s}", "id", id, "file", base_name(st->path),
+                          "seconds", st->seconds, "bytes", (json_int_t)st->bytes,
+                          "lost_frames", (json_int_t)st->lost_frames, "reason", reason);
+    if (j && st->error)
+        json_object_set_new(j, "error", json_string(strerror(-st->error)));
+    return j;
+}

@@ -1,0 +1,98 @@
+/*
+ * recorder_internal: what the files of the recorder core share (recorder.c, registry.c,
+ * takes.c, status.c, library.c). Not for the HTTP or API layer: they see recorder.h only.
+ *
+ * Locking: r->lock guards the device list and every field of a device; it is held only
+ * for short things (lookups, lease calls, take_get_status, publishing to the hub). Slow
+ * steps (take_start/take_stop with their file I/O, capture_start/stop, opening ALSA) run
+ * without it while the device is marked `busy`: the ticker skips busy devices, other
+ * requests get -EBUSY or wait on r->idle (hotplug removal, shutdown). Devices are never
+ * freed before recorder_destroy (a removed one is kept as disconnected), so a pointer
+ * found under the lock stays valid. Lock order: recorder -> lease -> hub.
+ */
+#ifndef PIREC_SERVER_RECORDER_INTERNAL_H
+#define PIREC_SERVER_RECORDER_INTERNAL_H
+
+#include "audio/capture.h"
+#include "audio/devices.h"
+#include "audio/source.h"
+#include "server/lease.h"
+#include "server/recorder.h"
+#include "store/take.h"
+
+#include <pthread.h>
+#include <time.h>
+
+enum dev_kind { DEV_ALSA, DEV_TONE, DEV_FILE };
+
+struct rec_device {
+    struct rec_device *next;
+    char id[64];
+    char name[128];
+    char pcm[96];             /* configured or reported PCM name */
+    char card_id[64];         /* card a configured hw PCM names ("USB"), "" if none */
+    int card_index;           /* card a configured "hw:N" names, -1 if none */
+    int configured;
+    enum dev_kind kind;
+    struct audio_format want;
+    unsigned bits;
+    struct file_source_options fopt;
+    char file_path[4096];
+
+    int connected;
+    int busy;                 /* a slow step runs without r->lock */
+    struct capture *cap;
+    struct take *take;
+    char take_file[256];      /* final name of the current take file */
+    char take_started[64];    /* ISO time */
+    uint64_t meter_seq;
+};
+
+struct recorder {
+    const struct server_config *cfg;
+    struct event_hub *hub;
+    struct lease_mgr *leases;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;      /* a device stopped being busy */
+    struct rec_device *devs;
+    struct hotplug *hotplug;
+    pthread_t ticker;
+    int ticker_started;
+    int stopping;             /* under lock */
+    pthread_cond_t tick_cond; /* CLOCK_MONOTONIC */
+    time_t last_status;
+};
+
+/* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */
+struct rec_device *rec_find(struct recorder *r, const char *id);          /* lock held */
+/* The connected device `id`: NULL and *rc = -ENOENT (unknown) / -ENODEV (not connected). */
+struct rec_device *rec_connected(struct recorder *r, const char *id, int *rc);  /* lock held */
+/* The connected device `id` whose current lease token is `token`; NULL and *rc. */
+struct rec_device *rec_controlled(struct recorder *r, const char *id, const char *token,
+                                  int *rc);                                   /* lock held */
+void rec_wait_idle(struct recorder *r, struct rec_device *d);               /* lock held */
+void rec_set_idle(struct recorder *r, struct rec_device *d);                /* lock held */
+void rec_expire_leases(struct recorder *r);                                 /* no lock */
+/* Copies with truncation (snprintf would make GCC warn about the long paths). */
+void rec_set_str(char *dst, size_t n, const char *src);
+const char *rec_base_name(const char *path);
+
+/* ---- registry.c: devices, sources, hotplug ---- */
+int  registry_add_configured(struct recorder *r, const struct device_config *dc);
+/* Opens the configured devices that do not wait for a card, then starts hotplug. */
+void registry_start(struct recorder *r);
+void registry_stop_hotplug(struct recorder *r);
+/* d busy, no lock: finalize its take, drop its lease, stop its capture, publish. */
+void registry_disconnect(struct recorder *r, struct rec_device *d, const char *why);
+
+/* ---- takes.c ---- */
+/* Finalizes a take detached from its device (d busy, no r->lock) and publishes `stop`.
+ * reason NULL: from the take's own state ("stopped" when by_user). */
+int takes_finish(struct recorder *r, struct rec_device *d, struct take *t, int by_user,
+                 const char *reason, struct take_status *st);
+
+/* ---- status.c: the ticker ---- */
+int  status_start_ticker(struct recorder *r);
+void status_stop_ticker(struct recorder *r);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * takes: starting and stopping a device's take, and finalizing one that ended by itself.
+ * The file I/O (take_start's header, take_stop's drain + MD5 + fsync + rename) runs
+ * without r->lock while the device is busy. Locking: recorder_internal.h.
+ */
+#include "server/recorder_internal.h"
+
+#include "common/log.h"
+#include "server/api_events.h"
+#include "store/naming.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *reason_of(enum take_state s, int by_user)
+{
+    switch (s) {
+    case TAKE_RUNNING:
+    case TAKE_DONE: return by_user ? "stopped" : "ended";
+    case TAKE_LIMIT: return "limit";
+    case TAKE_DISK_FULL: return "disk_full";
+    case TAKE_DEVICE_GONE: return "device_gone";
+    case TAKE_FAILED: return "error";
+    }
+    return "error";
+}
+
+int takes_finish(struct recorder *r, struct rec_device *d, struct take *t, int by_user,
+                 const char *reason, struct take_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    int rc = take_stop(t, st);
+    if (!reason)
+        reason = reason_of(st->state, by_user);
+    if (st->path[0] == 0)
+        snprintf(st->path, sizeof(st->path), "%s", d->take_file);
+    log_info("recorder", "%s: take %s ended (%s): %.1f s, %" PRIu64 " bytes, %" PRIu64
+             " frames lost%s%s", d->id, rec_base_name(st->path), reason, st->seconds,
+             st->bytes, st->lost_frames, rc ? ", error: " : "", rc ? strerror(-rc) : "");
+    api_event_stop(r->hub, d->id, st, reason);
+    return rc;
+}
+
+/* Where a take with `preroll_seconds` of pre-roll starts in the ring, and the wall time
+ * of that frame. */
+static uint64_t preroll_start(const struct recorder *r, struct capture *cap, struct timespec *t0,
+                              uint64_t *frames_back)
+{
+    const struct audio_format *f = capture_format(cap);
+    struct audio_ring *ring = capture_ring(cap);
+    uint64_t wpos = audio_ring_write_pos(ring);
+    uint64_t want = (uint64_t)r->cfg->preroll_seconds * f->rate;
+    uint64_t cap_frames = audio_ring_capacity(ring);
+    uint64_t margin = f->rate / 2;
+    uint64_t safe = cap_frames > margin ? cap_frames - margin : cap_frames / 2;
+    if (want > safe)
+        want = safe;
+    if (want > wpos)
+        want = wpos;
+    clock_gettime(CLOCK_REALTIME, t0);
+    int64_t back_ns = (int64_t)(want * 1000000000ull / f->rate);
+    int64_t ns = (int64_t)t0->tv_sec * 1000000000LL + t0->tv_nsec - back_ns;
+    t0->tv_sec = (time_t)(ns / 1000000000LL);
+    t0->tv_nsec = (long)(ns % 1000000000LL);
+    *frames_back = want;
+    return wpos - want;
+}
+
+int recorder_start(struct recorder *r, const char *id, const char *token,
+                   struct recorder_take_info *out)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc;
+    struct rec_device *d = rec_controlled(r, id, token, &rc);
+    if (!d) {
+        pthread_mutex_unlock(&r->lock);
+        return rc;
+    }
+    if (d->take || d->busy) {
+        rc = d->take ? -EALREADY : -EBUSY;
+        if (out && d->take)
+            rec_set_str(out->file, sizeof(out->file), d->take_file);
+        pthread_mutex_unlock(&r->lock);
+        return rc;
+    }
+    d->busy = 1;
+    struct capture *cap = d->cap;
+    pthread_mutex_unlock(&r->lock);
+
+    struct timespec t0;
+    uint64_t back;
+    uint64_t start = preroll_start(r, cap, &t0, &back);
+    const struct audio_format *f = capture_format(cap);
+    struct take_config tc = {
+        .dir = r->cfg->recordings,
+        .device_id = d->id,
+        .name_pattern = r->cfg->name_pattern,
+        .bits = d->bits,
+        .flush_ms = r->cfg->flush_ms,
+        .max_frames = (uint64_t)r->cfg->max_take_seconds * f->rate,
+        .min_free_bytes = r->cfg->min_free_bytes,
+        .start_time = t0,
+    };
+    struct take *t = NULL;
+    rc = take_start(&t, cap, &tc, start);
+    struct take_status st;
+    if (rc == 0)
+        take_get_status(t, &st);
+
+    pthread_mutex_lock(&r->lock);
+    if (rc == 0) {
+        d->take = t;
+        rec_set_str(d->take_file, sizeof(d->take_file), rec_base_name(st.path));
+        take_iso_time(d->take_started, sizeof(d->take_started), &t0);
+        api_event_record(r->hub, d->id, d->take_file, d->take_started);
+        if (out) {
+            rec_set_str(out->file, sizeof(out->file), d->take_file);
+            rec_set_str(out->started, sizeof(out->started), d->take_started);
+        }
+        log_info("recorder", "%s: recording %s (%.1f s pre-roll)", d->id, d->take_file,
+                 (double)back / f->rate);
+    } else if (rc != -ENOSPC) {
+        log_err("recorder", "%s: cannot start a take in %s: %s", d->id, r->cfg->recordings,
+                strerror(-rc));
+    }
+    rec_set_idle(r, d);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int recorder_stop(struct recorder *r, const char *id, const char *token, struct take_status *out)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc;
+    struct rec_device *d = rec_controlled(r, id, token, &rc);
+    if (!d) {
+        pthread_mutex_unlock(&r->lock);
+        return rc;
+    }
+    if (!d->take || d->busy) {
+        rc = d->busy ? -EBUSY : -EALREADY;
+        pthread_mutex_unlock(&r->lock);
+        return rc;
+    }
+    struct take *t = d->take;
+    d->take = NULL;
+    d->busy = 1;
+    pthread_mutex_unlock(&r->lock);
+
+    struct take_status st;
+    rc = takes_finish(r, d, t, 1, NULL, &st);
+
+    pthread_mutex_lock(&r->lock);
+    d->take_file[0] = 0;
+    rec_set_idle(r, d);
+    pthread_mutex_unlock(&r->lock);
+    if (out)
+        *out = st;
+    if (rc < 0 && st.frames == 0)
+        return rc;
+    if (out && rc < 0 && !out->error)
+        out->error = rc;
+    return 0;
+}
