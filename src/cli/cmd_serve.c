@@ -8,7 +8,9 @@
 #include "cli/commands.h"
 
 #include "common/fsutil.h"
+#include "common/listen_addr.h"
 #include "common/log.h"
+#include "common/numparse.h"
 #include "server/config.h"
 #include "server/events.h"
 #include "server/http.h"
@@ -43,17 +45,6 @@ static void usage(FILE *out)
         "  --help                 this text\n"
         "\n"
         "Options override the config file. SIGINT/SIGTERM finalize running takes and exit 0.\n");
-}
-
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-        return -EINVAL;
-    *out = (unsigned)v;
-    return 0;
 }
 
 static int copy_opt(char *dst, size_t cap, const char *v, const char *name)
@@ -111,14 +102,14 @@ int cmd_serve(int argc, char **argv)
         case O_REC: rec_dir = optarg; break;
         case O_STATE: state_dir = optarg; break;
         case O_LEASE:
-            if (parse_uint(optarg, 1, 7 * 24 * 3600, &lease) < 0) {
+            if (parse_uint_range(optarg, 1, 7 * 24 * 3600, &lease) < 0) {
                 fprintf(stderr, "pirec serve: --lease-seconds: '%s' is not a number of seconds "
                                 "(1..604800)\n", optarg);
                 return 2;
             }
             break;
         case O_HB:
-            if (parse_uint(optarg, 10, 3600 * 1000, &hb_ms) < 0) {
+            if (parse_uint_range(optarg, 10, 3600 * 1000, &hb_ms) < 0) {
                 fprintf(stderr, "pirec serve: --heartbeat-ms: '%s' is not 10..3600000\n", optarg);
                 return 2;
             }
@@ -160,9 +151,9 @@ int cmd_serve(int argc, char **argv)
         cfg.lease_seconds = lease;
     char host[256];
     unsigned port;
-    if (http_parse_listen(cfg.listen, host, sizeof host, &port) < 0) {
-        fprintf(stderr, "pirec serve: listen address '%s': want ADDR:PORT or [IPV6]:PORT\n",
-                cfg.listen);
+    if (listen_addr_parse(cfg.listen, host, sizeof host, &port) < 0) {
+        fprintf(stderr, "pirec serve: listen address '%s': want ADDR:PORT, [IPV6]:PORT, :PORT "
+                "or PORT (port 0..65535)\n", cfg.listen);
         return 2;
     }
 
@@ -196,10 +187,20 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "pirec serve: cannot start the recorder: %s\n", strerror(-rc));
         goto out_hub;
     }
-    struct http_options ho = {.listen = cfg.listen, .heartbeat_ms = hb_ms};
+    struct http_options ho = {
+        .listen = cfg.listen,
+        .heartbeat_ms = hb_ms,
+        .max_connections = cfg.max_connections,
+        .max_connections_per_client = cfg.max_connections_per_client,
+        .max_event_streams = cfg.max_event_streams,
+        .max_event_streams_per_client = cfg.max_event_streams_per_client,
+        .header_timeout_s = cfg.header_timeout_seconds,
+        .allowed_hosts = cfg.allowed_hosts,
+    };
     rc = http_start(&http, &ho, rec, hub);
     if (rc < 0) {
-        fprintf(stderr, "pirec serve: cannot listen on %s: %s\n", cfg.listen, strerror(-rc));
+        /* http_start logged which address and port, and why */
+        fprintf(stderr, "pirec serve: cannot serve on %s: %s\n", cfg.listen, strerror(-rc));
         goto out_rec;
     }
     char lan[64];

@@ -6,12 +6,17 @@
  */
 #include "server/config.h"
 
+#include "common/listen_addr.h"
+#include "common/numparse.h"
+#include "server/origin.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +62,11 @@ void config_defaults(struct server_config *cfg)
     copy_str(cfg->name_pattern, sizeof(cfg->name_pattern), "%D_%Y-%m-%dT%H-%M-%S%z");
     copy_str(cfg->proc_asound, sizeof(cfg->proc_asound), "/proc/asound");
     cfg->demo = 0;
+    cfg->max_connections = 256;
+    cfg->max_connections_per_client = 32;
+    cfg->max_event_streams = 64;
+    cfg->max_event_streams_per_client = 8;
+    cfg->header_timeout_seconds = 10;
 }
 
 /* ---- value parsers: 0 or -EINVAL; the caller words the message -------------------------- */
@@ -155,12 +165,23 @@ static int valid_device_id(const char *s)
 
 static int valid_listen(const char *v)
 {
-    const char *port = strrchr(v, ':');
-    port = port ? port + 1 : v;
-    unsigned long long p;
-    /* ":8080" (all addresses) is accepted as the HTTP layer does; port 0 = any free port. */
-    return parse_uint(port, 65535, &p) == 0;
+    char host[256];
+    unsigned port;
+    return listen_addr_parse(v, host, sizeof(host), &port) == 0;
 }
+
+/* The connection limits: name, field offset, range. */
+static const struct {
+    const char *key;
+    size_t off;
+    unsigned min, max;
+} LIMITS[] = {
+    {"max_connections", offsetof(struct server_config, max_connections), 4, 4096},
+    {"max_connections_per_client", offsetof(struct server_config, max_connections_per_client), 2, 4096},
+    {"max_event_streams", offsetof(struct server_config, max_event_streams), 1, 4096},
+    {"max_event_streams_per_client", offsetof(struct server_config, max_event_streams_per_client), 1, 4096},
+    {"header_timeout_seconds", offsetof(struct server_config, header_timeout_seconds), 1, 300},
+};
 
 /* ---- the parse --------------------------------------------------------------------------- */
 
@@ -247,13 +268,39 @@ static int server_key(struct parse_state *ps, const char *key, const char *v)
             return fail(ps, "name_pattern: '%s' must be a non-empty file name pattern without "
                         "'/' (e.g. %%D_%%Y-%%m-%%dT%%H-%%M-%%S%%z)", v);
         copy_str(c->name_pattern, sizeof(c->name_pattern), v);
+    } else if (strcmp(key, "allowed_hosts") == 0) {
+        char why[200];
+        if (strlen(v) >= sizeof(c->allowed_hosts))
+            return fail(ps, "allowed_hosts: the list is too long");
+        if (origin_names_valid(v, why, sizeof(why)) < 0)
+            return fail(ps, "allowed_hosts: %s (want host names separated by commas, e.g. "
+                        "studio.lan, recorder)", why);
+        copy_str(c->allowed_hosts, sizeof(c->allowed_hosts), v);
+    } else if (strncmp(key, "max_", 4) == 0 || strcmp(key, "header_timeout_seconds") == 0) {
+        for (size_t i = 0; i < sizeof(LIMITS) / sizeof(LIMITS[0]); i++) {
+            if (strcmp(key, LIMITS[i].key) != 0)
+                continue;
+            unsigned u;
+            if (parse_uint_range(v, LIMITS[i].min, LIMITS[i].max, &u) < 0)
+                return fail(ps, "%s: '%s' is not a number from %u to %u", key, v,
+                            LIMITS[i].min, LIMITS[i].max);
+            *(unsigned *)((char *)c + LIMITS[i].off) = u;
+            return 1;
+        }
+        return fail(ps, "unknown key '%s' in [server] (known: listen, recordings, state_dir, "
+                    "lease_seconds, preroll_seconds, max_take_seconds, min_free_mb, flush_ms, "
+                    "name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
+                    "max_connections_per_client, max_event_streams, "
+                    "max_event_streams_per_client, header_timeout_seconds)", key);
     } else if (strcmp(key, "demo") == 0) {
         if (parse_bool(v, &c->demo) < 0)
             return fail(ps, "demo: '%s' is not true/false/yes/no/1/0", v);
     } else {
         return fail(ps, "unknown key '%s' in [server] (known: listen, recordings, state_dir, "
                     "lease_seconds, preroll_seconds, max_take_seconds, min_free_mb, flush_ms, "
-                    "name_pattern, proc_asound, demo)", key);
+                    "name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
+                    "max_connections_per_client, max_event_streams, "
+                    "max_event_streams_per_client, header_timeout_seconds)", key);
     }
     return 1;
 }

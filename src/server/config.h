@@ -15,6 +15,12 @@
  *   name_pattern = %D_%Y-%m-%dT%H-%M-%S%z
  *   proc_asound = /proc/asound
  *   demo = false
+ *   allowed_hosts =                       (extra names the page may be opened by)
+ *   max_connections = 256                 (all clients together; past it: 503)
+ *   max_connections_per_client = 32       (one address; past it: 503)
+ *   max_event_streams = 64                (SSE, all clients together)
+ *   max_event_streams_per_client = 8
+ *   header_timeout_seconds = 10           (a request's headers must arrive by then: 408)
  *
  *   [device scarlett]
  *   pcm = hw:CARD=USB
@@ -53,6 +59,12 @@ struct server_config {
     char name_pattern[256];
     char proc_asound[4096];
     int demo;
+    char allowed_hosts[1024];
+    unsigned max_connections;
+    unsigned max_connections_per_client;
+    unsigned max_event_streams;
+    unsigned max_event_streams_per_client;
+    unsigned header_timeout_seconds;
     struct device_config devices[CONFIG_MAX_DEVICES];
     unsigned n_devices;
 };

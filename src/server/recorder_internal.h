@@ -18,6 +18,7 @@
 #include "audio/source.h"
 #include "server/lease.h"
 #include "server/recorder.h"
+#include "server/workers.h"
 #include "store/take.h"
 
 #include <pthread.h>
@@ -61,6 +62,7 @@ struct recorder {
     int stopping;             /* under lock */
     pthread_cond_t tick_cond; /* CLOCK_MONOTONIC */
     time_t last_status;
+    struct workers *slow;     /* finalizing and disconnecting for the ticker */
 };
 
 /* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */

@@ -149,7 +149,9 @@ int route_parse(const char *method, const char *path, struct route *r)
             return set_error(r, 404, "unknown action");
         if ((a == ROUTE_TAKE && nseg != 4) || (a != ROUTE_TAKE && nseg > 5))
             return set_error(r, 404, "not found");
-        if (!get_like(method) && !is_method(method, "POST")) {
+        /* Not HEAD: a control call changes state, and a HEAD must not (a prefetcher or a
+         * link checker would take the device). */
+        if (!is_method(method, "GET") && !is_method(method, "POST")) {
             r->allow = "GET, POST";
             return set_error(r, 405, "method not allowed");
         }
@@ -217,6 +219,28 @@ int route_parse(const char *method, const char *path, struct route *r)
         return 0;
     }
     return set_error(r, 404, "no such API route");
+}
+
+int route_request_line_ok(const char *line, size_t len)
+{
+    if (len < 2 || line[len - 1] != '\n')
+        return 0;
+    len--;
+    if (line[len - 1] == '\r')
+        len--;
+    size_t i = 0;
+    while (i < len && line[i] >= 'A' && line[i] <= 'Z')
+        i++;
+    if (i == 0 || i > 16 || i >= len || line[i] != ' ')
+        return 0;
+    size_t t = ++i;
+    while (i < len && (unsigned char)line[i] > 0x20 && line[i] != 0x7f)
+        i++;
+    if (i == t || i >= len || line[i] != ' ')
+        return 0;
+    i++;
+    return len - i == 8 && memcmp(line + i, "HTTP/", 5) == 0 && line[i + 5] >= '0' &&
+           line[i + 5] <= '9' && line[i + 6] == '.' && line[i + 7] >= '0' && line[i + 7] <= '9';
 }
 
 void route_mask_path(const char *path, char *out, size_t out_len)

@@ -63,6 +63,11 @@ int route_valid_id(const char *s);
 int route_valid_token(const char *s);
 int route_valid_name(const char *s);
 
+/* 1 when line (len bytes, ending in '\n') looks like an HTTP/1 request line:
+ * "METHOD SP TARGET SP HTTP/D.D" + CRLF or LF, METHOD 1..16 upper-case letters, TARGET
+ * printable without spaces. Anything else is answered 400 before libmicrohttpd sees it. */
+int route_request_line_ok(const char *line, size_t len);
+
 /* Copies path into out with the token segment of /api/recording/:id/VERB/:token replaced
  * by "***", for logging. */
 void route_mask_path(const char *path, char *out, size_t out_len);

@@ -123,8 +123,64 @@ static void publish_level(struct recorder *r, struct rec_device *d)
     api_event_level(r->hub, d->id, &m);
 }
 
+/* Slow work the ticker hands to r->slow: the device is busy until it is done. */
+struct slow_job {
+    struct recorder *r;
+    struct rec_device *d;
+    struct take *take;         /* a take that ended by itself, or NULL: disconnect */
+    char why[160];
+};
+
+static void do_slow_job(struct slow_job *j)
+{
+    struct recorder *r = j->r;
+    struct rec_device *d = j->d;
+    if (!j->take) {
+        registry_disconnect(r, d, j->why);
+    } else {
+        struct take_status fin;
+        (void)takes_finish(r, d, j->take, 0, NULL, &fin);
+        pthread_mutex_lock(&r->lock);
+        d->take_file[0] = 0;
+        rec_set_idle(r, d);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+static void run_slow_job(void *arg)
+{
+    do_slow_job(arg);
+    free(arg);
+}
+
+/* d is marked busy (r->lock held). Returns 1 when the job ran here, with the lock
+ * released meanwhile (the caller restarts its pass: the list may have changed). */
+static int hand_off(struct recorder *r, struct rec_device *d, struct take *t, const char *why)
+{
+    d->busy = 1;
+    struct slow_job *j = calloc(1, sizeof(*j));
+    if (j) {
+        j->r = r;
+        j->d = d;
+        j->take = t;
+        snprintf(j->why, sizeof(j->why), "%s", why ? why : "");
+        if (workers_submit(r->slow, run_slow_job, j) == 0)
+            return 0;
+        free(j);
+    }
+    /* No worker (out of memory, or shutting down): do it here. */
+    struct slow_job here = {.r = r, .d = d, .take = t};
+    snprintf(here.why, sizeof(here.why), "%s", why ? why : "");
+    pthread_mutex_unlock(&r->lock);
+    do_slow_job(&here);
+    pthread_mutex_lock(&r->lock);
+    return 1;
+}
+
 /* One pass over the devices. Returns 1 when it released the lock to do slow work (the
- * caller restarts the pass: the list may have changed meanwhile). */
+ * caller restarts the pass: the list may have changed meanwhile). Finalizing a take and
+ * stopping a capture go to r->slow, so a stalled disk never delays another device's
+ * levels. */
 static int tick_devices(struct recorder *r)
 {
     for (struct rec_device *d = r->devs; d; d = d->next) {
@@ -142,11 +198,9 @@ static int tick_devices(struct recorder *r)
                 snprintf(why, sizeof(why), "%s", cs == CAPTURE_ENDED ? "the source ended" :
                          "the device is gone");
             }
-            d->busy = 1;
-            pthread_mutex_unlock(&r->lock);
-            registry_disconnect(r, d, why);
-            pthread_mutex_lock(&r->lock);
-            return 1;
+            if (hand_off(r, d, NULL, why))
+                return 1;
+            continue;
         }
         if (d->take) {
             struct take_status st;
@@ -158,14 +212,8 @@ static int tick_devices(struct recorder *r)
             /* Ended by itself: limit, disk nearly full, write error, source end. */
             struct take *t = d->take;
             d->take = NULL;
-            d->busy = 1;
-            pthread_mutex_unlock(&r->lock);
-            struct take_status fin;
-            (void)takes_finish(r, d, t, 0, NULL, &fin);
-            pthread_mutex_lock(&r->lock);
-            d->take_file[0] = 0;
-            rec_set_idle(r, d);
-            return 1;
+            if (hand_off(r, d, t, NULL))
+                return 1;
         }
     }
     return 0;
@@ -206,7 +254,10 @@ static void *ticker_main(void *arg)
 
 int status_start_ticker(struct recorder *r)
 {
-    int rc = pthread_create(&r->ticker, NULL, ticker_main, r);
+    int rc = workers_create(&r->slow, 2, "rec-slow");
+    if (rc < 0)
+        return rc;
+    rc = pthread_create(&r->ticker, NULL, ticker_main, r);
     if (rc)
         return -rc;
     pthread_setname_np(r->ticker, "rec-ticker");
@@ -223,4 +274,6 @@ void status_stop_ticker(struct recorder *r)
     if (r->ticker_started)
         pthread_join(r->ticker, NULL);
     r->ticker_started = 0;
+    workers_destroy(r->slow);   /* runs what the ticker handed over */
+    r->slow = NULL;
 }

@@ -195,7 +195,7 @@ def traversal(srv, tok):
     ]
     for v in victims:
         for method in ("GET", "DELETE"):
-            req = "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer %s\r\n\r\n" % (
+            req = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer %s\r\n\r\n" % (
                 method, v, tok)
             st, out = srv.raw(req.encode())
             check(st in (400, 404, 405), "%s %s: status %d" % (method, v, st))

@@ -57,6 +57,9 @@ static void test_post_and_bearer_forms(void **st)
     assert_int_equal(parse("HEAD", "/api/status"), ROUTE_STATUS);
     expect_error("PUT", "/api/recording/tone/take", 405);
     assert_string_equal(r.allow, "GET, POST");
+    /* HEAD must not change anything: no take, start or stop by HEAD */
+    expect_error("HEAD", "/api/recording/tone/take", 405);
+    expect_error("HEAD", "/api/recording/tone/stop/x.y.z", 405);
     expect_error("POST", "/api/status", 405);
 }
 

@@ -1,0 +1,175 @@
+/* http_files: JSON answers, downloads, the page. See http_files.h. */
+#include "server/http_files.h"
+
+#include "server/static_files.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char CSP[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'";
+
+static void common_headers(struct MHD_Response *resp, int api)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (api)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp)
+{
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Sends an API answer (its body is consumed). */
+enum MHD_Result http_send_reply(struct MHD_Connection *c, struct api_reply *a)
+{
+    if (!a->body)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(a->body), a->body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        api_reply_free(a);
+        return MHD_NO;
+    }
+    a->body = NULL;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    common_headers(resp, 1);
+    if (a->allow)
+        MHD_add_response_header(resp, "Allow", a->allow);
+    return queue(c, a->status, resp);
+}
+
+enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    struct api_reply a;
+    api_error(&a, status, msg, NULL);
+    return http_send_reply(c, &a);
+}
+
+int http_parse_u64(const char *s, const char *end, uint64_t *out)
+{
+    if (s == end)
+        return -1;
+    uint64_t v = 0;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* One "bytes=" range against size. 1 = a range (first..last), 0 = ignore the header and
+ * send everything (absent, malformed or several ranges), -1 = unsatisfiable. */
+int http_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+        return 0;
+    const char *s = h + 6;
+    while (*s == ' ')
+        s++;
+    const char *dash = strchr(s, '-');
+    if (!dash)
+        return 0;
+    const char *end = dash + strlen(dash);
+    while (end > dash + 1 && end[-1] == ' ')
+        end--;
+    uint64_t a, b;
+    if (s == dash) {                       /* suffix: the last b bytes */
+        if (http_parse_u64(dash + 1, end, &b) < 0)
+            return 0;
+        if (b == 0 || size == 0)
+            return -1;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    if (http_parse_u64(s, dash, &a) < 0)
+        return 0;
+    if (dash + 1 == end) {
+        b = UINT64_MAX;
+    } else if (http_parse_u64(dash + 1, end, &b) < 0 || b < a) {
+        return 0;
+    }
+    if (a >= size)
+        return -1;
+    *first = a;
+    *last = b >= size ? size - 1 : b;
+    return 1;
+}
+
+enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *rec,
+                                    const struct route *r)
+{
+    int fd = -1;
+    struct stat st;
+    int rc = recorder_open_recording(rec, r->name, &fd, &st);
+    if (rc < 0) {
+        struct api_reply a;
+        api_errno(&a, rc);
+        return http_send_reply(c, &a);
+    }
+    uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
+    int ranged = http_parse_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range"), size,
+                             &first, &last);
+    char cr[96];
+    if (ranged < 0) {
+        close(fd);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        snprintf(cr, sizeof cr, "bytes */%" PRIu64, size);
+        MHD_add_response_header(resp, "Content-Range", cr);
+        common_headers(resp, 1);
+        return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+    }
+    uint64_t len = ranged ? last - first + 1 : size;
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "audio/flac");
+    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    char disp[ROUTE_NAME_MAX + 40];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", r->name);
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    common_headers(resp, 1);
+    if (ranged) {
+        snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, size);
+        MHD_add_response_header(resp, "Content-Range", cr);
+    }
+    return queue(c, ranged ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r)
+{
+    const struct web_asset *a = static_file_find(r->name);
+    if (!a)
+        return http_send_error(c, 404, "not found");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        (size_t)a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", a->content_type);
+    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    common_headers(resp, 0);
+    return queue(c, MHD_HTTP_OK, resp);
+}
+

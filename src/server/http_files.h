@@ -1,0 +1,31 @@
+/*
+ * http_files: what the HTTP layer sends besides streams: API answers as JSON, recordings
+ * (with a single Range, 206/416), and the embedded page with its security headers.
+ * Threads: libmicrohttpd's (these queue responses on a connection).
+ */
+#ifndef PIREC_SERVER_HTTP_FILES_H
+#define PIREC_SERVER_HTTP_FILES_H
+
+#include "server/api.h"
+#include "server/recorder.h"
+#include "server/routes.h"
+
+#include <microhttpd.h>
+#include <stdint.h>
+
+/* Sends an API answer as JSON (its body is consumed). */
+enum MHD_Result http_send_reply(struct MHD_Connection *c, struct api_reply *a);
+enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned status, const char *msg);
+/* GET /api/recordings/:name (Range: one "bytes=" range). */
+enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *rec,
+                                    const struct route *r);
+/* The embedded page's files. */
+enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r);
+
+/* One "bytes=" range header against size: 1 = a range (first..last), 0 = ignore it and
+ * send everything (absent, malformed or several ranges), -1 = unsatisfiable (416). */
+int http_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last);
+/* Strict decimal digits of [s, end) into *out: 0 or -1. */
+int http_parse_u64(const char *s, const char *end, uint64_t *out);
+
+#endif
