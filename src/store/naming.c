@@ -17,46 +17,79 @@ static int safe_char(char c)
            c == '.' || c == '_' || c == '-';
 }
 
+/* Appends n bytes to out (cap bytes, *len used): -ENAMETOOLONG when they do not fit. */
+static int append(char *out, size_t cap, size_t *len, const char *s, size_t n)
+{
+    if (*len + n + 1 > cap)
+        return -ENAMETOOLONG;
+    memcpy(out + *len, s, n);
+    *len += n;
+    out[*len] = 0;
+    return 0;
+}
+
 int take_name_expand(char *out, size_t n, const char *pattern, const char *device_id,
                      const struct timespec *t)
 {
-    /* %D is ours, not strftime's (%D there is %m/%d/%y): substitute it first, with the
-     * id's own '%' made harmless, then let strftime do the rest */
-    char pat[1024];
-    size_t p = 0;
     if (!pattern || !*pattern)
         pattern = TAKE_DEFAULT_PATTERN;
     if (!device_id || !*device_id)
         device_id = "pirec";
-    for (const char *s = pattern; *s; s++) {
-        if (p + 2 >= sizeof pat)
-            return -ENAMETOOLONG;
-        if (s[0] == '%' && s[1] == '%') {
-            pat[p++] = '%';
-            pat[p++] = '%';
-            s++;
-        } else if (s[0] == '%' && s[1] == 'D') {
-            for (const char *d = device_id; *d; d++) {
-                if (p + 2 >= sizeof pat)
-                    return -ENAMETOOLONG;
-                pat[p++] = safe_char(*d) ? *d : '_';
-            }
-            s++;
-        } else {
-            pat[p++] = *s;
-        }
-    }
-    pat[p] = 0;
+    if (n == 0)
+        return -ENAMETOOLONG;
     struct tm tm;
     time_t sec = t->tv_sec;
     if (!localtime_r(&sec, &tm))
         return -EINVAL;
-    if (n == 0)
-        return -ENAMETOOLONG;
+    /* Each conversion is expanded on its own, so that what a conversion produces can be
+     * told from what the pattern says: a '/' from %x ("12/01/26") or strftime's %D must
+     * not make sub-folders (the take would never be listed, downloaded or repaired). %D
+     * is ours (the device id), not strftime's. */
+    size_t len = 0;
     out[0] = 0;
-    size_t len = strftime(out, n, pat, &tm);
+    for (const char *s = pattern; *s;) {
+        int rc;
+        if (s[0] != '%') {
+            rc = append(out, n, &len, s, 1);
+            s++;
+        } else if (s[1] == '%') {
+            rc = append(out, n, &len, "%", 1);
+            s += 2;
+        } else if (s[1] == 'D') {
+            rc = 0;
+            for (const char *d = device_id; *d && rc == 0; d++) {
+                char c = safe_char(*d) ? *d : '_';
+                rc = append(out, n, &len, &c, 1);
+            }
+            s += 2;
+        } else {
+            /* '%' [flags] [width] [E|O] conversion (glibc's strftime grammar) */
+            size_t k = 1;
+            while (s[k] && strchr("_-0^#", s[k]))
+                k++;
+            while (s[k] >= '0' && s[k] <= '9')
+                k++;
+            if (s[k] == 'E' || s[k] == 'O')
+                k++;
+            if (!s[k])
+                return -EINVAL;   /* a pattern ending in the middle of a conversion */
+            char spec[32], piece[256];
+            if (k + 2 > sizeof spec)
+                return -EINVAL;
+            memcpy(spec, s, k + 1);
+            spec[k + 1] = 0;
+            size_t pl = strftime(piece, sizeof piece, spec, &tm);
+            for (size_t i = 0; i < pl; i++)
+                if (piece[i] == '/')
+                    piece[i] = '-';
+            rc = append(out, n, &len, piece, pl);
+            s += k + 1;
+        }
+        if (rc < 0)
+            return rc;
+    }
     if (len == 0)
-        return p ? -ENAMETOOLONG : -EINVAL;
+        return -EINVAL;
     /* a pattern must not climb out of the recordings folder */
     if (out[0] == '/' || !strcmp(out, "..") || !strncmp(out, "../", 3) ||
         strstr(out, "/../") || (len >= 3 && !strcmp(out + len - 3, "/..")))

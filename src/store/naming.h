@@ -13,9 +13,10 @@
 #define TAKE_DEFAULT_PATTERN "%D_%Y-%m-%dT%H-%M-%S%z"
 
 /* Expands a name pattern: %D is the device id (characters other than [A-Za-z0-9._-]
- * become '_'), %% a '%', every other conversion is strftime's in local time at *t.
- * A '/' that the pattern itself contains is kept (sub-folders). 0, -EINVAL (empty
- * result, ".." component), -ENAMETOOLONG. */
+ * become '_'), %% a '%', every other conversion is strftime's in local time at *t, with
+ * any '/' it produces (%x, %c, ...) replaced by '-'. A '/' that the pattern itself
+ * contains is kept (sub-folders; `pirec serve`'s config refuses it). 0, -EINVAL (empty
+ * result, ".." component, a '%' at the end), -ENAMETOOLONG. */
 int take_name_expand(char *out, size_t n, const char *pattern, const char *device_id,
                      const struct timespec *t);
 

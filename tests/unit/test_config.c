@@ -92,6 +92,12 @@ static void test_full_file(void **state)
                "name_pattern = %D-%Y%m%d\n"
                "proc_asound = /tmp/fake-asound\n"
                "demo = yes\n"
+               "allowed_hosts = studio.lan, recorder\n"
+               "max_connections = 100\n"
+               "max_connections_per_client = 10\n"
+               "max_event_streams = 20\n"
+               "max_event_streams_per_client = 3\n"
+               "header_timeout_seconds = 5\n"
                "\n"
                "[device scarlett]\n"
                "pcm = hw:CARD=USB\n"
@@ -118,6 +124,12 @@ static void test_full_file(void **state)
     assert_string_equal(c.name_pattern, "%D-%Y%m%d");
     assert_string_equal(c.proc_asound, "/tmp/fake-asound");
     assert_int_equal(c.demo, 1);
+    assert_string_equal(c.allowed_hosts, "studio.lan, recorder");
+    assert_int_equal(c.max_connections, 100);
+    assert_int_equal(c.max_connections_per_client, 10);
+    assert_int_equal(c.max_event_streams, 20);
+    assert_int_equal(c.max_event_streams_per_client, 3);
+    assert_int_equal(c.header_timeout_seconds, 5);
     assert_int_equal(c.n_devices, 2);
     assert_string_equal(c.devices[0].id, "scarlett");
     assert_string_equal(c.devices[0].pcm, "hw:CARD=USB");
@@ -190,6 +202,13 @@ static void test_errors_name_line_and_problem(void **state)
     expect_error("[server]\nlisten = localhost\n", 2, "listen: 'localhost'");
     expect_error("[server]\nlisten = [::1]:http\n", 2, "listen: '[::1]:http'");
     expect_error("[server]\nname_pattern = a/b\n", 2, "name_pattern");
+    expect_error("[server]\nallowed_hosts = good, evil/x\n", 2,
+                 "allowed_hosts: 'evil/x' is not a host name");
+    expect_error("[server]\nmax_connections = 2\n", 2, "max_connections: '2' is not a number from 4");
+    expect_error("[server]\nheader_timeout_seconds = 0\n", 2, "header_timeout_seconds: '0'");
+    expect_error("[server]\nmax_event_streams_per_client = lots\n", 2,
+                 "max_event_streams_per_client: 'lots'");
+    expect_error("[server]\nmax_bogus = 1\n", 2, "unknown key 'max_bogus' in [server]");
     expect_error("[server]\nrecordings =\n", 2, "recordings: the path is empty");
     expect_error("[device ../x]\npcm = hw:0\n", 2, "not a usable device id");
     expect_error("[device a]\npcm = hw:0\n[device b]\npcm = hw:1\n[device a]\nrate = 48000\n", 6,

@@ -33,6 +33,23 @@ static void test_expand_default(void **st)
     assert_string_equal(out, "yeti_1830+0000");
 }
 
+/* name_pattern = %D_%x once wrote tone_11/21/26.flac into sub-folders, where the take was
+ * never listed, downloaded, deleted or repaired: a '/' a conversion makes becomes '-'. */
+static void test_expand_conversion_slash(void **st)
+{
+    (void)st;
+    setenv("TZ", "UTC0", 1);
+    tzset();
+    char out[256];
+    assert_int_equal(take_name_expand(out, sizeof out, "%D_%x", "tone", &T), 0);
+    assert_null(strchr(out, '/'));
+    assert_string_equal(out, "tone_11-21-26");
+    assert_int_equal(take_name_expand(out, sizeof out, "%D_%c_%-d_%Ey_%_H", "tone", &T), 0);
+    assert_null(strchr(out, '/'));
+    assert_non_null(strstr(out, "_21_26_18"));
+    assert_int_equal(take_name_expand(out, sizeof out, "x%", "tone", &T), -EINVAL);
+}
+
 static void test_expand_refuses_escape(void **st)
 {
     (void)st;
@@ -99,6 +116,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expand_default),
+        cmocka_unit_test(test_expand_conversion_slash),
         cmocka_unit_test(test_expand_refuses_escape),
         cmocka_unit_test(test_iso_time),
         cmocka_unit_test(test_suffix),

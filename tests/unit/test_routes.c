@@ -166,9 +166,26 @@ static void test_mask(void **st)
     assert_string_equal(out, "/api/status");
 }
 
+static void test_request_lines(void **st)
+{
+    (void)st;
+    const char *ok[] = {"GET / HTTP/1.1\r\n", "POST /api/recording/x/take HTTP/1.0\n",
+                        "DELETE /api/recordings/a.flac?token=x HTTP/1.1\r\n"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        assert_true(route_request_line_ok(ok[i], strlen(ok[i])));
+    const char *bad[] = {"GARBAGE\r\n", "GET\r\n", "GET /\r\n", "get / HTTP/1.1\r\n",
+                         "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1 x\r\n", "GET / FTP/1.1\r\n",
+                         "\x16\x03\x01 / HTTP/1.1\r\n", "GET / HTTP/1.1", "GET /\x01 HTTP/1.1\r\n",
+                         "ABCDEFGHIJKLMNOPQ / HTTP/1.1\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (route_request_line_ok(bad[i], strlen(bad[i])))
+            fail_msg("accepted %s", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_lines),
         cmocka_unit_test(test_original_get_routes),
         cmocka_unit_test(test_post_and_bearer_forms),
         cmocka_unit_test(test_recordings),

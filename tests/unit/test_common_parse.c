@@ -1,0 +1,79 @@
+/* src/common parsers shared by the command line and the config: listen addresses,
+ * numbers with ranges, and UTF-8 text cut on a character boundary. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "common/listen_addr.h"
+#include "common/numparse.h"
+#include "common/utf8.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void test_listen(void **state)
+{
+    (void)state;
+    char host[64];
+    unsigned port;
+    assert_int_equal(listen_addr_parse("127.0.0.1:8080", host, sizeof host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(listen_addr_parse("[::1]:0", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(listen_addr_parse(":9", host, sizeof host, &port), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(listen_addr_parse("8081", host, sizeof host, &port), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(port, 8081);
+    const char *bad[] = {"", "localhost", "::1:80", "[::1]", "[::1]80", "[]:80", "h:65536",
+                         "h:-1", "h:80x", "h: 80", "h:"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (listen_addr_parse(bad[i], host, sizeof host, &port) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+    assert_int_equal(listen_addr_parse("a-very-long-host-name-indeed:80", host, 8, &port), -EINVAL);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    unsigned v;
+    assert_int_equal(parse_uint_range("10", 1, 10, &v), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(parse_uint_range("11", 1, 10, &v), -ERANGE);
+    assert_int_equal(parse_uint_range("0", 1, 10, &v), -ERANGE);
+    assert_int_equal(parse_uint_range("-1", 0, 10, &v), -EINVAL);
+    assert_int_equal(parse_uint_range(" 1", 0, 10, &v), -EINVAL);
+    assert_int_equal(parse_uint_range("1k", 0, 10, &v), -EINVAL);
+    assert_int_equal(parse_uint_range("", 0, 10, &v), -EINVAL);
+    unsigned long long u;
+    assert_int_equal(parse_ullong_range("99999999999999999999999", 0, ~0ull, &u), -ERANGE);
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    char out[64], in[128] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(in, "\xc3\xa9");
+    assert_int_equal(utf8_copy_printable(out, sizeof out, in), 62);   /* 31 whole é */
+    assert_int_equal(utf8_copy_printable(out, 4, "\xe2\x82\xac\xe2\x82\xac"), 3);
+    assert_string_equal(out, "\xe2\x82\xac");
+    /* control characters, C1, stray and overlong bytes, surrogates go */
+    utf8_copy_printable(out, sizeof out, "a\x01" "b\x7f\xc2\x85" "c\xc0\xaf" "d\xed\xa0\x80" "e\xff");
+    assert_string_equal(out, "abcde");
+    assert_int_equal(utf8_copy_printable(out, sizeof out, NULL), 0);
+    assert_int_equal(utf8_copy_printable(out, 1, "abc"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_utf8),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
