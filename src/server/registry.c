@@ -132,11 +132,13 @@ void registry_disconnect(struct recorder *r, struct rec_device *d, const char *w
     lease_drop(r->leases, d->id);
     if (li.held)
         api_event_release(r->hub, d->id, li.client);
+    pthread_mutex_lock(&r->lock);
+    d->cap = NULL;             /* the ticker reads levels of busy devices too */
+    pthread_mutex_unlock(&r->lock);
     if (cap)
-        capture_stop(cap);
+        capture_stop(cap);     /* after the take: it reads this capture's ring */
 
     pthread_mutex_lock(&r->lock);
-    d->cap = NULL;
     d->connected = 0;
     d->take_file[0] = 0;
     api_event_remove(r->hub, d->id);

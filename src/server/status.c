@@ -184,9 +184,13 @@ static int hand_off(struct recorder *r, struct rec_device *d, struct take *t, co
 static int tick_devices(struct recorder *r)
 {
     for (struct rec_device *d = r->devs; d; d = d->next) {
-        if (!d->connected || d->busy || !d->cap)
+        if (!d->connected || !d->cap)
             continue;
+        /* Levels flow while the device's own take starts or stops (d->cap is cleared
+         * under the lock before a capture is stopped). */
         publish_level(r, d);
+        if (d->busy)
+            continue;
         enum capture_state cs = capture_get_state(d->cap);
         if (cs != CAPTURE_RUNNING) {
             char why[160];

@@ -73,6 +73,9 @@ def busy_port():
                  "--state-dir", os.path.join(TMP, "s3"), "--demo"])
         check(r.returncode != 0 and "127.0.0.1:%d" % a.port in r.stderr,
               "busy port: %d %r" % (r.returncode, r.stderr))
+        # the log line names the port asked for (libmicrohttpd's own said "port 0")
+        check("port 0" not in r.stderr and "cannot listen on 127.0.0.1:%d: Address already in use"
+              % a.port in r.stderr, "busy port logged with its number: %r" % r.stderr)
     finally:
         check(a.stop() == 0, "first server exits 0")
 
