@@ -25,7 +25,9 @@
 
 #define BODY_MAX       4096           /* no route needs a body; tiny POSTs only */
 #define CONN_MEMORY    (128 * 1024)   /* headers + the SSE write buffer */
-#define SLOW_THREADS   2              /* start/stop/list/delete run here */
+#define CONTROL_THREADS 2             /* start/stop: never queued behind a listing */
+#define LIBRARY_THREADS 2             /* list/delete */
+#define LIBRARY_QUEUE   16            /* listings waiting past this: 503 */
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -34,7 +36,8 @@ struct http_server {
     struct sse_server *sse;
     struct listener *listener;
     struct conn_guard *guard;
-    struct workers *slow;
+    struct workers *control;    /* start, stop */
+    struct workers *library;    /* list, delete */
     struct origin_policy origins;
     /* Held for reading around every recorder call; http_quiesce takes it for writing. */
     pthread_rwlock_t api_lock;
@@ -170,13 +173,19 @@ static void run_job(void *arg)
     MHD_resume_connection(rq->conn);
 }
 
-/* Suspends the connection and hands the request to a worker (api_lock held). */
+/* Suspends the connection and hands the request to a worker (api_lock held). Listing
+ * 3000 takes opens 3000 files: those jobs have their own threads and a bounded queue,
+ * so that a stop never waits behind other clients' listings. */
 static enum MHD_Result start_job(struct http_server *s, struct MHD_Connection *c,
                                  struct request *rq)
 {
+    int control = rq->route.action == ROUTE_START || rq->route.action == ROUTE_STOP;
+    struct workers *w = control ? s->control : s->library;
+    if (!control && workers_pending(w) >= LIBRARY_QUEUE)
+        return http_send_error(c, 503, "the recorder is busy listing recordings: try again");
     rq->job = JOB_QUEUED;
     MHD_suspend_connection(c);
-    if (workers_submit(s->slow, run_job, rq) < 0) {
+    if (workers_submit(w, run_job, rq) < 0) {
         api_error(&rq->reply, 503, "the recorder is busy: try again", NULL);
         rq->job = JOB_DONE;
         MHD_resume_connection(c);
@@ -405,7 +414,8 @@ static void on_first_line(int fd, const char *line, size_t len, int too_long, vo
 static void free_server(struct http_server *s)
 {
     listener_close(s->listener);
-    workers_destroy(s->slow);
+    workers_destroy(s->control);
+    workers_destroy(s->library);
     if (s->sse)
         sse_close_all(s->sse, 2000);
     if (s->d)
@@ -446,7 +456,8 @@ int http_start(struct http_server **out, const struct http_options *opt,
         .header_timeout_ms = (opt->header_timeout_s ? opt->header_timeout_s : 10) * 1000,
     };
     if ((rc = guard_create(&s->guard, &lim)) < 0 ||
-        (rc = workers_create(&s->slow, SLOW_THREADS, "http-slow")) < 0 ||
+        (rc = workers_create(&s->control, CONTROL_THREADS, "http-ctl")) < 0 ||
+        (rc = workers_create(&s->library, LIBRARY_THREADS, "http-lib")) < 0 ||
         (rc = sse_server_create(&s->sse, hub, opt->heartbeat_ms)) < 0 ||
         (rc = listener_open(&s->listener, host, port)) < 0)
         goto fail;

@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct listener {
     int ep;                    /* epoll: listening socket, wake pipe, held sockets */
     int *held;                 /* fds held for their first line (unordered) */
     size_t n_held, cap_held;
+    time_t last_emfile_log;    /* CLOCK_MONOTONIC seconds */
     pthread_t th;
     int started;
 };
@@ -158,8 +160,15 @@ static void accept_all(struct listener *l)
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
-                /* Out of descriptors: back off instead of spinning on the backlog. */
-                log_warn("http", "accept: %s", strerror(errno));
+                /* Out of descriptors: back off instead of spinning on the backlog, and
+                 * say so once a minute, not ten times a second. */
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (!l->last_emfile_log || now.tv_sec - l->last_emfile_log >= 60) {
+                    log_warn("http", "accept: %s (raise the open-files limit, or lower "
+                             "max_connections)", strerror(errno));
+                    l->last_emfile_log = now.tv_sec;
+                }
                 poll(NULL, 0, 100);
             }
             return;
