@@ -203,8 +203,7 @@ static void do_delete(struct recorder *r, const struct api_request *rq, struct a
     int rc = recorder_delete_recording(r, rq->route->name, rq->token);
     switch (rc) {
     case 0:
-        log_info("api", "deleted recording %s", rq->route->name);
-        reply(out, 200, json_pack("{s:b}", "state", 1));
+        reply(out, 200, json_pack("{s:b}", "state", 1));   /* library.c logged it */
         break;
     case -ENOENT: fail(out, 404, "there is no recording %s", rq->route->name); break;
     case -EBUSY: fail(out, 409, "%s is still being written: stop the take first",
