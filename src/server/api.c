@@ -214,6 +214,44 @@ static void do_delete(struct recorder *r, const struct api_request *rq, struct a
     }
 }
 
+static const struct {
+    unsigned status;
+    const char *msg;
+} REFUSALS[] = {
+    [API_BAD_REQUEST_LINE] = {400, "that is not an HTTP request line (want e.g. GET /api/status HTTP/1.1)"},
+    [API_BODY_TOO_LARGE] = {413, "request body too large"},
+    [API_UNKNOWN_HOST] = {403, "this recorder does not answer to that host name (add it to "
+                               "allowed_hosts in the [server] section of the config if it "
+                               "is really this recorder's name)"},
+    [API_CROSS_ORIGIN] = {403, "refused: this request comes from another web site's page; only "
+                               "the recorder's own page and command-line clients may control it"},
+    [API_HEADER_TIMEOUT] = {408, "the request did not arrive in time: send it again"},
+    [API_SERVER_FULL] = {503, "the recorder has too many connections: try again in a moment"},
+    [API_CLIENT_FULL] = {503, "too many connections from your address: close some and try again"},
+    [API_STREAMS_FULL] = {503, "too many event streams: try again later"},
+    [API_CLIENT_STREAMS_FULL] = {503, "too many event streams from your address: close other "
+                                      "pages of this recorder"},
+    [API_LIST_BUSY] = {503, "the recorder is busy listing recordings: try again"},
+    [API_BUSY] = {503, "the recorder is busy: try again"},
+    [API_SHUTTING_DOWN] = {503, "server shutting down"},
+    [API_SUBSCRIBE_FAILED] = {500, "cannot subscribe to the events"},
+};
+
+unsigned api_refusal_status(enum api_refusal why)
+{
+    return REFUSALS[why].status;
+}
+
+const char *api_refusal_message(enum api_refusal why)
+{
+    return REFUSALS[why].msg;
+}
+
+void api_refuse(struct api_reply *out, enum api_refusal why)
+{
+    api_error(out, REFUSALS[why].status, REFUSALS[why].msg, NULL);
+}
+
 int api_route_is_slow(const struct route *rt)
 {
     switch (rt->action) {

@@ -35,6 +35,28 @@ struct api_request {
 void api_handle(struct recorder *r, const struct api_request *rq, struct api_reply *out);
 /* 1 for the routes whose answer may wait on the disk: start, stop, list, delete. */
 int  api_route_is_slow(const struct route *rt);
+/* Requests the transport refuses before (or instead of) asking the recorder. */
+enum api_refusal {
+    API_BAD_REQUEST_LINE,      /* 400 */
+    API_BODY_TOO_LARGE,        /* 413 */
+    API_UNKNOWN_HOST,          /* 403: Host is not one of ours (DNS rebinding) */
+    API_CROSS_ORIGIN,          /* 403: a change asked by another site's page */
+    API_HEADER_TIMEOUT,        /* 408 */
+    API_SERVER_FULL,           /* 503 */
+    API_CLIENT_FULL,           /* 503: this address holds its share of connections */
+    API_STREAMS_FULL,          /* 503 */
+    API_CLIENT_STREAMS_FULL,   /* 503 */
+    API_LIST_BUSY,             /* 503: too many listings waiting */
+    API_BUSY,                  /* 503: no worker could take the job */
+    API_SHUTTING_DOWN,         /* 503 */
+    API_SUBSCRIBE_FAILED,      /* 500 */
+};
+void api_refuse(struct api_reply *out, enum api_refusal why);
+/* The status code and message of a refusal, for answers written without libmicrohttpd
+ * (conn_guard.c). */
+unsigned api_refusal_status(enum api_refusal why);
+const char *api_refusal_message(enum api_refusal why);
+
 /* An error answer with a message of the caller's. */
 void api_error(struct api_reply *out, unsigned status, const char *msg, const char *allow);
 /* The answer for a bare recorder errno (e.g. opening a download). */

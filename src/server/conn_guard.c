@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "server/api.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -115,14 +116,19 @@ static void maybe_log(struct conn_guard *g, int64_t now)
 }
 
 /* A whole HTTP/1.1 answer written straight to a socket that libmicrohttpd does not serve
- * (refused) or has not answered (timed out): JSON like every API error. */
-static void raw_response(char *out, size_t n, const char *status, const char *extra,
-                         const char *msg)
+ * (refused) or has not answered (timed out): the API's JSON error for that refusal. */
+static void raw_response(char *out, size_t n, enum api_refusal why, const char *extra)
 {
-    char body[256];
-    int bl = snprintf(body, sizeof(body), "{\"state\":false,\"token\":\"\",\"error\":\"%s\"}", msg);
-    snprintf(out, n, "HTTP/1.1 %s\r\nConnection: close\r\n%sContent-Type: application/json\r\n"
-             "Cache-Control: no-store\r\nContent-Length: %d\r\n\r\n%s", status, extra, bl, body);
+    struct api_reply a;
+    api_refuse(&a, why);
+    static const char *reason[] = {[400] = "Bad Request", [408] = "Request Timeout",
+                                   [503] = "Service Unavailable"};
+    unsigned st = api_refusal_status(why);
+    snprintf(out, n, "HTTP/1.1 %u %s\r\nConnection: close\r\n%sContent-Type: "
+             "application/json\r\nCache-Control: no-store\r\nContent-Length: %zu\r\n\r\n%s",
+             st, st < 504 && reason[st] ? reason[st] : "Error", extra,
+             a.body ? strlen(a.body) : 0, a.body ? a.body : "");
+    api_reply_free(&a);
 }
 
 static void *reaper_main(void *arg)
@@ -168,14 +174,10 @@ int guard_create(struct conn_guard **out, const struct conn_limits *lim)
         g->lim.max_streams_per_client = 8;
     if (!g->lim.header_timeout_ms)
         g->lim.header_timeout_ms = 10000;
-    raw_response(g->resp_400, sizeof(g->resp_400), "400 Bad Request", "",
-                 "that is not an HTTP request line (want e.g. GET /api/status HTTP/1.1)");
-    raw_response(g->resp_408, sizeof(g->resp_408), "408 Request Timeout", "",
-                 "the request did not arrive in time: send it again");
-    raw_response(g->resp_full, sizeof(g->resp_full), "503 Service Unavailable",
-                 "Retry-After: 2\r\n", "the recorder has too many connections: try again in a moment");
-    raw_response(g->resp_client, sizeof(g->resp_client), "503 Service Unavailable",
-                 "Retry-After: 2\r\n", "too many connections from your address: close some and try again");
+    raw_response(g->resp_400, sizeof(g->resp_400), API_BAD_REQUEST_LINE, "");
+    raw_response(g->resp_408, sizeof(g->resp_408), API_HEADER_TIMEOUT, "");
+    raw_response(g->resp_full, sizeof(g->resp_full), API_SERVER_FULL, "Retry-After: 2\r\n");
+    raw_response(g->resp_client, sizeof(g->resp_client), API_CLIENT_FULL, "Retry-After: 2\r\n");
     pthread_mutex_init(&g->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

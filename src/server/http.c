@@ -136,11 +136,7 @@ static enum MHD_Result do_events(struct http_server *s, struct MHD_Connection *c
 {
     int rc = guard_stream_open(s->guard, rq->gc);
     if (rc < 0) {
-        struct api_reply a;
-        api_error(&a, 503, rc == -EUSERS ? "too many event streams from your address: close "
-                  "other pages of this recorder" : "too many event streams: try again later",
-                  NULL);
-        return http_send_reply(c, &a);
+        return http_send_refusal(c, rc == -EUSERS ? API_CLIENT_STREAMS_FULL : API_STREAMS_FULL);
     }
     rq->stream = 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
@@ -152,7 +148,7 @@ static enum MHD_Result do_events(struct http_server *s, struct MHD_Connection *c
     struct MHD_Response *resp = NULL;
     rc = sse_stream_response(s->sse, c, last, status_for_stream, s, &resp);
     if (rc < 0)
-        return http_send_error(c, rc == -ESHUTDOWN ? 503 : 500, "cannot subscribe");
+        return http_send_refusal(c, rc == -ESHUTDOWN ? API_SHUTTING_DOWN : API_SUBSCRIBE_FAILED);
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -165,7 +161,7 @@ static void run_job(void *arg)
     struct http_server *s = rq->srv;
     pthread_rwlock_rdlock(&s->api_lock);
     if (s->quiesced)
-        api_error(&rq->reply, 503, "server shutting down", NULL);
+        api_refuse(&rq->reply, API_SHUTTING_DOWN);
     else
         answer(s, rq, &rq->reply);
     pthread_rwlock_unlock(&s->api_lock);
@@ -182,11 +178,11 @@ static enum MHD_Result start_job(struct http_server *s, struct MHD_Connection *c
     int control = rq->route.action == ROUTE_START || rq->route.action == ROUTE_STOP;
     struct workers *w = control ? s->control : s->library;
     if (!control && workers_pending(w) >= LIBRARY_QUEUE)
-        return http_send_error(c, 503, "the recorder is busy listing recordings: try again");
+        return http_send_refusal(c, API_LIST_BUSY);
     rq->job = JOB_QUEUED;
     MHD_suspend_connection(c);
     if (workers_submit(w, run_job, rq) < 0) {
-        api_error(&rq->reply, 503, "the recorder is busy: try again", NULL);
+        api_refuse(&rq->reply, API_BUSY);
         rq->job = JOB_DONE;
         MHD_resume_connection(c);
     }
@@ -207,7 +203,7 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     enum MHD_Result ret;
     pthread_rwlock_rdlock(&s->api_lock);
     if (s->quiesced) {
-        ret = http_send_error(c, 503, "server shutting down");
+        ret = http_send_refusal(c, API_SHUTTING_DOWN);
     } else if (r->action == ROUTE_EVENTS) {
         ret = do_events(s, c, rq);
     } else if (r->action == ROUTE_DOWNLOAD) {
@@ -245,16 +241,14 @@ static enum MHD_Result begin_request(struct http_server *s, struct MHD_Connectio
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
     if (!origin_host_allowed(&s->origins, host)) {
         log_debug("http", "refused Host '%.100s' from %s", host, guard_conn_address(rq->gc));
-        return http_send_error(c, 403, "this recorder does not answer to that host name "
-                               "(add it to allowed_hosts in the [server] section of the "
-                               "config if it is really this recorder's name)");
+        return http_send_refusal(c, API_UNKNOWN_HOST);
     }
     /* Refuse a big body before reading it (a response can be queued now, not while the
      * upload is under way). */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     uint64_t n;
     if (cl && (http_parse_u64(cl, cl + strlen(cl), &n) < 0 || n > BODY_MAX))
-        return http_send_error(c, 413, "request body too large");
+        return http_send_refusal(c, API_BODY_TOO_LARGE);
     return MHD_YES;
 }
 
@@ -288,9 +282,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         !origin_same_origin(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"),
                             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
                             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site")))
-        return http_send_error(c, 403, "refused: this request comes from another web site's "
-                               "page; only the recorder's own page and command-line clients "
-                               "may control it");
+        return http_send_refusal(c, API_CROSS_ORIGIN);
     return dispatch(s, c, rq);
 }
 

@@ -3,6 +3,7 @@
 
 #include "server/static_files.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,10 @@ enum MHD_Result http_send_reply(struct MHD_Connection *c, struct api_reply *a)
     return queue(c, a->status, resp);
 }
 
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+enum MHD_Result http_send_refusal(struct MHD_Connection *c, enum api_refusal why)
 {
     struct api_reply a;
-    api_error(&a, status, msg, NULL);
+    api_refuse(&a, why);
     return http_send_reply(c, &a);
 }
 
@@ -160,7 +161,11 @@ enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r
 {
     const struct web_asset *a = static_file_find(r->name);
     if (!a)
-        return http_send_error(c, 404, "not found");
+    {
+        struct api_reply e;
+        api_errno(&e, -ENOENT);
+        return http_send_reply(c, &e);
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         (size_t)a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
     if (!resp)

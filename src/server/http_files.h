@@ -15,7 +15,8 @@
 
 /* Sends an API answer as JSON (its body is consumed). */
 enum MHD_Result http_send_reply(struct MHD_Connection *c, struct api_reply *a);
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned status, const char *msg);
+/* Sends one of the API's refusals. */
+enum MHD_Result http_send_refusal(struct MHD_Connection *c, enum api_refusal why);
 /* GET /api/recordings/:name (Range: one "bytes=" range). */
 enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *rec,
                                     const struct route *r);

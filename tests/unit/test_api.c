@@ -207,6 +207,18 @@ static void test_route_errors(void **state)
     api_errno(&a, -ENOSPC);
     assert_int_equal(a.status, 507);
     api_reply_free(&a);
+    /* every refusal of the transport has a status and a message in the API's shape */
+    for (int why = API_BAD_REQUEST_LINE; why <= API_SUBSCRIBE_FAILED; why++) {
+        api_refuse(&a, (enum api_refusal)why);
+        assert_true(a.status >= 400 && a.status < 600);
+        assert_int_equal(a.status, api_refusal_status((enum api_refusal)why));
+        assert_non_null(strstr(a.body, "\"state\":false,\"token\":\"\",\"error\":\""));
+        assert_true(strlen(api_refusal_message((enum api_refusal)why)) > 10);
+        api_reply_free(&a);
+    }
+    api_refuse(&a, API_CROSS_ORIGIN);
+    assert_int_equal(a.status, 403);
+    api_reply_free(&a);
 }
 
 /* A device whose id is a field of the status object does not shadow that field. */
