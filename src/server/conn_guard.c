@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ struct guard_conn {
     enum conn_state state;
     int64_t deadline_ms;       /* CLOCK_MONOTONIC; HEADER and IDLE only */
     int has_stream;
+    int hung_up;               /* a stream's client left: its socket is shut down */
     struct client *client;
 };
 
@@ -49,6 +51,8 @@ struct conn_guard {
     unsigned long full, per_client, streams_refused, timed_out, bad_lines;
     int64_t last_log_ms;
     char busiest[INET6_ADDRSTRLEN];
+    struct pollfd *pfd;        /* max_streams entries, the reaper's */
+    struct guard_conn **pconn;
     char resp_400[512], resp_408[512], resp_full[512], resp_client[512];
 };
 
@@ -131,6 +135,24 @@ static void raw_response(char *out, size_t n, enum api_refusal why, const char *
     api_reply_free(&a);
 }
 
+/* Lock held: shuts down the sockets of streams whose client hung up. */
+static void watch_streams(struct conn_guard *g)
+{
+    nfds_t n = 0;
+    for (struct guard_conn *c = g->conns; c && n < g->lim.max_streams; c = c->next)
+        if (c->has_stream && !c->hung_up) {
+            g->pfd[n] = (struct pollfd){.fd = c->fd, .events = POLLRDHUP};
+            g->pconn[n++] = c;
+        }
+    if (n == 0 || poll(g->pfd, n, 0) <= 0)
+        return;
+    for (nfds_t i = 0; i < n; i++)
+        if (g->pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            g->pconn[i]->hung_up = 1;
+            shutdown(g->pfd[i].fd, SHUT_RDWR);
+        }
+}
+
 static void *reaper_main(void *arg)
 {
     struct conn_guard *g = arg;
@@ -149,6 +171,7 @@ static void *reaper_main(void *arg)
             c->state = CONN_REAPED;
             shutdown(c->fd, SHUT_RDWR);
         }
+        watch_streams(g);
         maybe_log(g, now);
         struct timespec ts;
         deadline_after_ms(&ts, REAP_EVERY_MS);
@@ -174,6 +197,14 @@ int guard_create(struct conn_guard **out, const struct conn_limits *lim)
         g->lim.max_streams_per_client = 8;
     if (!g->lim.header_timeout_ms)
         g->lim.header_timeout_ms = 10000;
+    g->pfd = calloc(g->lim.max_streams, sizeof(*g->pfd));
+    g->pconn = calloc(g->lim.max_streams, sizeof(*g->pconn));
+    if (!g->pfd || !g->pconn) {
+        free(g->pfd);
+        free(g->pconn);
+        free(g);
+        return -ENOMEM;
+    }
     raw_response(g->resp_400, sizeof(g->resp_400), API_BAD_REQUEST_LINE, "");
     raw_response(g->resp_408, sizeof(g->resp_408), API_HEADER_TIMEOUT, "");
     raw_response(g->resp_full, sizeof(g->resp_full), API_SERVER_FULL, "Retry-After: 2\r\n");
@@ -188,6 +219,8 @@ int guard_create(struct conn_guard **out, const struct conn_limits *lim)
     if (rc) {
         pthread_cond_destroy(&g->wake);
         pthread_mutex_destroy(&g->lock);
+        free(g->pfd);
+        free(g->pconn);
         free(g);
         return -rc;
     }
@@ -213,6 +246,8 @@ void guard_destroy(struct conn_guard *g)
         unlink_conn(g, g->conns);
     pthread_cond_destroy(&g->wake);
     pthread_mutex_destroy(&g->lock);
+    free(g->pfd);
+    free(g->pconn);
     free(g);
 }
 

@@ -10,7 +10,10 @@
  *   and shut down; between requests of a kept-alive connection the same time is allowed,
  *   then it is closed quietly. A request whose headers are in (its handler runs) has no
  *   deadline here: libmicrohttpd's idle timeout covers it.
- * - Event streams (SSE) have their own budget, global and per client address.
+ * - Event streams (SSE) have their own budget, global and per client address. A parked
+ *   stream's socket is not read by libmicrohttpd; the reaper watches them and shuts down
+ *   the socket of a client that hung up, which makes libmicrohttpd close it at once
+ *   instead of leaving it in CLOSE-WAIT until the next heartbeat.
  * - Refusals are counted and logged at most once a minute (no log flood).
  *
  * Threads: guard_admit from the accept thread; the connection calls from libmicrohttpd's

@@ -6,7 +6,8 @@
   share are answered 503 at once, /api/status from here is answered, a take on B can be
   started and stopped, the slow ones get 408 at the header deadline, and no socket is left
   in CLOSE-WAIT afterwards;
-- a garbage request line gets 400, and event streams past the per-address budget get 503.
+- a garbage request line gets 400, event streams past the per-address budget get 503, and
+  the stream of a client that left is closed at once (not at the next heartbeat).
 Behaviour only: counts of answers while something else is pending, never timings."""
 import json
 import os
@@ -164,8 +165,31 @@ def misc(srv):
     finally:
         for s in streams:
             s.close()
+    # pages that go away: their parked streams are closed, not left in CLOSE-WAIT until a
+    # heartbeat, and their budget is free again
+    wait_for(lambda: close_wait(srv.port) == 0, 10, "the streams of clients that left closed")
+    gone = wait_for(lambda: (lambda s: s if s.status == 200 else s.close())(Sse(srv.port)), 10,
+                    "an event stream again")
+    gone.wait_event("status")
+    gone.close()
     log = srv.stderr()
     check(log.count("warning") <= 2, "refusals are summarised, not logged one by one:\n" + log)
+
+
+def idle_stream_hangup():
+    """No device, so no level events: a stream stays parked. Its client leaving must close
+    it now, not at the next heartbeat (ten minutes away here)."""
+    srv = Server("idle", demo=False, args=["--heartbeat-ms", "600000"])
+    try:
+        streams = [Sse(srv.port) for _ in range(3)]
+        for s in streams:
+            s.wait_event("status")
+        for s in streams:
+            s.close()
+        wait_for(lambda: close_wait(srv.port) == 0, 10,
+                 "the parked streams of clients that left closed (no socket in CLOSE-WAIT)")
+    finally:
+        check(srv.stop() == 0, "idle server exits 0")
 
 
 def main():
@@ -173,12 +197,14 @@ def main():
     cfg = os.path.join(TMP, "responsive.ini")
     open(cfg, "w").write(CFG)
     os.environ["PIREC_TEST_DISK_STALL_MS"] = "3000"
-    srv = Server("responsive", demo=False, config=cfg)
+    # a heartbeat far away: a stream whose client left must be closed without it
+    srv = Server("responsive", demo=False, config=cfg, args=["--heartbeat-ms", "600000"])
     del os.environ["PIREC_TEST_DISK_STALL_MS"]
     try:
         stall_during_stop(srv)
         slowloris(srv)
         misc(srv)
+        idle_stream_hangup()
     finally:
         rc = srv.stop()
     check(rc == 0, "exit status %d; stderr:\n%s" % (rc, srv.stderr()))
