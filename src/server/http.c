@@ -281,7 +281,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (state_changing(rq->route.action) &&
         !origin_same_origin(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"),
                             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
-                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site")))
+                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Referer")))
         return http_send_refusal(c, API_CROSS_ORIGIN);
     return dispatch(s, c, rq);
 }

@@ -145,11 +145,14 @@ static void authority(const char *a, size_t n, const char *default_port, char *o
     out[n] = 0;
 }
 
-int origin_same_origin(const char *host, const char *origin, const char *sec_fetch_site)
+int origin_same_origin(const char *host, const char *origin, const char *sec_fetch_site,
+                       const char *referer)
 {
     if (sec_fetch_site)
         return strcasecmp(sec_fetch_site, "same-origin") == 0 ||
                strcasecmp(sec_fetch_site, "none") == 0;
+    if (!origin)
+        origin = referer;   /* a full URL: only its scheme and authority are compared */
     if (!origin)
         return 1;
     const char *sep = strstr(origin, "://");

@@ -8,9 +8,12 @@
  *   (an HTTP/1.0 command-line client) is accepted.
  * - Same origin for state-changing requests (take, renew, release, start, stop, delete):
  *   refused when Sec-Fetch-Site says "cross-site" or "same-site", or when an Origin
- *   header names another origin than Host (or is "null"). A request with neither header
- *   (curl, scripts, the original client's fetch() of old browsers) is accepted, so the
- *   original's GET routes keep working for same-origin and command-line clients.
+ *   header names another origin than Host (or is "null"); with neither of those (browsers
+ *   before Sec-Fetch-Site, e.g. Safari before 16.4), when a Referer names another origin.
+ *   A request with none of these headers (curl, scripts) is accepted, so the original's
+ *   GET routes keep working for same-origin and command-line clients. (An old browser
+ *   told by a page to send no Referer is not caught: that page could still take a free
+ *   device's lease, though never read its token.)
  *
  * Threads: any once built; the policy is read-only after origin_policy_init.
  */
@@ -38,6 +41,7 @@ int origin_names_valid(const char *list, char *err, size_t err_len);
 int origin_host_allowed(const struct origin_policy *p, const char *host);
 /* 1 when a state-changing request with these headers (each may be NULL) comes from the
  * page's own origin or from a non-browser client. */
-int origin_same_origin(const char *host, const char *origin, const char *sec_fetch_site);
+int origin_same_origin(const char *host, const char *origin, const char *sec_fetch_site,
+                       const char *referer);
 
 #endif

@@ -34,7 +34,7 @@ def main():
 
         cross = [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
                  {"Origin": "http://evil.example"}, {"Origin": "http://127.0.0.1:1"},
-                 {"Origin": "null"}]
+                 {"Origin": "null"}, {"Referer": "http://evil.example/page.html"}]
         for h in cross:
             st, obj = srv.json("GET", "/api/recording/tone/take?client=evil", h)
             check(st == 403 and obj.get("state") is False and obj.get("token") == "",
@@ -45,7 +45,8 @@ def main():
 
         # the original client's GET routes from its own page and from the command line
         same = [{}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
-                {"Origin": "http://" + here}, {"Origin": "http://" + here, "Sec-Fetch-Site": "same-origin"}]
+                {"Origin": "http://" + here}, {"Origin": "http://" + here, "Sec-Fetch-Site": "same-origin"},
+                {"Referer": "http://%s/index.html" % here}]
         for h in same:
             st, obj = srv.json("GET", "/api/recording/tone/take?client=page", h, expect=200)
             tok = obj["token"]

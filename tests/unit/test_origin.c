@@ -51,25 +51,34 @@ static void test_bad_names(void **state)
     assert_int_equal(origin_names_valid("a b,c", err, sizeof(err)), 0);
 }
 
+static int origin_same_origin4(const char *h, const char *o, const char *sfs)
+{
+    return origin_same_origin(h, o, sfs, NULL);
+}
+
 static void test_same_origin(void **state)
 {
     (void)state;
     /* command-line clients and old browsers: neither header */
-    assert_true(origin_same_origin("pi.local:8080", NULL, NULL));
-    assert_true(origin_same_origin(NULL, NULL, NULL));
+    assert_true(origin_same_origin4("pi.local:8080", NULL, NULL));
+    assert_true(origin_same_origin4(NULL, NULL, NULL));
     /* the page itself */
-    assert_true(origin_same_origin("pi.local:8080", "http://pi.local:8080", NULL));
-    assert_true(origin_same_origin("pi.local", "http://pi.local:80", NULL));
-    assert_true(origin_same_origin("PI.local:8080", "http://pi.LOCAL:8080", NULL));
-    assert_true(origin_same_origin("x", "http://elsewhere", "same-origin"));
-    assert_true(origin_same_origin("x", NULL, "none"));   /* typed in the address bar */
+    assert_true(origin_same_origin4("pi.local:8080", "http://pi.local:8080", NULL));
+    assert_true(origin_same_origin4("pi.local", "http://pi.local:80", NULL));
+    assert_true(origin_same_origin4("PI.local:8080", "http://pi.LOCAL:8080", NULL));
+    assert_true(origin_same_origin4("x", "http://elsewhere", "same-origin"));
+    assert_true(origin_same_origin4("x", NULL, "none"));   /* typed in the address bar */
     /* another page */
-    assert_false(origin_same_origin("pi.local:8080", "http://evil.example", NULL));
-    assert_false(origin_same_origin("pi.local:8080", "http://pi.local:8081", NULL));
-    assert_false(origin_same_origin("pi.local:8080", "null", NULL));
-    assert_false(origin_same_origin(NULL, "http://pi.local", NULL));
-    assert_false(origin_same_origin("pi.local:8080", NULL, "cross-site"));
-    assert_false(origin_same_origin("pi.local:8080", "http://pi.local:8080", "same-site"));
+    assert_false(origin_same_origin4("pi.local:8080", "http://evil.example", NULL));
+    assert_false(origin_same_origin4("pi.local:8080", "http://pi.local:8081", NULL));
+    assert_false(origin_same_origin4("pi.local:8080", "null", NULL));
+    assert_false(origin_same_origin4(NULL, "http://pi.local", NULL));
+    assert_false(origin_same_origin4("pi.local:8080", NULL, "cross-site"));
+    assert_false(origin_same_origin4("pi.local:8080", "http://pi.local:8080", "same-site"));
+    /* browsers without Sec-Fetch-Site: the Referer of a GET from another page */
+    assert_false(origin_same_origin("pi.local:8080", NULL, NULL, "http://evil.example/x.html"));
+    assert_true(origin_same_origin("pi.local:8080", NULL, NULL, "http://pi.local:8080/"));
+    assert_true(origin_same_origin("pi.local:8080", NULL, "same-origin", "http://evil.example/"));
 }
 
 int main(void)
