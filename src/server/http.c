@@ -389,10 +389,13 @@ static void on_first_line(int fd, const char *line, size_t len, int too_long, vo
     if (line && route_request_line_ok(line, len)) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-            MHD_add_connection(s->d, fd, (struct sockaddr *)&ss, sl) == MHD_YES)
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+            guard_closed(s->guard, gc);
+            close(fd);
             return;
-        guard_closed(s->guard, gc);   /* libmicrohttpd closed the socket (or will) */
+        }
+        if (MHD_add_connection(s->d, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+            guard_closed(s->guard, gc);   /* libmicrohttpd closed the socket */
         return;
     }
     guard_closed(s->guard, gc);
