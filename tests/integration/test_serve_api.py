@@ -223,6 +223,16 @@ def page(srv):
     st, obj = srv.json("GET", "/api/nope", expect=404)
 
 
+def long_client_name(srv, held):
+    """40 x "é" from the page's own name field (80 bytes) once made take answer 500: the
+    label was cut at 63 bytes in the middle of a character."""
+    srv.json("GET", "/api/recording/tone/release/" + held, expect=200)
+    name = "%C3%A9" * 40
+    st, obj = srv.json("GET", "/api/recording/tone/take?client=" + name, expect=200)
+    check(obj["holder"] == "\u00e9" * 31, "holder cut on a character: %r" % obj["holder"])
+    srv.json("GET", "/api/recording/tone/release/" + obj["token"], expect=200)
+
+
 def main():
     srv = Server("api")
     try:
@@ -232,6 +242,7 @@ def main():
         race(srv)
         tok = recordings(srv, name, old)
         traversal(srv, tok)
+        long_client_name(srv, tok)
         check(srv.p.poll() is None, "server still running")
     finally:
         rc = srv.stop()
