@@ -5,15 +5,22 @@
  * The frame walk is written by hand: libFLAC's decoder can tell where it is, but it
  * resynchronises silently over damage and reports no byte offsets of frames in a torn
  * file, which is exactly what repair needs. A frame is accepted when its header CRC-8 is
- * right, its CRC-16 closes it, and either the file ends there or the next frame header
- * (CRC-8 right, next frame number) starts there. Nothing is decoded, so a 5 GB take is
- * repaired at disk speed in bounded memory (a 1 MiB window, files > 4 GiB on 32-bit too).
+ * right, its CRC-16 closes it, and the next frame header (CRC-8 right, next frame number)
+ * starts there. The last frame has no next header to vouch for it, and a torn one closes
+ * its CRC-16 at the cut once in 65536 cuts: it is kept only if libFLAC decodes it cleanly.
+ * Nothing else is decoded, so a 5 GB take is repaired at disk speed in bounded memory (a
+ * 1 MiB window, files > 4 GiB on 32-bit too).
+ *
+ * Only regular files are touched, and never through a symbolic link (O_NOFOLLOW): a link
+ * named x.flac.part must not lead repair to truncate a file outside the folder.
  */
 #include "store/flac_repair.h"
 
 #include "common/log.h"
 #include "store/flac_writer.h"
 #include "store/naming.h"
+
+#include <FLAC/stream_decoder.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -224,14 +231,91 @@ static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *aud
     return 0;
 }
 
-/* Does a frame end at off? (end of file, or a valid header with the expected number) */
-static int frame_boundary(struct reader *r, uint64_t off, const struct stream_info *si,
-                          const struct walk *w, const struct frame_hdr *cur)
+/* libFLAC's view of one frame: a stream of "fLaC", a STREAMINFO and that frame alone. */
+struct one_frame {
+    uint8_t *buf;
+    size_t len, pos;
+    unsigned frames;
+    int bad;
+};
+
+static FLAC__StreamDecoderReadStatus one_read(const FLAC__StreamDecoder *d, FLAC__byte out[],
+                                              size_t *n, void *arg)
 {
-    if (off == r->size)
-        return 1;
+    (void)d;
+    struct one_frame *o = arg;
+    size_t k = o->len - o->pos < *n ? o->len - o->pos : *n;
+    memcpy(out, o->buf + o->pos, k);
+    o->pos += k;
+    *n = k;
+    return k ? FLAC__STREAM_DECODER_READ_STATUS_CONTINUE
+             : FLAC__STREAM_DECODER_READ_STATUS_END_OF_STREAM;
+}
+
+static FLAC__StreamDecoderWriteStatus one_write(const FLAC__StreamDecoder *d,
+                                                const FLAC__Frame *f,
+                                                const FLAC__int32 *const b[], void *arg)
+{
+    (void)d;
+    (void)f;
+    (void)b;
+    ((struct one_frame *)arg)->frames++;
+    return FLAC__STREAM_DECODER_WRITE_STATUS_CONTINUE;
+}
+
+static void one_error(const FLAC__StreamDecoder *d, FLAC__StreamDecoderErrorStatus st,
+                      void *arg)
+{
+    (void)d;
+    (void)st;
+    ((struct one_frame *)arg)->bad = 1;
+}
+
+/* Does libFLAC decode bytes [off, end) as exactly one whole frame, with no byte left? */
+static int frame_decodes(struct reader *r, uint64_t off, uint64_t end,
+                         const struct stream_info *si, const struct frame_hdr *h)
+{
+    size_t flen = (size_t)(end - off), hlen = 4 + 4 + 34;
+    struct one_frame o = {.buf = malloc(hlen + flen), .len = hlen + flen};
+    FLAC__StreamDecoder *d = FLAC__stream_decoder_new();
+    int ok = 0;
+    if (!o.buf || !d)
+        goto out;
+    memcpy(o.buf, "fLaC\x80\x00\x00\x22", 8);
+    flac_streaminfo_pack(o.buf + 8, h->blocksize, h->blocksize, 0, 0, si->rate, si->channels,
+                         si->bits, 0, NULL);
+    for (size_t got = 0; got < flen;) {
+        ssize_t k = pread(r->fd, o.buf + hlen + got, flen - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            goto out;
+        got += (size_t)k;
+    }
+    if (FLAC__stream_decoder_init_stream(d, one_read, NULL, NULL, NULL, NULL, one_write, NULL,
+                                         one_error, &o) != FLAC__STREAM_DECODER_INIT_STATUS_OK)
+        goto out;
+    FLAC__bool done = FLAC__stream_decoder_process_until_end_of_stream(d);
+    FLAC__stream_decoder_finish(d);
+    ok = done && !o.bad && o.frames == 1 && o.pos == o.len;
+out:
+    if (d)
+        FLAC__stream_decoder_delete(d);
+    free(o.buf);
+    return ok;
+}
+
+/* Does the frame that starts at off with header cur end at end? Yes when the next frame
+ * header (with the next number) starts there, or when the file ends there and libFLAC
+ * decodes the frame whole. */
+static int frame_boundary(struct reader *r, uint64_t off, uint64_t end,
+                          const struct stream_info *si, const struct walk *w,
+                          const struct frame_hdr *cur)
+{
+    if (end == r->size)
+        return frame_decodes(r, off, end, si, cur);
     struct frame_hdr n;
-    if (parse_header(r, off, si, &n) < 0 || n.variable != cur->variable)
+    if (parse_header(r, end, si, &n) < 0 || n.variable != cur->variable)
         return 0;
     return n.number == (cur->variable ? w->samples + cur->blocksize : w->frames + 1);
 }
@@ -258,7 +342,7 @@ static void walk_frames(struct reader *r, const struct stream_info *si, struct w
                 crc = (uint16_t)((crc << 8) ^ crc16_table[(crc >> 8) ^ b[i]]);
                 uint64_t end = p + i + 1;
                 if (crc == 0 && end - off > h.len + 2) {
-                    if (frame_boundary(r, end, si, w, &h)) {
+                    if (frame_boundary(r, off, end, si, w, &h)) {
                         found = end;
                         break;
                     }

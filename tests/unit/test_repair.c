@@ -215,6 +215,63 @@ static void test_damage_in_middle_untouched(void **st)
     free(b);
 }
 
+static uint16_t crc16(const uint8_t *b, size_t n)
+{
+    uint16_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c ^= (uint16_t)(b[i] << 8);
+        for (int k = 0; k < 8; k++)
+            c = (uint16_t)((c & 0x8000) ? (c << 1) ^ 0x8005 : c << 1);
+    }
+    return c;
+}
+
+/* Where the frame holding byte `at` of the full stream starts: repair of a copy cut at
+ * `at` keeps exactly the frames before it. */
+static size_t frame_start_before(size_t at)
+{
+    char part[300], final[300];
+    snprintf(part, sizeof part, "%s/probe.flac.part", dir);
+    snprintf(final, sizeof final, "%s/probe.flac", dir);
+    write_file(part, full, at);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(part, &r), 0);
+    struct stat sb;
+    assert_int_equal(stat(final, &sb), 0);
+    unlink(final);
+    return (size_t)sb.st_size;
+}
+
+/* A torn last frame whose CRC-16 happens to come out 0 at the end of the file (1 in 65536
+ * cuts) is still torn: it must be dropped, or `flac -t` fails with LOST_SYNC. The torn
+ * bytes are crafted so that their CRC-16 is 0 (their last two bytes are the CRC of the
+ * bytes before them). */
+static void test_torn_frame_with_zero_crc_dropped(void **st)
+{
+    (void)st;
+    size_t cut = full_len / 2;
+    size_t start = frame_start_before(cut);
+    assert_true(cut - start > 64); /* well inside the frame, past its header */
+    uint8_t *b = malloc(cut);
+    memcpy(b, full, cut);
+    uint16_t c = crc16(b + start, cut - 2 - start);
+    b[cut - 2] = (uint8_t)(c >> 8);
+    b[cut - 1] = (uint8_t)c;
+    assert_int_equal(crc16(b + start, cut - start), 0);
+    char part[300], final[300];
+    snprintf(part, sizeof part, "%s/zerocrc.flac.part", dir);
+    snprintf(final, sizeof final, "%s/zerocrc.flac", dir);
+    write_file(part, b, cut);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(part, &r), 0);
+    assert_int_equal(r.bytes_dropped, cut - start);
+    struct dec d = decode(final);
+    assert_false(d.bad);
+    assert_int_equal(d.n, r.samples);
+    assert_int_equal(d.total, r.samples);
+    free(b);
+}
+
 static void test_dir(void **st)
 {
     (void)st;
@@ -240,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_never_replaces_existing),
         cmocka_unit_test(test_not_flac_untouched),
         cmocka_unit_test(test_damage_in_middle_untouched),
+        cmocka_unit_test(test_torn_frame_with_zero_crc_dropped),
         cmocka_unit_test(test_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
