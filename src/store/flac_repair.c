@@ -404,6 +404,62 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* A take cut off before its first whole frame (a crash right after it started or split):
+ * nothing but the metadata, or that and less than one frame. It holds no audio. */
+static int empty_take(struct reader *r, const struct stream_info *si, const struct walk *w)
+{
+    uint64_t tail = r->size - w->audio_start;
+    if (tail == 0)
+        return 1;
+    /* the largest frame the format allows (verbatim samples) plus its header */
+    uint64_t max_frame = (uint64_t)(si->max_bs ? si->max_bs : 65535) * si->channels *
+                         si->bits / 8 + 64;
+    /* what is there must be the start of frame 0: its sync code, as far as it got */
+    const uint8_t *b = peek(r, w->audio_start, tail < 2 ? 1 : 2);
+    return tail < max_frame && b && b[0] == 0xFF && (tail < 2 || (b[1] & 0xFE) == 0xF8) &&
+           !tail_has_frames(r, si, w);
+}
+
+/* Opens path for repair: a regular file, never through a symbolic link, and for a .part
+ * with no other hard link (pirec never makes one; a link could lead outside the folder). */
+static int open_regular(const char *path, int is_part, struct stat *st)
+{
+    struct stat ls;
+    if (fstatat(AT_FDCWD, path, &ls, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (S_ISLNK(ls.st_mode))
+        return -ELOOP;
+    if (S_ISDIR(ls.st_mode))
+        return -EISDIR;
+    if (!S_ISREG(ls.st_mode))
+        return -EINVAL;
+    if (is_part && ls.st_nlink > 1)
+        return -EMLINK;
+    /* O_NONBLOCK: should the name be swapped for a FIFO meanwhile, open does not hang */
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_dev != ls.st_dev ||
+        st->st_ino != ls.st_ino) {
+        close(fd);
+        return -EAGAIN; /* replaced while being opened */
+    }
+    return fd;
+}
+
+/* Removes the empty take at path if the name still is the file that fd has open. */
+static int remove_empty(const char *path, int fd)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) < 0 || fstatat(AT_FDCWD, path, &b, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return -EAGAIN;
+    if (unlink(path) < 0)
+        return -errno;
+    return take_fsync_parent(path);
+}
+
 int flac_repair_file(const char *path, struct repair_result *res)
 {
     struct repair_result dummy;
@@ -412,14 +468,16 @@ int flac_repair_file(const char *path, struct repair_result *res)
     memset(res, 0, sizeof *res);
     pthread_once(&tables_once, make_tables);
     int is_part = ends_with(path, ".flac.part");
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
-        close(fd);
-        return rc;
+    int fd = open_regular(path, is_part, &st);
+    if (fd < 0) {
+        if (fd == -ELOOP)
+            log_warn("repair", "%s: a symbolic link; left as it is", path);
+        else if (fd == -EMLINK)
+            log_warn("repair", "%s: has other hard links; left as it is", path);
+        else if (fd == -EINVAL)
+            log_warn("repair", "%s: not a regular file; left as it is", path);
+        return fd;
     }
     struct reader r = {.fd = fd, .size = (uint64_t)st.st_size, .buf = malloc(WINDOW)};
     int rc = 0;
@@ -434,6 +492,16 @@ int flac_repair_file(const char *path, struct repair_result *res)
         goto out;
     }
     walk_frames(&r, &si, &w);
+    if (w.frames == 0 && is_part && empty_take(&r, &si, &w)) {
+        /* a 0-second file would only clutter the list: the take held no audio */
+        if ((rc = remove_empty(path, fd)) == 0) {
+            res->removed = 1;
+            res->bytes_dropped = r.size;
+            log_info("repair", "%s: removed: the take ended before its first audio frame",
+                     path);
+        }
+        goto out;
+    }
     if (w.frames == 0) {
         log_warn("repair", "%s: no whole audio frame in the file; left as it is", path);
         rc = -EINVAL;
@@ -494,30 +562,105 @@ out:
     return rc;
 }
 
-int flac_repair_dir(const char *dir)
+static int cmp_name(const void *a, const void *b)
 {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the *.flac.part in dir, sorted. 0 or negative errno (nothing listed). */
+static int list_parts(const char *dir, char ***out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
     DIR *d = opendir(dir);
     if (!d)
         return -errno;
-    int repaired = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            rc = -errno;
+            break;
+        }
         if (!ends_with(e->d_name, ".flac.part"))
             continue;
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
-            continue;
-        struct repair_result res;
-        int rc = flac_repair_file(path, &res);
-        if (rc == 0) {
-            repaired++;
-            log_info("repair", "%s -> %s (%llu samples, %llu bytes of torn frame dropped)",
-                     path, res.final_path, (unsigned long long)res.samples,
-                     (unsigned long long)res.bytes_dropped);
-        } else {
-            log_warn("repair", "%s: not repaired: %s", path, strerror(-rc));
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, ncap * sizeof *names);
+            if (!nn) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = nn;
+            cap = ncap;
         }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
     }
     closedir(d);
-    return repaired;
+    if (rc < 0) {
+        while (n)
+            free(names[--n]);
+        free(names);
+        return rc;
+    }
+    if (n)
+        qsort(names, n, sizeof *names, cmp_name);
+    *out = names;
+    *count = n;
+    return 0;
+}
+
+int flac_repair_dir_each(const char *dir, flac_repair_report report, void *arg,
+                         unsigned *failed)
+{
+    if (failed)
+        *failed = 0;
+    char **names;
+    size_t n;
+    int rc = list_parts(dir, &names, &n);
+    if (rc < 0)
+        return rc;
+    int done = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        struct repair_result res;
+        if (snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= (int)sizeof path) {
+            memset(&res, 0, sizeof res);
+            rc = -ENAMETOOLONG;
+        } else {
+            rc = flac_repair_file(path, &res);
+        }
+        if (rc == 0)
+            done++;
+        else if (failed)
+            (*failed)++;
+        if (report)
+            report(path, rc, &res, arg);
+        free(names[i]);
+    }
+    free(names);
+    return done;
+}
+
+static void log_one(const char *path, int rc, const struct repair_result *res, void *arg)
+{
+    (void)arg;
+    if (rc == 0 && !res->removed)
+        log_info("repair", "%s -> %s (%llu samples, %llu bytes of torn frame dropped)", path,
+                 res->final_path, (unsigned long long)res->samples,
+                 (unsigned long long)res->bytes_dropped);
+    else if (rc < 0)
+        log_warn("repair", "%s: not repaired: %s", path, strerror(-rc));
+}
+
+int flac_repair_dir(const char *dir)
+{
+    return flac_repair_dir_each(dir, log_one, NULL, NULL);
 }

@@ -272,6 +272,89 @@ static void test_torn_frame_with_zero_crc_dropped(void **st)
     free(b);
 }
 
+/* End of the metadata blocks: where the first frame starts. */
+static size_t audio_start(void)
+{
+    size_t off = 4;
+    for (;;) {
+        const uint8_t *h = full + off;
+        off += 4 + ((size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]);
+        if (h[0] & 0x80)
+            return off;
+    }
+}
+
+/* SIGKILL right after a split (or after the take started) leaves the header and at most
+ * part of the first frame: no audio. The take is removed instead of failing at every
+ * start; a .flac (not ours to remove) with no frame is left alone. */
+static void test_header_only_part_removed(void **st)
+{
+    (void)st;
+    size_t a = audio_start();
+    size_t lens[] = {a, a + 1, a + 100};
+    for (size_t i = 0; i < 3; i++) {
+        char part[300], final[300];
+        snprintf(part, sizeof part, "%s/empty%zu.flac.part", dir, i);
+        snprintf(final, sizeof final, "%s/empty%zu.flac", dir, i);
+        write_file(part, full, lens[i]);
+        struct repair_result r;
+        assert_int_equal(flac_repair_file(part, &r), 0);
+        assert_true(r.removed);
+        assert_int_not_equal(access(part, F_OK), 0);
+        assert_int_not_equal(access(final, F_OK), 0);
+    }
+    char flac[300];
+    snprintf(flac, sizeof flac, "%s/emptyold.flac", dir);
+    write_file(flac, full, a);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(flac, &r), -EINVAL);
+    assert_untouched(flac, full, a);
+}
+
+/* x.flac.part may be a symbolic link to a file elsewhere: repair must neither follow it
+ * nor truncate the target, whether named directly or found in a folder. */
+static void test_symlink_not_followed(void **st)
+{
+    (void)st;
+    char in[300], out[300], target[400], sym[400];
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(out, sizeof out, "%s/outside", dir);
+    assert_int_equal(mkdir(in, 0755), 0);
+    assert_int_equal(mkdir(out, 0755), 0);
+    snprintf(target, sizeof target, "%s/victim.flac.part", out);
+    snprintf(sym, sizeof sym, "%s/x.flac.part", in);
+    size_t n = full_len - 777; /* a torn take: repair would truncate it */
+    write_file(target, full, n);
+    assert_int_equal(symlink(target, sym), 0);
+    struct repair_result r;
+    assert_int_equal(flac_repair_file(sym, &r), -ELOOP);
+    unsigned failed = 0;
+    assert_int_equal(flac_repair_dir_each(in, NULL, NULL, &failed), 0);
+    assert_int_equal(failed, 1);
+    assert_untouched(target, full, n);
+    struct stat sb;
+    assert_int_equal(lstat(sym, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    /* a hard link to a file of another folder is left alone too */
+    char hard[400];
+    snprintf(hard, sizeof hard, "%s/h.flac.part", in);
+    assert_int_equal(link(target, hard), 0);
+    assert_int_equal(flac_repair_file(hard, &r), -EMLINK);
+    assert_untouched(target, full, n);
+}
+
+/* An empty folder has nothing to repair (it passed NULL to qsort before). */
+static void test_empty_dir(void **st)
+{
+    (void)st;
+    char empty[300];
+    snprintf(empty, sizeof empty, "%s/void", dir);
+    assert_int_equal(mkdir(empty, 0755), 0);
+    unsigned failed = 7;
+    assert_int_equal(flac_repair_dir_each(empty, NULL, NULL, &failed), 0);
+    assert_int_equal(failed, 0);
+}
+
 static void test_dir(void **st)
 {
     (void)st;
@@ -298,6 +381,9 @@ int main(void)
         cmocka_unit_test(test_not_flac_untouched),
         cmocka_unit_test(test_damage_in_middle_untouched),
         cmocka_unit_test(test_torn_frame_with_zero_crc_dropped),
+        cmocka_unit_test(test_header_only_part_removed),
+        cmocka_unit_test(test_symlink_not_followed),
+        cmocka_unit_test(test_empty_dir),
         cmocka_unit_test(test_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
