@@ -32,7 +32,6 @@
 #define CHUNK_FRAMES 4096u
 #define MAX_LOSS_NOTES 128   /* per file; the totals are always complete */
 #define DEFAULT_MIN_FREE (256ull << 20)
-#define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 #define DISK_CHECK_NS 100000000LL
 
 struct loss_note {
@@ -182,7 +181,7 @@ static int open_file(struct take *t)
         .n_comments = 4,
         /* the encoder never waits for the disk: memory follows a stall (up to the bound),
          * instead of a ring sized for the worst stall being reserved up front */
-        .queue_bytes = t->cfg.queue_bytes ? t->cfg.queue_bytes : DEFAULT_QUEUE_BYTES,
+        .queue_bytes = t->cfg.queue_bytes, /* 0: the writer's 64 MiB */
     };
     for (unsigned k = 0; k < 10000; k++) {
         if ((rc = take_name_suffix(cand, sizeof cand, base, k)) < 0)
