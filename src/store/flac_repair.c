@@ -305,19 +305,24 @@ out:
     return ok;
 }
 
+#define MAX_HEADER_BYTES 16 /* sync 2, codes 2, number up to 7, block size 2, rate 2, CRC 1 */
+
 /* Does the frame that starts at off with header cur end at end? Yes when the next frame
- * header (with the next number) starts there, or when the file ends there and libFLAC
- * decodes the frame whole. */
+ * header (with the next number) starts there; or when the file ends there, or after less
+ * than a header starting with the sync byte (the next header torn), and libFLAC decodes
+ * the frame whole. */
 static int frame_boundary(struct reader *r, uint64_t off, uint64_t end,
                           const struct stream_info *si, const struct walk *w,
                           const struct frame_hdr *cur)
 {
-    if (end == r->size)
-        return frame_decodes(r, off, end, si, cur);
     struct frame_hdr n;
-    if (parse_header(r, end, si, &n) < 0 || n.variable != cur->variable)
-        return 0;
-    return n.number == (cur->variable ? w->samples + cur->blocksize : w->frames + 1);
+    if (end < r->size && parse_header(r, end, si, &n) == 0 && n.variable == cur->variable)
+        return n.number == (cur->variable ? w->samples + cur->blocksize : w->frames + 1);
+    const uint8_t *b;
+    if (end == r->size ||
+        (r->size - end < MAX_HEADER_BYTES && (b = peek(r, end, 1)) && b[0] == 0xFF))
+        return frame_decodes(r, off, end, si, cur);
+    return 0;
 }
 
 static void walk_frames(struct reader *r, const struct stream_info *si, struct walk *w)

@@ -311,6 +311,37 @@ static void test_header_only_part_removed(void **st)
     assert_untouched(flac, full, a);
 }
 
+/* The cut falls inside the next frame's header (a few bytes of it made it to disk): the
+ * whole frame before it is kept, also when it is the first one (the take is not empty). */
+static void test_torn_header_keeps_frame_before(void **st)
+{
+    (void)st;
+    size_t a = audio_start(), f1 = 0;
+    for (size_t p = a + 16; p + 5 < full_len && !f1; p++)
+        if (full[p] == 0xFF && full[p + 1] == 0xF8 && full[p + 4] == 1)
+            f1 = p; /* frame number 1: fixed block size, number in byte 4 */
+    assert_true(f1 > 0);
+    size_t s = frame_start_before(full_len / 2);
+    size_t ends[] = {f1, s};
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t torn = 1; torn < 8; torn += 3) {
+            char part[300], final[300];
+            snprintf(part, sizeof part, "%s/th%zu_%zu.flac.part", dir, i, torn);
+            snprintf(final, sizeof final, "%s/th%zu_%zu.flac", dir, i, torn);
+            write_file(part, full, ends[i] + torn);
+            struct repair_result r;
+            assert_int_equal(flac_repair_file(part, &r), 0);
+            assert_false(r.removed);
+            assert_int_equal(r.bytes_dropped, torn);
+            if (i == 0)
+                assert_int_equal(r.frames_kept, 1);
+            struct dec d = decode(final);
+            assert_false(d.bad);
+            assert_int_equal(d.n, r.samples);
+        }
+    }
+}
+
 /* x.flac.part may be a symbolic link to a file elsewhere: repair must neither follow it
  * nor truncate the target, whether named directly or found in a folder. */
 static void test_symlink_not_followed(void **st)
@@ -382,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_damage_in_middle_untouched),
         cmocka_unit_test(test_torn_frame_with_zero_crc_dropped),
         cmocka_unit_test(test_header_only_part_removed),
+        cmocka_unit_test(test_torn_header_keeps_frame_before),
         cmocka_unit_test(test_symlink_not_followed),
         cmocka_unit_test(test_empty_dir),
         cmocka_unit_test(test_dir),
