@@ -11,14 +11,6 @@
 
 static const uint8_t key[32] = "fuzzing-key-0123456789abcdefghij";
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 /* base64url without padding; returns the length written (out holds 4/3 n + 4). */
 static size_t b64url(const uint8_t *in, size_t n, char *out)
 {

@@ -44,6 +44,17 @@ static inline void fuzz_quiet(void)
     plog_set_level(0);
 }
 
+#ifndef FUZZ_OWN_INIT
+/* A harness with more to set up defines FUZZ_OWN_INIT and its own initializer. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_quiet();
+    return 0;
+}
+#endif
+
 /* An in-memory file holding data, for parsers that take a path: writes path
  * ("/proc/self/fd/N") and returns the fd (kept open for the next input). */
 static inline int fuzz_memfile(const uint8_t *data, size_t size, char *path, size_t n)

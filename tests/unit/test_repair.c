@@ -226,16 +226,24 @@ static uint16_t crc16(const uint8_t *b, size_t n)
     return c;
 }
 
+/* Writes n bytes of b as dir/NAME.flac.part and repairs it; final gets dir/NAME.flac. */
+static int repair_bytes(const char *name, const uint8_t *b, size_t n, struct repair_result *r,
+                        char final[300])
+{
+    char part[300];
+    snprintf(part, sizeof part, "%s/%s.flac.part", dir, name);
+    snprintf(final, 300, "%s/%s.flac", dir, name);
+    write_file(part, b, n);
+    return flac_repair_file(part, r);
+}
+
 /* Where the frame holding byte `at` of the full stream starts: repair of a copy cut at
  * `at` keeps exactly the frames before it. */
 static size_t frame_start_before(size_t at)
 {
-    char part[300], final[300];
-    snprintf(part, sizeof part, "%s/probe.flac.part", dir);
-    snprintf(final, sizeof final, "%s/probe.flac", dir);
-    write_file(part, full, at);
+    char final[300];
     struct repair_result r;
-    assert_int_equal(flac_repair_file(part, &r), 0);
+    assert_int_equal(repair_bytes("probe", full, at, &r, final), 0);
     struct stat sb;
     assert_int_equal(stat(final, &sb), 0);
     unlink(final);
@@ -258,12 +266,9 @@ static void test_torn_frame_with_zero_crc_dropped(void **st)
     b[cut - 2] = (uint8_t)(c >> 8);
     b[cut - 1] = (uint8_t)c;
     assert_int_equal(crc16(b + start, cut - start), 0);
-    char part[300], final[300];
-    snprintf(part, sizeof part, "%s/zerocrc.flac.part", dir);
-    snprintf(final, sizeof final, "%s/zerocrc.flac", dir);
-    write_file(part, b, cut);
+    char final[300];
     struct repair_result r;
-    assert_int_equal(flac_repair_file(part, &r), 0);
+    assert_int_equal(repair_bytes("zerocrc", b, cut, &r, final), 0);
     assert_int_equal(r.bytes_dropped, cut - start);
     struct dec d = decode(final);
     assert_false(d.bad);
@@ -325,12 +330,10 @@ static void test_torn_header_keeps_frame_before(void **st)
     size_t ends[] = {f1, s};
     for (size_t i = 0; i < 2; i++) {
         for (size_t torn = 1; torn < 8; torn += 3) {
-            char part[300], final[300];
-            snprintf(part, sizeof part, "%s/th%zu_%zu.flac.part", dir, i, torn);
-            snprintf(final, sizeof final, "%s/th%zu_%zu.flac", dir, i, torn);
-            write_file(part, full, ends[i] + torn);
+            char name[32], final[300];
+            snprintf(name, sizeof name, "th%zu_%zu", i, torn);
             struct repair_result r;
-            assert_int_equal(flac_repair_file(part, &r), 0);
+            assert_int_equal(repair_bytes(name, full, ends[i] + torn, &r, final), 0);
             assert_false(r.removed);
             assert_int_equal(r.bytes_dropped, torn);
             if (i == 0)
