@@ -219,7 +219,8 @@ static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *aud
         if (!h)
             return -EINVAL;
         unsigned l = (unsigned)h[1] << 16 | (unsigned)h[2] << 8 | h[3];
-        if ((h[0] & 0x7F) == 127)
+        /* a second STREAMINFO would be the one decoders believe, not the one patched */
+        if ((h[0] & 0x7F) == 127 || (off > 4 && (h[0] & 0x7F) == 0))
             return -EINVAL;
         off += 4 + (uint64_t)l;
         if (off > r->size)

@@ -289,6 +289,28 @@ static size_t audio_start(void)
     }
 }
 
+/* A second STREAMINFO (found by fuzzing): decoders would believe it, not the patched
+ * first one; such a file is not FLAC and is left alone. */
+static void test_second_streaminfo_untouched(void **st)
+{
+    (void)st;
+    size_t a = audio_start(), n = full_len - 100;
+    uint8_t *b = malloc(n + 38);
+    /* fLaC + STREAMINFO, then a copy of that STREAMINFO block, then the rest */
+    memcpy(b, full, 42);
+    memcpy(b + 42, full + 4, 38);
+    b[42] &= 0x7F;
+    memcpy(b + 80, full + 42, n - 42);
+    assert_true(a > 42);
+    char final[300];
+    struct repair_result r;
+    assert_int_equal(repair_bytes("twoinfo", b, n + 38, &r, final), -EINVAL);
+    char part[310];
+    snprintf(part, sizeof part, "%s.part", final);
+    assert_untouched(part, b, n + 38);
+    free(b);
+}
+
 /* SIGKILL right after a split (or after the take started) leaves the header and at most
  * part of the first frame: no audio. The take is removed instead of failing at every
  * start; a .flac (not ours to remove) with no frame is left alone. */
@@ -414,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_never_replaces_existing),
         cmocka_unit_test(test_not_flac_untouched),
         cmocka_unit_test(test_damage_in_middle_untouched),
+        cmocka_unit_test(test_second_streaminfo_untouched),
         cmocka_unit_test(test_torn_frame_with_zero_crc_dropped),
         cmocka_unit_test(test_header_only_part_removed),
         cmocka_unit_test(test_torn_header_keeps_frame_before),
