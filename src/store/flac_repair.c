@@ -190,10 +190,18 @@ struct walk {
     int variable;
 };
 
+/* Reads STREAMINFO and finds where the frames start. -EINVAL: not FLAC; -ENODATA: the
+ * file ends inside its metadata (a crash while the take's header was being written). */
 static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *audio_start)
 {
+    static const uint8_t head[8] = {'f', 'L', 'a', 'C', 0, 0, 0, 34};
     const uint8_t *p = peek(r, 0, 4 + 4 + 34);
-    if (!p || memcmp(p, "fLaC", 4) != 0 || (p[4] & 0x7F) != 0)
+    if (!p) {
+        size_t n = r->size < 8 ? (size_t)r->size : 8;
+        const uint8_t *q = n ? peek(r, 0, n) : head;
+        return q && !memcmp(q, head, n) ? -ENODATA : -EINVAL;
+    }
+    if (memcmp(p, "fLaC", 4) != 0 || (p[4] & 0x7F) != 0)
         return -EINVAL;
     unsigned len = (unsigned)p[5] << 16 | (unsigned)p[6] << 8 | p[7];
     if (len != 34)
@@ -217,14 +225,14 @@ static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *aud
     for (;;) {
         const uint8_t *h = peek(r, off, 4);
         if (!h)
-            return -EINVAL;
+            return -ENODATA;
         unsigned l = (unsigned)h[1] << 16 | (unsigned)h[2] << 8 | h[3];
         /* a second STREAMINFO would be the one decoders believe, not the one patched */
         if ((h[0] & 0x7F) == 127 || (off > 4 && (h[0] & 0x7F) == 0))
             return -EINVAL;
         off += 4 + (uint64_t)l;
         if (off > r->size)
-            return -EINVAL;
+            return -ENODATA;
         if (h[0] & 0x80)
             break;
     }
@@ -388,9 +396,10 @@ static void walk_frames(struct reader *r, const struct stream_info *si, struct w
 
 /* Is there a frame header anywhere in the tail that follows on from the walk? Then the
  * damage is in the middle and truncating would destroy audio. */
-static int tail_has_frames(struct reader *r, const struct stream_info *si, const struct walk *w)
+static int header_after(struct reader *r, const struct stream_info *si, uint64_t from,
+                        const struct walk *w, int any)
 {
-    for (uint64_t off = w->end; off + 6 <= r->size; off++) {
+    for (uint64_t off = from; off + 6 <= r->size; off++) {
         const uint8_t *b = peek(r, off, 2);
         if (!b)
             return 0;
@@ -398,10 +407,23 @@ static int tail_has_frames(struct reader *r, const struct stream_info *si, const
             continue;
         struct frame_hdr h;
         if (parse_header(r, off, si, &h) == 0 &&
-            h.number > (h.variable ? w->samples : w->frames))
+            (any || h.number > (h.variable ? w->samples : w->frames)))
             return 1;
     }
     return 0;
+}
+
+static int tail_has_frames(struct reader *r, const struct stream_info *si, const struct walk *w)
+{
+    return header_after(r, si, w->end, w, 0);
+}
+
+/* A take whose file ends inside its metadata: created, but killed before its header was
+ * all written. Small, the start of a FLAC header, and no frame header anywhere. */
+static int header_torn(struct reader *r, const struct stream_info *si)
+{
+    return r->size < 4 + 4 + 34 ||
+           (r->size < (1u << 20) && !header_after(r, si, 4 + 4 + 34, NULL, 1));
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -493,12 +515,16 @@ int flac_repair_file(const char *path, struct repair_result *res)
     }
     struct stream_info si;
     struct walk w = {0};
-    if ((rc = read_metadata(&r, &si, &w.audio_start)) < 0) {
+    rc = read_metadata(&r, &si, &w.audio_start);
+    if (rc == -ENODATA && !(is_part && header_torn(&r, &si)))
+        rc = -EINVAL;
+    if (rc == -EINVAL) {
         log_warn("repair", "%s: not a FLAC file (no fLaC/STREAMINFO header)", path);
         goto out;
     }
-    walk_frames(&r, &si, &w);
-    if (w.frames == 0 && is_part && empty_take(&r, &si, &w)) {
+    if (rc == 0)
+        walk_frames(&r, &si, &w);
+    if (rc == -ENODATA || (w.frames == 0 && is_part && empty_take(&r, &si, &w))) {
         /* a 0-second file would only clutter the list: the take held no audio */
         if ((rc = remove_empty(path, fd)) == 0) {
             res->removed = 1;

@@ -193,10 +193,12 @@ static void test_not_flac_untouched(void **st)
     struct repair_result r;
     assert_int_equal(flac_repair_file(part, &r), -EINVAL);
     assert_untouched(part, junk, sizeof junk);
-    /* a header with no whole frame */
-    write_file(part, full, 8200);
-    assert_int_equal(flac_repair_file(part, &r), -EINVAL);
-    assert_untouched(part, full, 8200);
+    /* a .flac (not a take being written) cut inside its header */
+    char cut[300];
+    snprintf(cut, sizeof cut, "%s/cut-header.flac", dir);
+    write_file(cut, full, 8200);
+    assert_int_equal(flac_repair_file(cut, &r), -EINVAL);
+    assert_untouched(cut, full, 8200);
 }
 
 static void test_damage_in_middle_untouched(void **st)
@@ -311,15 +313,16 @@ static void test_second_streaminfo_untouched(void **st)
     free(b);
 }
 
-/* SIGKILL right after a split (or after the take started) leaves the header and at most
- * part of the first frame: no audio. The take is removed instead of failing at every
- * start; a .flac (not ours to remove) with no frame is left alone. */
+/* SIGKILL right after a split (or after the take started) leaves at most the header and
+ * part of the first frame: nothing, part of the header, all of it, a few bytes more. No
+ * audio. The take is removed instead of failing at every start; a .flac (not ours to
+ * remove) with no frame is left alone. */
 static void test_header_only_part_removed(void **st)
 {
     (void)st;
     size_t a = audio_start();
-    size_t lens[] = {a, a + 1, a + 100};
-    for (size_t i = 0; i < 3; i++) {
+    size_t lens[] = {0, 3, 8, 42, 100, a - 1, a, a + 1, a + 100};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char part[300], final[300];
         snprintf(part, sizeof part, "%s/empty%zu.flac.part", dir, i);
         snprintf(final, sizeof final, "%s/empty%zu.flac", dir, i);
