@@ -394,8 +394,8 @@ static void walk_frames(struct reader *r, const struct stream_info *si, struct w
     }
 }
 
-/* Is there a frame header anywhere in the tail that follows on from the walk? Then the
- * damage is in the middle and truncating would destroy audio. */
+/* Is there a frame header at or after `from`: any (any = 1), or one numbered past the
+ * frames the walk kept? */
 static int header_after(struct reader *r, const struct stream_info *si, uint64_t from,
                         const struct walk *w, int any)
 {
@@ -413,6 +413,8 @@ static int header_after(struct reader *r, const struct stream_info *si, uint64_t
     return 0;
 }
 
+/* Does a frame that follows on from the walk lie in the tail? Then the damage is in the
+ * middle and truncating would destroy audio. */
 static int tail_has_frames(struct reader *r, const struct stream_info *si, const struct walk *w)
 {
     return header_after(r, si, w->end, w, 0);
