@@ -6,6 +6,7 @@
 #   make check           install deps, build, run every test, then again under ASan+UBSan
 #   make install PREFIX=DIR
 #   make bench           run the benchmarks in bench/
+#   make fuzz            run the libFuzzer harnesses, FUZZ_SECONDS (300) each
 #
 # O=DIR puts every build product in DIR (default build/), so that several builds
 # (plain, sanitizers, a helper's scratch build) can live side by side.
@@ -101,11 +102,12 @@ run: deps
 	$(O)/pirec serve --demo
 
 # The whole suite, plain then under sanitizers. tests/run.sh prints one closing
-# line "check: N passed, N failed".
+# line "check: N passed, N failed"; with every tool installed, a skip is a failure.
 check: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory O=build-san SAN=1 OPT=-O1 all
-	@tests/run.sh --build $(O) --build build-san
+	@$(MAKE) --no-print-directory fuzz-build
+	@PIREC_REQUIRE_ALL=1 tests/run.sh --build $(O) --build build-san
 
 # Faster loop while working: plain build only; T=pattern narrows the tests.
 test: all
@@ -125,5 +127,24 @@ install: all
 bench: test-deps all
 	@for b in bench/*/run; do echo "== $$b"; $$b --build $(O) || exit 1; done
 
+# ---- fuzzing --------------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c) over every parser a stranger reaches, built
+# with clang and -fsanitize=fuzzer,address,undefined into build-fuzz/. `make fuzz` runs
+# each for FUZZ_SECONDS from its seed corpus; make check runs each for a few seconds
+# (tests/integration/test_fuzz.sh). See tests/fuzz/README.md.
+FUZZ_SECONDS ?= 300
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	@$(MAKE) --no-print-directory O=build-fuzz CC=clang SAN=1 OPT=-O1 \
+	    CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BINS)
+
+fuzz: test-deps fuzz-build
+	@tests/fuzz/run.sh --build build-fuzz --seconds $(FUZZ_SECONDS)
+
+$(O)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h $(O)/libpirec-app.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(O)/libpirec-app.a $(LDFLAGS_ALL) $(PKG_LIBS) -lm
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

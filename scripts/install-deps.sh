@@ -13,6 +13,8 @@ build_pkgs=(build-essential pkg-config
 # Peers and tools the tests and benchmarks drive.
 test_pkgs=(flac sox socat python3 python3-websockets python3-jwt valgrind alsa-utils
   wrk procps util-linux e2fsprogs ffmpeg time)
+# The libFuzzer harnesses of tests/fuzz/ (make fuzz, make check): clang and its runtimes.
+test_pkgs+=(clang libclang-rt-14-dev)
 browser_pkgs=(chromium)
 # Node.js may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
 # Debian's npm package): ask Debian for it only when the commands are missing.

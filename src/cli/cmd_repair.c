@@ -3,12 +3,9 @@
 
 #include "store/flac_repair.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *out)
@@ -19,26 +16,31 @@ static void usage(FILE *out)
             "Finalizes FLAC takes that a crash or power cut left unfinished (*.flac.part, or a\n"
             ".flac whose header says 0 samples): keeps every whole frame, drops a torn last\n"
             "frame, writes the length into STREAMINFO and renames x.flac.part to x.flac (never\n"
-            "over an existing file). A file that is not FLAC, or is damaged in the middle, is\n"
-            "left untouched.\n\n"
+            "over an existing file). A .part that ended before its first audio frame holds no\n"
+            "audio and is removed. A file that is not FLAC, is damaged in the middle, or is a\n"
+            "symbolic link is left untouched.\n\n"
             "  --dir DIR   repair every *.flac.part in DIR\n"
             "  -h, --help  this text\n\n"
             "Exit status: 0 all files fine, 1 some file could not be repaired, 2 bad usage.\n");
 }
 
-static int repair_one(const char *path)
+/* Prints what happened to one file; 1 if it could not be repaired. */
+static int report(const char *path, int rc, const struct repair_result *r)
 {
-    struct repair_result r;
-    int rc = flac_repair_file(path, &r);
-    if (rc == 0 && r.already_ok) {
-        printf("%s: already complete (%llu samples)\n", path, (unsigned long long)r.samples);
+    if (rc == 0 && r->removed) {
+        printf("%s: removed: the take ended before its first audio frame, it held no audio\n",
+               path);
+        return 0;
+    }
+    if (rc == 0 && r->already_ok) {
+        printf("%s: already complete (%llu samples)\n", path, (unsigned long long)r->samples);
         return 0;
     }
     if (rc == 0) {
         printf("%s: repaired -> %s (%llu samples in %llu frames, %llu bytes of torn frame "
                "dropped)\n",
-               path, r.final_path, (unsigned long long)r.samples,
-               (unsigned long long)r.frames_kept, (unsigned long long)r.bytes_dropped);
+               path, r->final_path, (unsigned long long)r->samples,
+               (unsigned long long)r->frames_kept, (unsigned long long)r->bytes_dropped);
         return 0;
     }
     const char *why;
@@ -50,6 +52,13 @@ static int repair_one(const char *path)
         why = "damaged in the middle with audio after the damage; left untouched "
               "(try `flac -d -F` to salvage)";
         break;
+    case -ELOOP:
+        why = "a symbolic link; left untouched (repair the file it points to, in its own "
+              "folder)";
+        break;
+    case -EMLINK:
+        why = "has other hard links, so it may not belong to this folder; left untouched";
+        break;
     default:
         why = strerror(-rc);
         break;
@@ -58,49 +67,35 @@ static int repair_one(const char *path)
     return 1;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int repair_one(const char *path)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    struct repair_result r;
+    return report(path, flac_repair_file(path, &r), &r);
 }
 
+static void report_in_dir(const char *path, int rc, const struct repair_result *r, void *arg)
+{
+    (void)arg;
+    report(path, rc, r);
+}
+
+/* 0 all repaired, 1 some not, 2 the folder could not be read. */
 static int repair_dir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "pirec repair: cannot open directory %s: %s\n", dir, strerror(errno));
+    unsigned failed = 0;
+    int done = flac_repair_dir_each(dir, report_in_dir, NULL, &failed);
+    if (done < 0) {
+        fprintf(stderr, "pirec repair: cannot list %s: %s; nothing was repaired\n", dir,
+                strerror(-done));
         return 2;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 10 || strcmp(e->d_name + l - 10, ".flac.part") != 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *names);
-            if (!nn)
-                break;
-            names = nn;
-        }
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (!(names[n] = strdup(path)))
-            break;
-        n++;
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    int failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        failed |= repair_one(names[i]);
-        free(names[i]);
-    }
-    free(names);
-    printf("%s: %zu unfinished file%s, %s\n", dir, n, n == 1 ? "" : "s",
-           failed ? "some NOT repaired" : "all repaired");
-    return failed;
+    unsigned n = (unsigned)done + failed;
+    if (n == 0)
+        printf("%s: no unfinished file\n", dir);
+    else
+        printf("%s: %u unfinished file%s, %s\n", dir, n, n == 1 ? "" : "s",
+               failed ? "some NOT repaired" : "all repaired");
+    return failed ? 1 : 0;
 }
 
 int cmd_repair(int argc, char **argv)

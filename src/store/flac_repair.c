@@ -5,15 +5,22 @@
  * The frame walk is written by hand: libFLAC's decoder can tell where it is, but it
  * resynchronises silently over damage and reports no byte offsets of frames in a torn
  * file, which is exactly what repair needs. A frame is accepted when its header CRC-8 is
- * right, its CRC-16 closes it, and either the file ends there or the next frame header
- * (CRC-8 right, next frame number) starts there. Nothing is decoded, so a 5 GB take is
- * repaired at disk speed in bounded memory (a 1 MiB window, files > 4 GiB on 32-bit too).
+ * right, its CRC-16 closes it, and the next frame header (CRC-8 right, next frame number)
+ * starts there. The last frame has no next header to vouch for it, and a torn one closes
+ * its CRC-16 at the cut once in 65536 cuts: it is kept only if libFLAC decodes it cleanly.
+ * Nothing else is decoded, so a 5 GB take is repaired at disk speed in bounded memory (a
+ * 1 MiB window, files > 4 GiB on 32-bit too).
+ *
+ * Only regular files are touched, and never through a symbolic link (O_NOFOLLOW): a link
+ * named x.flac.part must not lead repair to truncate a file outside the folder.
  */
 #include "store/flac_repair.h"
 
 #include "common/log.h"
 #include "store/flac_writer.h"
 #include "store/naming.h"
+
+#include <FLAC/stream_decoder.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -183,10 +190,18 @@ struct walk {
     int variable;
 };
 
+/* Reads STREAMINFO and finds where the frames start. -EINVAL: not FLAC; -ENODATA: the
+ * file ends inside its metadata (a crash while the take's header was being written). */
 static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *audio_start)
 {
+    static const uint8_t head[8] = {'f', 'L', 'a', 'C', 0, 0, 0, 34};
     const uint8_t *p = peek(r, 0, 4 + 4 + 34);
-    if (!p || memcmp(p, "fLaC", 4) != 0 || (p[4] & 0x7F) != 0)
+    if (!p) {
+        size_t n = r->size < 8 ? (size_t)r->size : 8;
+        const uint8_t *q = n ? peek(r, 0, n) : head;
+        return q && !memcmp(q, head, n) ? -ENODATA : -EINVAL;
+    }
+    if (memcmp(p, "fLaC", 4) != 0 || (p[4] & 0x7F) != 0)
         return -EINVAL;
     unsigned len = (unsigned)p[5] << 16 | (unsigned)p[6] << 8 | p[7];
     if (len != 34)
@@ -210,13 +225,14 @@ static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *aud
     for (;;) {
         const uint8_t *h = peek(r, off, 4);
         if (!h)
-            return -EINVAL;
+            return -ENODATA;
         unsigned l = (unsigned)h[1] << 16 | (unsigned)h[2] << 8 | h[3];
-        if ((h[0] & 0x7F) == 127)
+        /* a second STREAMINFO would be the one decoders believe, not the one patched */
+        if ((h[0] & 0x7F) == 127 || (off > 4 && (h[0] & 0x7F) == 0))
             return -EINVAL;
         off += 4 + (uint64_t)l;
         if (off > r->size)
-            return -EINVAL;
+            return -ENODATA;
         if (h[0] & 0x80)
             break;
     }
@@ -224,16 +240,98 @@ static int read_metadata(struct reader *r, struct stream_info *si, uint64_t *aud
     return 0;
 }
 
-/* Does a frame end at off? (end of file, or a valid header with the expected number) */
-static int frame_boundary(struct reader *r, uint64_t off, const struct stream_info *si,
-                          const struct walk *w, const struct frame_hdr *cur)
+/* libFLAC's view of one frame: a stream of "fLaC", a STREAMINFO and that frame alone. */
+struct one_frame {
+    uint8_t *buf;
+    size_t len, pos;
+    unsigned frames;
+    int bad;
+};
+
+static FLAC__StreamDecoderReadStatus one_read(const FLAC__StreamDecoder *d, FLAC__byte out[],
+                                              size_t *n, void *arg)
 {
-    if (off == r->size)
-        return 1;
+    (void)d;
+    struct one_frame *o = arg;
+    size_t k = o->len - o->pos < *n ? o->len - o->pos : *n;
+    memcpy(out, o->buf + o->pos, k);
+    o->pos += k;
+    *n = k;
+    return k ? FLAC__STREAM_DECODER_READ_STATUS_CONTINUE
+             : FLAC__STREAM_DECODER_READ_STATUS_END_OF_STREAM;
+}
+
+static FLAC__StreamDecoderWriteStatus one_write(const FLAC__StreamDecoder *d,
+                                                const FLAC__Frame *f,
+                                                const FLAC__int32 *const b[], void *arg)
+{
+    (void)d;
+    (void)f;
+    (void)b;
+    ((struct one_frame *)arg)->frames++;
+    return FLAC__STREAM_DECODER_WRITE_STATUS_CONTINUE;
+}
+
+static void one_error(const FLAC__StreamDecoder *d, FLAC__StreamDecoderErrorStatus st,
+                      void *arg)
+{
+    (void)d;
+    (void)st;
+    ((struct one_frame *)arg)->bad = 1;
+}
+
+/* Does libFLAC decode bytes [off, end) as exactly one whole frame, with no byte left? */
+static int frame_decodes(struct reader *r, uint64_t off, uint64_t end,
+                         const struct stream_info *si, const struct frame_hdr *h)
+{
+    size_t flen = (size_t)(end - off), hlen = 4 + 4 + 34;
+    struct one_frame o = {.buf = malloc(hlen + flen), .len = hlen + flen};
+    FLAC__StreamDecoder *d = FLAC__stream_decoder_new();
+    int ok = 0;
+    if (!o.buf || !d)
+        goto out;
+    memcpy(o.buf, "fLaC\x80\x00\x00\x22", 8);
+    flac_streaminfo_pack(o.buf + 8, h->blocksize, h->blocksize, 0, 0, si->rate, si->channels,
+                         si->bits, 0, NULL);
+    for (size_t got = 0; got < flen;) {
+        ssize_t k = pread(r->fd, o.buf + hlen + got, flen - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            goto out;
+        got += (size_t)k;
+    }
+    if (FLAC__stream_decoder_init_stream(d, one_read, NULL, NULL, NULL, NULL, one_write, NULL,
+                                         one_error, &o) != FLAC__STREAM_DECODER_INIT_STATUS_OK)
+        goto out;
+    FLAC__bool done = FLAC__stream_decoder_process_until_end_of_stream(d);
+    FLAC__stream_decoder_finish(d);
+    ok = done && !o.bad && o.frames == 1 && o.pos == o.len;
+out:
+    if (d)
+        FLAC__stream_decoder_delete(d);
+    free(o.buf);
+    return ok;
+}
+
+#define MAX_HEADER_BYTES 16 /* sync 2, codes 2, number up to 7, block size 2, rate 2, CRC 1 */
+
+/* Does the frame that starts at off with header cur end at end? Yes when the next frame
+ * header (with the next number) starts there; or when the file ends there, or after less
+ * than a header starting with the sync byte (the next header torn), and libFLAC decodes
+ * the frame whole. */
+static int frame_boundary(struct reader *r, uint64_t off, uint64_t end,
+                          const struct stream_info *si, const struct walk *w,
+                          const struct frame_hdr *cur)
+{
     struct frame_hdr n;
-    if (parse_header(r, off, si, &n) < 0 || n.variable != cur->variable)
-        return 0;
-    return n.number == (cur->variable ? w->samples + cur->blocksize : w->frames + 1);
+    if (end < r->size && parse_header(r, end, si, &n) == 0 && n.variable == cur->variable)
+        return n.number == (cur->variable ? w->samples + cur->blocksize : w->frames + 1);
+    const uint8_t *b;
+    if (end == r->size ||
+        (r->size - end < MAX_HEADER_BYTES && (b = peek(r, end, 1)) && b[0] == 0xFF))
+        return frame_decodes(r, off, end, si, cur);
+    return 0;
 }
 
 static void walk_frames(struct reader *r, const struct stream_info *si, struct walk *w)
@@ -258,7 +356,7 @@ static void walk_frames(struct reader *r, const struct stream_info *si, struct w
                 crc = (uint16_t)((crc << 8) ^ crc16_table[(crc >> 8) ^ b[i]]);
                 uint64_t end = p + i + 1;
                 if (crc == 0 && end - off > h.len + 2) {
-                    if (frame_boundary(r, end, si, w, &h)) {
+                    if (frame_boundary(r, off, end, si, w, &h)) {
                         found = end;
                         break;
                     }
@@ -296,11 +394,12 @@ static void walk_frames(struct reader *r, const struct stream_info *si, struct w
     }
 }
 
-/* Is there a frame header anywhere in the tail that follows on from the walk? Then the
- * damage is in the middle and truncating would destroy audio. */
-static int tail_has_frames(struct reader *r, const struct stream_info *si, const struct walk *w)
+/* Is there a frame header at or after `from`: any (any = 1), or one numbered past the
+ * frames the walk kept? */
+static int header_after(struct reader *r, const struct stream_info *si, uint64_t from,
+                        const struct walk *w, int any)
 {
-    for (uint64_t off = w->end; off + 6 <= r->size; off++) {
+    for (uint64_t off = from; off + 6 <= r->size; off++) {
         const uint8_t *b = peek(r, off, 2);
         if (!b)
             return 0;
@@ -308,16 +407,87 @@ static int tail_has_frames(struct reader *r, const struct stream_info *si, const
             continue;
         struct frame_hdr h;
         if (parse_header(r, off, si, &h) == 0 &&
-            h.number > (h.variable ? w->samples : w->frames))
+            (any || h.number > (h.variable ? w->samples : w->frames)))
             return 1;
     }
     return 0;
+}
+
+/* Does a frame that follows on from the walk lie in the tail? Then the damage is in the
+ * middle and truncating would destroy audio. */
+static int tail_has_frames(struct reader *r, const struct stream_info *si, const struct walk *w)
+{
+    return header_after(r, si, w->end, w, 0);
+}
+
+/* A take whose file ends inside its metadata: created, but killed before its header was
+ * all written. Small, the start of a FLAC header, and no frame header anywhere. */
+static int header_torn(struct reader *r, const struct stream_info *si)
+{
+    return r->size < 4 + 4 + 34 ||
+           (r->size < (1u << 20) && !header_after(r, si, 4 + 4 + 34, NULL, 1));
 }
 
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* A take cut off before its first whole frame (a crash right after it started or split):
+ * nothing but the metadata, or that and less than one frame. It holds no audio. */
+static int empty_take(struct reader *r, const struct stream_info *si, const struct walk *w)
+{
+    uint64_t tail = r->size - w->audio_start;
+    if (tail == 0)
+        return 1;
+    /* the largest frame the format allows (verbatim samples) plus its header */
+    uint64_t max_frame = (uint64_t)(si->max_bs ? si->max_bs : 65535) * si->channels *
+                         si->bits / 8 + 64;
+    /* what is there must be the start of frame 0: its sync code, as far as it got */
+    const uint8_t *b = peek(r, w->audio_start, tail < 2 ? 1 : 2);
+    return tail < max_frame && b && b[0] == 0xFF && (tail < 2 || (b[1] & 0xFE) == 0xF8) &&
+           !tail_has_frames(r, si, w);
+}
+
+/* Opens path for repair: a regular file, never through a symbolic link, and for a .part
+ * with no other hard link (pirec never makes one; a link could lead outside the folder). */
+static int open_regular(const char *path, int is_part, struct stat *st)
+{
+    struct stat ls;
+    if (fstatat(AT_FDCWD, path, &ls, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (S_ISLNK(ls.st_mode))
+        return -ELOOP;
+    if (S_ISDIR(ls.st_mode))
+        return -EISDIR;
+    if (!S_ISREG(ls.st_mode))
+        return -EINVAL;
+    if (is_part && ls.st_nlink > 1)
+        return -EMLINK;
+    /* O_NONBLOCK: should the name be swapped for a FIFO meanwhile, open does not hang */
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_dev != ls.st_dev ||
+        st->st_ino != ls.st_ino) {
+        close(fd);
+        return -EAGAIN; /* replaced while being opened */
+    }
+    return fd;
+}
+
+/* Removes the empty take at path if the name still is the file that fd has open. */
+static int remove_empty(const char *path, int fd)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) < 0 || fstatat(AT_FDCWD, path, &b, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return -EAGAIN;
+    if (unlink(path) < 0)
+        return -errno;
+    return take_fsync_parent(path);
 }
 
 int flac_repair_file(const char *path, struct repair_result *res)
@@ -328,14 +498,16 @@ int flac_repair_file(const char *path, struct repair_result *res)
     memset(res, 0, sizeof *res);
     pthread_once(&tables_once, make_tables);
     int is_part = ends_with(path, ".flac.part");
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
-        close(fd);
-        return rc;
+    int fd = open_regular(path, is_part, &st);
+    if (fd < 0) {
+        if (fd == -ELOOP)
+            log_warn("repair", "%s: a symbolic link; left as it is", path);
+        else if (fd == -EMLINK)
+            log_warn("repair", "%s: has other hard links; left as it is", path);
+        else if (fd == -EINVAL)
+            log_warn("repair", "%s: not a regular file; left as it is", path);
+        return fd;
     }
     struct reader r = {.fd = fd, .size = (uint64_t)st.st_size, .buf = malloc(WINDOW)};
     int rc = 0;
@@ -345,11 +517,25 @@ int flac_repair_file(const char *path, struct repair_result *res)
     }
     struct stream_info si;
     struct walk w = {0};
-    if ((rc = read_metadata(&r, &si, &w.audio_start)) < 0) {
+    rc = read_metadata(&r, &si, &w.audio_start);
+    if (rc == -ENODATA && !(is_part && header_torn(&r, &si)))
+        rc = -EINVAL;
+    if (rc == -EINVAL) {
         log_warn("repair", "%s: not a FLAC file (no fLaC/STREAMINFO header)", path);
         goto out;
     }
-    walk_frames(&r, &si, &w);
+    if (rc == 0)
+        walk_frames(&r, &si, &w);
+    if (rc == -ENODATA || (w.frames == 0 && is_part && empty_take(&r, &si, &w))) {
+        /* a 0-second file would only clutter the list: the take held no audio */
+        if ((rc = remove_empty(path, fd)) == 0) {
+            res->removed = 1;
+            res->bytes_dropped = r.size;
+            log_info("repair", "%s: removed: the take ended before its first audio frame",
+                     path);
+        }
+        goto out;
+    }
     if (w.frames == 0) {
         log_warn("repair", "%s: no whole audio frame in the file; left as it is", path);
         rc = -EINVAL;
@@ -410,30 +596,105 @@ out:
     return rc;
 }
 
-int flac_repair_dir(const char *dir)
+static int cmp_name(const void *a, const void *b)
 {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the *.flac.part in dir, sorted. 0 or negative errno (nothing listed). */
+static int list_parts(const char *dir, char ***out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
     DIR *d = opendir(dir);
     if (!d)
         return -errno;
-    int repaired = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            rc = -errno;
+            break;
+        }
         if (!ends_with(e->d_name, ".flac.part"))
             continue;
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
-            continue;
-        struct repair_result res;
-        int rc = flac_repair_file(path, &res);
-        if (rc == 0) {
-            repaired++;
-            log_info("repair", "%s -> %s (%llu samples, %llu bytes of torn frame dropped)",
-                     path, res.final_path, (unsigned long long)res.samples,
-                     (unsigned long long)res.bytes_dropped);
-        } else {
-            log_warn("repair", "%s: not repaired: %s", path, strerror(-rc));
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, ncap * sizeof *names);
+            if (!nn) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = nn;
+            cap = ncap;
         }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
     }
     closedir(d);
-    return repaired;
+    if (rc < 0) {
+        while (n)
+            free(names[--n]);
+        free(names);
+        return rc;
+    }
+    if (n)
+        qsort(names, n, sizeof *names, cmp_name);
+    *out = names;
+    *count = n;
+    return 0;
+}
+
+int flac_repair_dir_each(const char *dir, flac_repair_report report, void *arg,
+                         unsigned *failed)
+{
+    if (failed)
+        *failed = 0;
+    char **names;
+    size_t n;
+    int rc = list_parts(dir, &names, &n);
+    if (rc < 0)
+        return rc;
+    int done = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        struct repair_result res;
+        if (snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= (int)sizeof path) {
+            memset(&res, 0, sizeof res);
+            rc = -ENAMETOOLONG;
+        } else {
+            rc = flac_repair_file(path, &res);
+        }
+        if (rc == 0)
+            done++;
+        else if (failed)
+            (*failed)++;
+        if (report)
+            report(path, rc, &res, arg);
+        free(names[i]);
+    }
+    free(names);
+    return done;
+}
+
+static void log_one(const char *path, int rc, const struct repair_result *res, void *arg)
+{
+    (void)arg;
+    if (rc == 0 && !res->removed)
+        log_info("repair", "%s -> %s (%llu samples, %llu bytes of torn frame dropped)", path,
+                 res->final_path, (unsigned long long)res->samples,
+                 (unsigned long long)res->bytes_dropped);
+    else if (rc < 0)
+        log_warn("repair", "%s: not repaired: %s", path, strerror(-rc));
+}
+
+int flac_repair_dir(const char *dir)
+{
+    return flac_repair_dir_each(dir, log_one, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define DEFAULT_PADDING 8192u
+#define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 
 struct flac_writer {
     FLAC__StreamEncoder *enc;
@@ -38,10 +39,9 @@ struct flac_writer {
     char **comments;
     size_t n_comments;
 
-    /* queue mode (queue_bytes != 0): the encoder side above counts what was encoded,
-     * the disk side below what is on disk */
-    int queued;
-    int thread_running;
+    /* the queue: the encoder side above counts what was encoded, the disk side below
+     * what is on disk */
+    int thread_running;   /* until then (the header, written by open) writes are direct */
     pthread_t thr;
     pthread_mutex_t ql;
     pthread_cond_t qc;          /* items added, room made, quit */
@@ -115,39 +115,12 @@ static FLAC__StreamEncoderWriteStatus write_cb(const FLAC__StreamEncoder *enc,
     struct flac_writer *w = arg;
     if (w->error)
         return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
-    if (w->queued) {
-        int rc = enqueue_data(w, buffer, bytes, samples);
-        if (rc < 0) {
-            w->error = rc;
-            return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
-        }
-        w->pos += bytes;
-        if (w->pos > w->size)
-            w->size = w->pos;
-        if (samples > 0) {
-            w->samples += samples;
-            w->audio_end = w->pos;
-            if (!w->min_fs || bytes < w->min_fs)
-                w->min_fs = (unsigned)bytes;
-            if (bytes > w->max_fs)
-                w->max_fs = (unsigned)bytes;
-        }
-        return FLAC__STREAM_ENCODER_WRITE_STATUS_OK;
-    }
-    size_t n = bytes;
-    int hook = 0;
-    if (w->fail_after && w->pos + bytes > w->fail_after) {
-        /* simulate a disk that fills in the middle of a frame: a torn write */
-        n = w->pos < w->fail_after ? (size_t)(w->fail_after - w->pos) : 0;
-        hook = 1;
-    }
-    int rc = pwrite_all(w->fd, buffer, n, w->pos);
-    if (rc == 0 && hook)
-        rc = -ENOSPC;
+    /* the header, while open() runs, is written at once (locate_comments reads it back);
+     * everything after it goes through the queue */
+    int rc = w->thread_running ? enqueue_data(w, buffer, bytes, samples)
+                               : pwrite_all(w->fd, buffer, bytes, w->pos);
     if (rc < 0) {
         w->error = rc;
-        if (w->pos + n > w->size)
-            w->size = w->pos + n;
         return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
     }
     w->pos += bytes;
@@ -286,11 +259,6 @@ static void stop_disk_thread(struct flac_writer *w)
 
 size_t flac_writer_queued(struct flac_writer *w, size_t *peak)
 {
-    if (!w->queued) {
-        if (peak)
-            *peak = 0;
-        return 0;
-    }
     pthread_mutex_lock(&w->ql);
     size_t n = w->qbytes;
     if (peak)
@@ -469,10 +437,8 @@ static void writer_free(struct flac_writer *w)
         w->head = it->next;
         free(it);
     }
-    if (w->queued) {
-        pthread_mutex_destroy(&w->ql);
-        pthread_cond_destroy(&w->qc);
-    }
+    pthread_mutex_destroy(&w->ql);
+    pthread_cond_destroy(&w->qc);
     if (w->enc)
         FLAC__stream_encoder_delete(w->enc);
     for (int i = 0; i < 2; i++)
@@ -499,6 +465,8 @@ int flac_writer_open(struct flac_writer **out, const char *path,
     if (!w)
         return -ENOMEM;
     w->fd = -1;
+    pthread_mutex_init(&w->ql, NULL);
+    pthread_cond_init(&w->qc, NULL);
     w->rate = cfg->rate;
     w->channels = cfg->channels;
     w->bits = cfg->bits;
@@ -568,25 +536,19 @@ int flac_writer_open(struct flac_writer **out, const char *path,
         unlink(path);
         goto fail;
     }
-    if (cfg->queue_bytes) {
-        /* the header was written directly (locate_comments reads it back); from here on
-         * the disk thread writes, in order */
-        const char *e = getenv("PIREC_TEST_DISK_STALL_MS");
-        w->stall_ms = e ? (unsigned)strtoul(e, NULL, 10) : 0;
-        w->qmax = cfg->queue_bytes;
-        w->d_audio_end = w->audio_end;
-        w->d_size = w->size;
-        pthread_mutex_init(&w->ql, NULL);
-        pthread_cond_init(&w->qc, NULL);
-        w->queued = 1;
-        if ((rc = pthread_create(&w->thr, NULL, disk_main, w)) != 0) {
-            rc = -rc;
-            unlink(path);
-            goto fail;
-        }
-        w->thread_running = 1;
-        pthread_setname_np(w->thr, "take-disk");
+    /* from here on the disk thread writes, in order */
+    const char *e = getenv("PIREC_TEST_DISK_STALL_MS");
+    w->stall_ms = e ? (unsigned)strtoul(e, NULL, 10) : 0;
+    w->qmax = cfg->queue_bytes ? cfg->queue_bytes : DEFAULT_QUEUE_BYTES;
+    w->d_audio_end = w->audio_end;
+    w->d_size = w->size;
+    if ((rc = pthread_create(&w->thr, NULL, disk_main, w)) != 0) {
+        rc = -rc;
+        unlink(path);
+        goto fail;
     }
+    w->thread_running = 1;
+    pthread_setname_np(w->thr, "take-disk");
     *out = w;
     return 0;
 fail:
@@ -596,7 +558,7 @@ fail:
 
 int flac_writer_process(struct flac_writer *w, const int32_t *samples, size_t frames)
 {
-    if (!w->error && w->queued)
+    if (!w->error)
         w->error = atomic_load(&w->derr);
     if (w->error)
         return w->error;
@@ -625,36 +587,26 @@ static int write_streaminfo(struct flac_writer *w)
 
 int flac_writer_flush(struct flac_writer *w, const char *const *extra, size_t n_extra)
 {
-    if (!w->error && w->queued)
+    if (!w->error)
         w->error = atomic_load(&w->derr);
     if (w->error)
         return w->error;
-    if (w->queued) {
-        /* a snapshot of what was encoded so far: the disk thread writes it after the
-         * frames it describes, so the file on disk is always consistent */
-        size_t vc = extra ? w->vc_space : 0;
-        struct qitem *it = malloc(sizeof *it + 34 + vc);
-        if (!it)
-            return -ENOMEM;
-        *it = (struct qitem){.kind = Q_FLUSH, .len = 34 + vc, .vc_len = vc};
-        unsigned bs = FLAC__stream_encoder_get_blocksize(w->enc);
-        flac_streaminfo_pack(it->data, bs, bs, w->min_fs, w->max_fs, w->rate, w->channels,
-                             w->bits, w->samples, NULL);
-        int rc = vc ? build_comments(w, extra, n_extra, it->data + 34) : 0;
-        if (rc < 0) {
-            free(it);
-            return rc;
-        }
-        return enqueue(w, it);
+    /* a snapshot of what was encoded so far: the disk thread writes it after the frames it
+     * describes, so the file on disk is always consistent */
+    size_t vc = extra ? w->vc_space : 0;
+    struct qitem *it = malloc(sizeof *it + 34 + vc);
+    if (!it)
+        return -ENOMEM;
+    *it = (struct qitem){.kind = Q_FLUSH, .len = 34 + vc, .vc_len = vc};
+    unsigned bs = FLAC__stream_encoder_get_blocksize(w->enc);
+    flac_streaminfo_pack(it->data, bs, bs, w->min_fs, w->max_fs, w->rate, w->channels,
+                         w->bits, w->samples, NULL);
+    int rc = vc ? build_comments(w, extra, n_extra, it->data + 34) : 0;
+    if (rc < 0) {
+        free(it);
+        return rc;
     }
-    int rc = write_streaminfo(w);
-    if (rc == 0 && extra)
-        rc = rewrite_comments(w, extra, n_extra);
-    if (rc == 0 && fdatasync(w->fd) < 0)
-        rc = -errno;
-    if (rc < 0)
-        w->error = rc;
-    return rc;
+    return enqueue(w, it);
 }
 
 int flac_writer_finish(struct flac_writer *w, const char *const *extra, size_t n_extra)
@@ -673,19 +625,17 @@ int flac_writer_finish_ex(struct flac_writer *w, const char *const *extra, size_
     } else {
         FLAC__stream_encoder_finish(w->enc);
     }
-    if (w->queued) {
-        /* everything queued goes to disk first; then the file is described by what is
-         * really there */
-        stop_disk_thread(w);
-        if (!w->error)
-            w->error = atomic_load(&w->derr);
-        if (w->error) {
-            w->audio_end = w->d_audio_end;
-            w->samples = w->d_samples;
-            w->min_fs = w->d_min_fs;
-            w->max_fs = w->d_max_fs;
-            w->size = w->d_size;
-        }
+    /* everything queued goes to disk first; then the file is described by what is really
+     * there */
+    stop_disk_thread(w);
+    if (!w->error)
+        w->error = atomic_load(&w->derr);
+    if (w->error) {
+        w->audio_end = w->d_audio_end;
+        w->samples = w->d_samples;
+        w->min_fs = w->d_min_fs;
+        w->max_fs = w->d_max_fs;
+        w->size = w->d_size;
     }
     if (whole)
         *whole = w->samples;

@@ -9,10 +9,11 @@
  * "unknown"), then fdatasync(). flac_writer_finish() lets libFLAC write the MD5, or after
  * a write error truncates a torn frame and patches STREAMINFO itself.
  *
- * With a queue (queue_bytes), open() writes the header itself, then every later write,
- * STREAMINFO refresh, comment rewrite and fdatasync happens in order on the writer's disk
- * thread ("take-disk"); flush() only queues a snapshot; write errors come back from the
- * next process()/flush(); finish() waits for the queue to be on disk.
+ * open() writes the header itself; every later write, STREAMINFO refresh, comment
+ * rewrite and fdatasync happens in order on the writer's disk thread ("take-disk"), from
+ * a bounded in-memory queue, so a disk stall does not stop the encoder. flush() only
+ * queues a snapshot; write errors come back from the next process()/flush(); finish()
+ * waits for the queue to be on disk. There is no other mode: tests run this one.
  * Test hook: env PIREC_TEST_DISK_STALL_MS makes the disk thread sleep that long before
  * the first fdatasync of each file (a stalled SD card).
  *
@@ -36,11 +37,8 @@ struct flac_writer_config {
     const char *const *comments;  /* "KEY=value", known at the start */
     size_t n_comments;
     unsigned padding;             /* bytes kept for later comments (0 = 8192) */
-    size_t queue_bytes;           /* 0: write on the caller's thread. Else: the encoded
-                                     bytes go to an in-memory queue of at most this many
-                                     bytes, written by the writer's own disk thread, so a
-                                     disk stall does not stop the encoder; past the bound
-                                     process() waits */
+    size_t queue_bytes;           /* bound of the queue of encoded bytes waiting for the
+                                     disk thread (0 = 64 MiB); past it process() waits */
 };
 
 struct flac_writer;
@@ -52,8 +50,9 @@ int flac_writer_open(struct flac_writer **out, const char *path,
 /* Encodes frames of interleaved right-aligned samples. 0 or the first write error
  * (-ENOSPC, -EIO ...); after an error the writer only accepts finish(). */
 int flac_writer_process(struct flac_writer *w, const int32_t *samples, size_t frames);
-/* Rewrites STREAMINFO (and the comments with `extra` appended, if not NULL) for the
- * frames written so far, then fdatasync(). 0 or negative errno. */
+/* Queues a rewrite of STREAMINFO (and the comments with `extra` appended, if not NULL)
+ * for the frames encoded so far, then fdatasync(), behind those frames. 0 or negative
+ * errno (a disk error of earlier items included). */
 int flac_writer_flush(struct flac_writer *w, const char *const *extra, size_t n_extra);
 /* Ends the file: all samples given are encoded (unless a write error happened, then the
  * file ends at the last whole frame), MD5 written when complete, comments + extra
@@ -64,10 +63,12 @@ int flac_writer_finish(struct flac_writer *w, const char *const *extra, size_t n
  * (fewer than given after a write error). */
 int flac_writer_finish_ex(struct flac_writer *w, const char *const *extra, size_t n_extra,
                           uint64_t *whole);
-/* Bytes waiting in the queue (0 without a queue), and the most it ever held. */
+/* Bytes waiting in the queue (0: everything queued so far is on disk), and the most it
+ * ever held. */
 size_t flac_writer_queued(struct flac_writer *w, size_t *peak);
 
-/* Bytes in the file so far and samples per channel in whole frames written so far. */
+/* Bytes in the file and samples per channel in whole frames, as encoded so far (on disk
+ * once flac_writer_queued() is 0). */
 uint64_t flac_writer_bytes(const struct flac_writer *w);
 uint64_t flac_writer_samples(const struct flac_writer *w);
 

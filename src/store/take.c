@@ -14,6 +14,7 @@
 #include "store/take.h"
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "store/flac_writer.h"
 #include "store/naming.h"
 
@@ -31,7 +32,6 @@
 #define CHUNK_FRAMES 4096u
 #define MAX_LOSS_NOTES 128   /* per file; the totals are always complete */
 #define DEFAULT_MIN_FREE (256ull << 20)
-#define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 #define DISK_CHECK_NS 100000000LL
 
 struct loss_note {
@@ -181,7 +181,7 @@ static int open_file(struct take *t)
         .n_comments = 4,
         /* the encoder never waits for the disk: memory follows a stall (up to the bound),
          * instead of a ring sized for the worst stall being reserved up front */
-        .queue_bytes = t->cfg.queue_bytes ? t->cfg.queue_bytes : DEFAULT_QUEUE_BYTES,
+        .queue_bytes = t->cfg.queue_bytes, /* 0: the writer's 64 MiB */
     };
     for (unsigned k = 0; k < 10000; k++) {
         if ((rc = take_name_suffix(cand, sizeof cand, base, k)) < 0)
@@ -548,7 +548,13 @@ int take_start(struct take **out, struct capture *cap, const struct take_config 
     if (!t)
         return -ENOMEM;
     pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->cond, NULL);
+    /* take_wait's deadlines are on CLOCK_MONOTONIC: a Pi without an RTC steps the wall
+     * clock at NTP sync */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
     t->cap = cap;
     t->ring = capture_ring(cap);
     t->fmt = *fmt;
@@ -659,15 +665,8 @@ void take_get_status(struct take *t, struct take_status *st)
 int take_wait(struct take *t, int timeout_ms)
 {
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    if (timeout_ms >= 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
+    if (timeout_ms >= 0)
+        deadline_after_ms(&dl, timeout_ms);
     pthread_mutex_lock(&t->lock);
     int rc = 0;
     while (!t->ended && rc == 0)

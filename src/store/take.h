@@ -85,8 +85,9 @@ int  take_start(struct take **out, struct capture *cap, const struct take_config
  * frees. Returns 0 or the take's error. */
 int  take_stop(struct take *t, struct take_status *final);
 void take_get_status(struct take *t, struct take_status *st);
-/* Waits until the take ended by itself (limit, disk, device gone, source end).
- * 0 once ended, -ETIMEDOUT. */
+/* Waits until the take ended by itself (limit, disk, device gone, source end), at most
+ * timeout_ms (< 0: no limit) on CLOCK_MONOTONIC, so a wall-clock step (NTP on a Pi
+ * without an RTC) neither shortens nor stretches it. 0 once ended, -ETIMEDOUT. */
 int  take_wait(struct take *t, int timeout_ms);
 /* Ring position the writer has read up to (any thread, lock-free): lets a source that
  * is read faster than real time hold back instead of overrunning the take. */

@@ -1,7 +1,10 @@
 """A take killed with SIGKILL (what a crash leaves; the page cache survives, so this is
 the software half of a power cut) is finished by `pirec repair`: flac -t passes, the
 audio is exactly the start of what was recorded, and it is at least as long as the
-STREAMINFO the writer had last flushed (so at most one flush interval short)."""
+STREAMINFO the writer had last flushed (so at most one flush interval short). A take
+killed the instant a split opened its next file (which then holds little more than its
+header) is repaired as a whole by `pirec repair --dir`: every file left passes flac -t and
+together they are exactly the start of what was recorded."""
 import os, signal, struct, subprocess, sys, time, wave
 
 BIN = os.environ["PIREC_BIN"]
@@ -98,8 +101,49 @@ def one(name, src, pcm, wait_flushes):
     check(r2.returncode == 0 and "already complete" in r2.stdout, name + ": second repair")
 
 
+def kill_at_split(src, pcm):
+    d = os.path.join(TMP, "split")
+    p = subprocess.Popen([BIN, "record", "--source", "file:" + src, "--realtime", "--dir", d,
+                          "--split-seconds", "1", "--min-free-mb", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            parts = [f for f in os.listdir(d) if f.endswith(".flac.part")] if os.path.isdir(d) else []
+            done = [f for f in os.listdir(d) if f.endswith(".flac")] if os.path.isdir(d) else []
+            if done and parts:
+                break
+            time.sleep(0.002)
+        check(done and parts, "split: the second file never appeared")
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    size = os.path.getsize(os.path.join(d, parts[0]))
+    r = subprocess.run([BIN, "repair", "--dir", d], capture_output=True, text=True, timeout=60)
+    print("split: part of %d bytes at the kill; repair:" % size, r.returncode,
+          r.stdout.strip(), r.stderr.strip())
+    check(r.returncode == 0, "split: repair --dir failed")
+    files = sorted(f for f in os.listdir(d) if f.endswith(".flac"))
+    check(not [f for f in os.listdir(d) if f.endswith(".part")], "split: a .part is left")
+    got = b""
+    for f in files:
+        path = os.path.join(d, f)
+        t = subprocess.run(["flac", "-t", "-s", path], capture_output=True, text=True)
+        check(t.returncode == 0, "split: flac -t %s: %s" % (f, t.stderr))
+        raw = path + ".raw"
+        subprocess.run(["flac", "-d", "-s", "-f", "--force-raw-format", "--endian=little",
+                        "--sign=signed", "-o", raw, path], check=True)
+        got += open(raw, "rb").read()
+    check(len(got) >= RATE * 4 and got == pcm[:len(got)],
+          "split: the files together are the start of the source")
+
+
 src = os.path.join(TMP, "ramp.wav")
 pcm = ramp_wav(src, 20)
 one("early", src, pcm, 0)
 one("flushed", src, pcm, 4)
+kill_at_split(src, pcm)
 print("ok")
