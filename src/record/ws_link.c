@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,17 @@
 #define WS_BACKOFF_FIRST_MS 200
 #define WS_STOP_GRACE_MS 1000
 #define WS_LOSS_LOG_MS  10000
+#define WS_WATCHDOG_MS  1000          /* period of the reconnect watchdog */
+#define WS_HANDSHAKE_MAX_S 20         /* an attempt not established by then is killed */
+/* Keep-alive of peers that speak pirec.resume.1 (they answer pings). */
+#define WS_PING_S       5
+#define WS_HANGUP_S     15
+/* Legacy peers (the original server never answers a ping): no WebSocket ping at all;
+ * TCP keep-alive and TCP_USER_TIMEOUT find a dead peer instead. */
+#define WS_TCP_KEEPIDLE_S  10
+#define WS_TCP_KEEPINTVL_S 5
+#define WS_TCP_KEEPCNT     3
+#define WS_TCP_USER_TIMEOUT_MS 30000
 
 enum { SYNC_NONE, SYNC_WAIT, SYNC_OK };      /* per stream, per connection */
 enum { MODE_UNKNOWN, MODE_LEGACY, MODE_RESUME };
@@ -66,6 +79,7 @@ struct ws_stream {
     int aborted;
     /* stats */
     uint64_t sent_hi, sent, acked, lost, lost_unlogged;
+    uint64_t conn_acked;    /* legacy: bytes handed to the current socket */
     uint32_t reconnects;
     int error;
     int64_t loss_logged_ms;
@@ -84,6 +98,7 @@ struct ws_msg {
 struct ws_link {
     /* immutable after creation */
     int tls, port;
+    uint32_t stalls;           /* times the watchdog found no attempt and no retry (a bug) */
     char host[256];            /* as in the target (may be "[::1]") */
     char addr[256];            /* for connect(): no brackets */
     char hosthdr[300];         /* Host header */
@@ -106,11 +121,16 @@ struct ws_link {
     int ever_connected;
 
     /* service thread only */
-    struct lws *wsi;
     int done;                  /* stop finished: leave the service loop */
     int stop_seen;
     int hs_resume;             /* the handshake answered pirec.resume.1 */
-    lws_sorted_usec_list_t sul_retry, sul_stop;
+    lws_sorted_usec_list_t sul_retry, sul_stop, sul_watchdog;
+    lws_retry_bo_t idle;       /* keep-alive policy of the current attempt (lws keeps a pointer) */
+    struct lws *att;           /* the current attempt / connection; NULL when none */
+    int in_connect;            /* inside lws_client_connect_via_info() */
+    int att_failed;            /* ... and it already reported a failure */
+    int retry_pending;         /* sul_retry is scheduled */
+    int64_t att_started_ms;
     unsigned tries;
     int outage_logged;
     struct ws_msg msg;
@@ -379,7 +399,9 @@ static void connect_now(struct ws_link *l);
 
 static void retry_cb(lws_sorted_usec_list_t *sul)
 {
-    connect_now(lws_container_of(sul, struct ws_link, sul_retry));
+    struct ws_link *l = lws_container_of(sul, struct ws_link, sul_retry);
+    l->retry_pending = 0;
+    connect_now(l);
 }
 
 static void stop_cb(lws_sorted_usec_list_t *sul)
@@ -411,17 +433,46 @@ static void schedule_retry(struct ws_link *l)
     uint64_t ms = d / 2 + (d / 2 ? r % (d / 2 + 1) : 0);
     if (l->tries < 64)
         l->tries++;
+    l->retry_pending = 1;
     lws_sul_schedule(l->ctx, 0, &l->sul_retry, retry_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_lost(struct ws_link *l, const char *why);
+
+/* Is this wsi our current attempt? An error reported from inside
+ * lws_client_connect_via_info() arrives before we know the wsi. */
+static int is_attempt(struct ws_link *l, struct lws *wsi)
+{
+    return (l->att && wsi == l->att) || (l->in_connect && !l->att);
+}
+
+/* The attempt ended (error, close, or destroyed without either): exactly once per attempt. */
+static void attempt_ended(struct ws_link *l, struct lws *wsi, const char *why)
+{
+    if (!is_attempt(l, wsi))
+        return;
+    l->att = NULL;
+    if (l->in_connect)
+        l->att_failed = 1;
+    on_lost(l, why);
 }
 
 static void connect_now(struct ws_link *l)
 {
-    static const lws_retry_bo_t idle = {
-        .secs_since_valid_ping = 5,     /* ping a quiet peer ... */
-        .secs_since_valid_hangup = 15,  /* ... and hang up if nothing valid came back */
-    };
-    if (l->wsi || stopping(l))
+    if (l->att || stopping(l))
         return;
+    /* Until the handshake says otherwise, assume a peer that answers pings; legacy peers
+     * get theirs switched off in on_established(). lws keeps a pointer to this policy. */
+    memset(&l->idle, 0, sizeof l->idle);
+    l->idle.secs_since_valid_ping = WS_PING_S;
+    l->idle.secs_since_valid_hangup = WS_HANGUP_S;
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
     i.context = l->ctx;
@@ -432,24 +483,88 @@ static void connect_now(struct ws_link *l)
     i.origin = l->hosthdr;
     i.protocol = WS_SUBPROTOCOL;
     i.local_protocol_name = "pirec-record";
-    i.retry_and_idle_policy = &idle;
-    i.pwsi = &l->wsi;
+    i.retry_and_idle_policy = &l->idle;
     if (l->tls) {
         i.ssl_connection = LCCSCF_USE_SSL;
         if (l->insecure)
             i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                                 LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED;
     }
-    if (!lws_client_connect_via_info(&i)) {
-        l->wsi = NULL;
-        schedule_retry(l);
+    l->att_started_ms = mono_ms();
+    l->in_connect = 1;
+    l->att_failed = 0;
+    struct lws *w = lws_client_connect_via_info(&i);
+    l->in_connect = 0;
+    if (l->att_failed)          /* already reported (and a retry scheduled) */
+        return;
+    if (!w) {
+        on_lost(l, "cannot start a connection");
+        return;
     }
+    l->att = w;
+}
+
+/* Legacy peers: the original server never answers a ping, so a WebSocket keep-alive would
+ * hang up on it every WS_HANGUP_S and make it delete the stream's file. Switch lws' idle
+ * policy off (its hang-up timer is pushed out and re-armed by the watchdog) and let TCP
+ * find a dead peer: keep-alive probes when idle, TCP_USER_TIMEOUT when data stays unacked. */
+static void legacy_liveness(struct ws_link *l, struct lws *wsi)
+{
+    l->idle.secs_since_valid_ping = UINT16_MAX;
+    l->idle.secs_since_valid_hangup = UINT16_MAX;
+    lws_validity_confirmed(wsi);
+    lws_sockfd_type fd = lws_get_socket_fd(wsi);
+    if (fd < 0)
+        return;
+    int one = 1, idle = WS_TCP_KEEPIDLE_S, intvl = WS_TCP_KEEPINTVL_S, cnt = WS_TCP_KEEPCNT;
+    unsigned int uto = WS_TCP_USER_TIMEOUT_MS;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof uto))
+        log_debug("record", "%s://%s:%d: TCP keep-alive not fully set: %s", scheme(l), l->host,
+                  l->port, strerror(errno));
+}
+
+/* Every WS_WATCHDOG_MS on the service thread: a link that is not stopping always has either
+ * an attempt under way or a retry scheduled. If neither, that is a bug somewhere in the
+ * callback paths: count it (ws_stream_stats.stalls), log it and retry. An attempt that
+ * hangs in the handshake longer than WS_HANDSHAKE_MAX_S is killed (its close reports it). */
+static void watchdog_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_link *l = lws_container_of(sul, struct ws_link, sul_watchdog);
+    pthread_mutex_lock(&l->mu);
+    int stop = l->stop, connected = l->connected, legacy = l->mode == MODE_LEGACY;
+    if (!stop && !l->att && !l->retry_pending)
+        l->stalls++;
+    pthread_mutex_unlock(&l->mu);
+    if (!stop) {
+        if (!l->att && !l->retry_pending) {
+            log_err("record", "%s://%s:%d: reconnect watchdog: no attempt and no retry "
+                    "scheduled; retrying now", scheme(l), l->host, l->port);
+            connect_now(l);
+        } else if (l->att && !connected &&
+                   mono_ms() - l->att_started_ms > WS_HANDSHAKE_MAX_S * 1000) {
+            log_warn("record", "%s://%s:%d: no handshake after %d s; trying again", scheme(l),
+                     l->host, l->port, WS_HANDSHAKE_MAX_S);
+            l->att_started_ms = mono_ms();
+            lws_set_timeout(l->att, PENDING_TIMEOUT_AWAITING_SERVER_RESPONSE, LWS_TO_KILL_ASYNC);
+        } else if (l->att && connected && legacy) {
+            lws_validity_confirmed(l->att);   /* keep lws' idle hang-up away (see above) */
+        }
+    }
+    lws_sul_schedule(l->ctx, 0, &l->sul_watchdog, watchdog_cb,
+                     (lws_usec_t)WS_WATCHDOG_MS * LWS_US_PER_MS);
 }
 
 static void on_established(struct ws_link *l, struct lws *wsi)
 {
     int resume = l->hs_resume;
     lws_sul_cancel(&l->sul_retry);
+    l->retry_pending = 0;
+    if (!resume)
+        legacy_liveness(l, wsi);
     pthread_mutex_lock(&l->mu);
     if (l->ever_connected || l->outage_logged)
         log_info("record", "%s://%s:%d: connected%s (%s server)", scheme(l), l->host, l->port,
@@ -466,6 +581,7 @@ static void on_established(struct ws_link *l, struct lws *wsi)
         if (s->ever_connected)
             s->reconnects++;
         s->ever_connected = 1;
+        s->conn_acked = 0;
         if (resume) {
             s->sync = SYNC_NONE;   /* ask where the file ends before any data */
         } else {
@@ -478,6 +594,26 @@ static void on_established(struct ws_link *l, struct lws *wsi)
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->mu);
     lws_callback_on_writable(wsi);
+}
+
+/* A legacy server cannot tell what it stored, and the original one deletes a stream's
+ * file when a new connection sends it again. So when a connection to a legacy server dies,
+ * everything handed to that socket may be gone: it moves from acked to lost, is logged,
+ * and a finite run then fails instead of reporting success over a truncated file. Under mu. */
+static void legacy_drop_counts_lost(struct ws_link *l)
+{
+    for (struct ws_stream *s = l->streams; s; s = s->next) {
+        uint64_t gone = s->conn_acked < s->acked ? s->conn_acked : s->acked;
+        s->conn_acked = 0;
+        if (!gone)
+            continue;
+        s->acked -= gone;
+        s->lost += gone;
+        log_warn("record", "%s://%s:%d stream %s: the connection to this legacy server (no "
+                 "pirec.resume.1) dropped; it may discard what it got (the original server "
+                 "deletes the file on a new connection): %llu bytes counted as lost",
+                 scheme(l), l->host, l->port, s->name, (unsigned long long)gone);
+    }
 }
 
 static void on_lost(struct ws_link *l, const char *why)
@@ -497,6 +633,8 @@ static void on_lost(struct ws_link *l, const char *why)
         m->active = 0;
         m->owner = NULL;
     }
+    if (was && l->mode == MODE_LEGACY && !l->stop)
+        legacy_drop_counts_lost(l);
     for (struct ws_stream *s = l->streams; s; s = s->next) {
         s->sync = SYNC_NONE;
         if (l->mode == MODE_LEGACY)
@@ -614,6 +752,7 @@ static int on_writable(struct ws_link *l, struct lws *wsi)
                 }
                 if (l->mode == MODE_LEGACY) {
                     o->acked += m->end - m->start;
+                    o->conn_acked += m->end - m->start;
                     if (o->tail < m->end)
                         o->tail = m->end;
                 }
@@ -645,10 +784,7 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             snprintf(why, sizeof why, "%.*s", (int)(len < 150 ? len : 150), (const char *)in);
         else
             snprintf(why, sizeof why, "%.150s", in ? (const char *)in : "unknown error");
-        if (l->wsi == wsi || !l->wsi) {
-            l->wsi = NULL;
-            on_lost(l, why);
-        }
+        attempt_ended(l, wsi, why);
         break;
     }
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
@@ -659,14 +795,18 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         break;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (wsi == l->wsi)
+        if (wsi == l->att || (l->in_connect && !l->att)) {
+            l->att = wsi;
             on_established(l, wsi);
+        }
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        if (wsi == l->wsi) {
-            l->wsi = NULL;
-            on_lost(l, "closed");
-        }
+        attempt_ended(l, wsi, "closed");
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* the catch-all: some failure paths of lws 4.1 (e.g. a reset during the handshake)
+         * destroy the wsi without CONNECTION_ERROR or CLOSED; the attempt ends here then */
+        attempt_ended(l, wsi, "connection destroyed");
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (len >= 2) {
@@ -705,7 +845,7 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (wsi != l->wsi)
+        if (wsi != l->att)
             return -1;
         return on_writable(l, wsi);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
@@ -723,8 +863,8 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
                 lws_sul_schedule(l->ctx, 0, &l->sul_stop, stop_cb,
                                  (lws_usec_t)WS_STOP_GRACE_MS * LWS_US_PER_MS);
         }
-        if (more && l->wsi)
-            lws_callback_on_writable(l->wsi);
+        if (more && l->att)
+            lws_callback_on_writable(l->att);
         break;
     }
     default:
@@ -744,12 +884,15 @@ static void *link_thread(void *arg)
     struct ws_link *l = arg;
     pthread_setname_np(pthread_self(), "ws-link");
     connect_now(l);
+    lws_sul_schedule(l->ctx, 0, &l->sul_watchdog, watchdog_cb,
+                     (lws_usec_t)WS_WATCHDOG_MS * LWS_US_PER_MS);
     while (!l->done) {
         if (lws_service(l->ctx, 0) < 0)
             break;
     }
     lws_sul_cancel(&l->sul_retry);
     lws_sul_cancel(&l->sul_stop);
+    lws_sul_cancel(&l->sul_watchdog);
     lws_context_destroy(l->ctx);
     return NULL;
 }
@@ -1042,6 +1185,7 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
     uint64_t done = s->acked + s->lost;
     st->pending = s->head > done ? s->head - done : 0;
     st->reconnects = s->reconnects;
+    st->stalls = l->stalls;
     st->connected = l->connected && s->sync == SYNC_OK;
     st->resumable = l->mode == MODE_RESUME;
     st->error = s->error;

@@ -18,8 +18,15 @@
  * Owner: "B" (ws_link.c). Callers: the record module's ws endpoint (ep_ws.c).
  *
  * Legacy servers (no pirec.resume.1): a message counts as delivered once its last fragment
- * is handed to the socket; bytes the kernel accepted on a connection that then died are lost
- * without the client knowing. Resumable servers (pirec ingest) lose nothing but evictions.
+ * is handed to the socket. They get no WebSocket ping (the original server never answers
+ * one); TCP keep-alive and TCP_USER_TIMEOUT detect a dead peer. When a connection to a
+ * legacy server drops anyway, everything handed to that socket is moved from acked to lost
+ * (the original server deletes the stream's file on the next connection): never a success
+ * over a truncated file. Resumable servers (pirec ingest) lose nothing but evictions.
+ *
+ * Reconnect: every failed attempt schedules the next (backoff with jitter); a watchdog on
+ * the service thread checks every second that an attempt or a retry is pending and counts
+ * any stall it repairs in ws_stream_stats.stalls.
  *
  * TLS (wss://): the server certificate is verified against the system CAs, or against the
  * CA file named by PIREC_WS_CA_FILE. PIREC_WS_TLS_INSECURE_FOR_TESTS=1 turns verification
@@ -52,6 +59,8 @@ struct ws_stream_stats {
     uint64_t pending;      /* queued - acked - lost: accepted, fate not yet known */
     uint64_t lost;         /* evicted from a full buffer, never delivered */
     uint32_t reconnects;
+    uint32_t stalls;       /* the link's watchdog found it with no attempt and no retry
+                              scheduled (should stay 0; tests assert it) */
     int connected;
     int resumable;         /* the server speaks pirec.resume.1 */
     int error;             /* last error, negative errno */
