@@ -39,6 +39,9 @@
 #define DEFAULT_CHUNK 4096
 #define MAX_CHUNK (16 * 1024 * 1024)
 #define IDLE_WAIT_MS 5    /* ring source without data_ready: sleep on the condition this long */
+#define STUCK_GRACE_MS 500 /* after the stop timeout and the abort: how long the worker may
+                              still take before stop leaves it behind (a data_ready that
+                              never returns) */
 
 struct rec {
     uint64_t id;
@@ -68,6 +71,9 @@ struct rec {
     int thread_live;        /* a thread was created and not yet joined; op_lock */
     pthread_t thread;
     int worker_done;
+    int worker_alive;       /* the worker thread has not returned (also when left behind) */
+    int in_ready;           /* the worker is inside data_ready() */
+    int ends_taken;         /* stop closed the ends itself: the worker left behind must not */
     int ends_closed;        /* the worker began closing the ends: abort must not touch them */
     atomic_int quit;        /* stop reading new data, drain */
     atomic_int abort;       /* stop waiting for the sink */
@@ -331,10 +337,25 @@ int record_get_count(rec_hdl_t hdl, int *read_bytes, int *sent_bytes)
 
 /* ---- the worker ------------------------------------------------------------------ */
 
+/* Like the original: the quit flag is checked right before data_ready(), and the worker
+ * sleeps 1 ms after it returns. Callers whose data_ready() consumes an event that their
+ * producer sets would otherwise be called again after stop, with the event already taken. */
 static void wait_for_data(struct rec *r, data_ready_func ready, void *arg)
 {
     if (ready) {
+        pthread_mutex_lock(&r->lock);
+        int q = atomic_load(&r->quit);
+        if (!q)
+            r->in_ready = 1;
+        pthread_mutex_unlock(&r->lock);
+        if (q)
+            return;
         ready(arg);
+        pthread_mutex_lock(&r->lock);
+        r->in_ready = 0;
+        pthread_mutex_unlock(&r->lock);
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
         return;
     }
     /* No callback: sleep briefly on the condition; record_stop() signals it. */
@@ -400,6 +421,16 @@ static void *worker(void *arg)
 
     /* Close both ends before anyone is told the run is over. */
     pthread_mutex_lock(&r->lock);
+    if (r->ends_taken) {
+        /* record_stop() gave up on us (we were stuck in data_ready) and closed the ends */
+        r->worker_alive = 0;
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+        log_info("record", "handle %" PRIu64 ": data_ready() returned after the handle was "
+                 "stopped; the worker ends now", r->id);
+        rec_put(r);
+        return NULL;
+    }
     r->ends_closed = 1;
     if (r->dst.ops->stats) {
         r->dst.ops->stats(&r->dst, &r->ws_last);
@@ -450,8 +481,10 @@ static void *worker(void *arg)
     pthread_mutex_lock(&r->lock);
     r->state = final;
     r->worker_done = 1;
+    r->worker_alive = 0;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
+    rec_put(r);   /* the worker's reference: the last thing it touches */
     return NULL;
 }
 
@@ -503,10 +536,18 @@ int record_start(rec_hdl_t hdl)
     }
     pthread_mutex_lock(&r->lock);
     int running = r->thread_live && !r->worker_done;
+    int left_behind = !r->thread_live && r->worker_alive;
     size_t chunk = (size_t)r->chunk;
     pthread_mutex_unlock(&r->lock);
     if (running) /* a second start is harmless */
         goto out;
+    if (left_behind) {
+        log_err("record", "record_start: handle %" PRIu64 " is still inside its data_ready() "
+                "callback from the last run; make data_ready return (or set a release "
+                "callback) before starting again", r->id);
+        rc = -EBUSY;
+        goto out;
+    }
     reap(r);
 
     uint8_t *nb = realloc(r->buf, chunk);
@@ -531,6 +572,8 @@ int record_start(rec_hdl_t hdl)
     r->have_ws_last = 0;
     r->error = 0;
     r->worker_done = 0;
+    r->in_ready = 0;
+    r->ends_taken = 0;
     r->ends_closed = 1; /* until both are open */
     pthread_mutex_unlock(&r->lock);
 
@@ -551,9 +594,19 @@ int record_start(rec_hdl_t hdl)
     pthread_mutex_lock(&r->lock);
     r->ends_closed = 0;
     r->state = RECORD_RUNNING;
+    r->worker_alive = 1;
     pthread_mutex_unlock(&r->lock);
+    pthread_mutex_lock(&reg_lock);
+    r->refs++;   /* the worker's, dropped by the worker itself */
+    pthread_mutex_unlock(&reg_lock);
     rc = -pthread_create(&r->thread, NULL, worker, r);
     if (rc) {
+        pthread_mutex_lock(&reg_lock);
+        r->refs--;
+        pthread_mutex_unlock(&reg_lock);
+        pthread_mutex_lock(&r->lock);
+        r->worker_alive = 0;
+        pthread_mutex_unlock(&r->lock);
         log_err("record", "cannot start a thread: %s", strerror(-rc));
         r->src.ops->close(&r->src);
         r->dst.ops->close(&r->dst);
@@ -586,6 +639,41 @@ static void add_ms(struct timespec *ts, int64_t ms)
     }
 }
 
+/* lock held; the worker is stuck (in data_ready, or anywhere) after abort and the grace.
+ * Close the ends here if it is inside data_ready (it touches nothing else once it returns),
+ * count what they still held as lost, and leave the thread behind (detached). */
+static void leave_worker_behind(struct rec *r)
+{
+    int close_ends = r->in_ready && !r->ends_closed;
+    log_err("record", "handle %" PRIu64 ": the worker did not end within %" PRId64 " ms of "
+            "record_stop()%s; it is left behind and ends when the callback returns",
+            r->id, r->stop_timeout_ms + STUCK_GRACE_MS,
+            r->in_ready ? " (it is inside data_ready(), which did not return: set a release "
+                          "callback that wakes it)" : "");
+    pthread_detach(r->thread);
+    r->thread_live = 0;
+    if (!close_ends) {
+        r->state = RECORD_STOPPED;
+        return;
+    }
+    r->ends_taken = 1;
+    r->ends_closed = 1;
+    if (r->dst.ops->stats) {
+        r->dst.ops->stats(&r->dst, &r->ws_last);
+        r->ws_last.lost += r->ws_last.pending;
+        r->ws_last.pending = 0;
+        r->have_ws_last = 1;
+    }
+    pthread_mutex_unlock(&r->lock);
+    r->src.ops->close(&r->src);
+    int crc = r->dst.ops->close(&r->dst);
+    pthread_mutex_lock(&r->lock);
+    r->error = crc;
+    r->state = RECORD_STOPPED;
+    r->worker_done = 1;
+    pthread_cond_broadcast(&r->cond);
+}
+
 /* op_lock held. */
 static int stop_locked(struct rec *r)
 {
@@ -597,6 +685,7 @@ static int stop_locked(struct rec *r)
     }
     pthread_mutex_lock(&r->lock);
     int stopped_it = !r->worker_done;
+    int left = 0;
     if (stopped_it) {
         struct timespec deadline;
         clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -622,19 +711,30 @@ static int stop_locked(struct rec *r)
             pthread_mutex_unlock(&r->lock);
             if (release)
                 release(release_arg);
-        } else {
-            pthread_mutex_unlock(&r->lock);
+            pthread_mutex_lock(&r->lock);
+            add_ms(&deadline, STUCK_GRACE_MS);
+            while (!r->worker_done)
+                if (pthread_cond_timedwait(&r->cond, &r->lock, &deadline) == ETIMEDOUT)
+                    break;
+            if (!r->worker_done) {
+                leave_worker_behind(r);
+                left = 1;
+            }
         }
+        pthread_mutex_unlock(&r->lock);
     } else {
         pthread_mutex_unlock(&r->lock);
     }
-    reap(r);
+    if (!left)
+        reap(r);
     if (!stopped_it)
         return 0;
     record_stats_t s;
     pthread_mutex_lock(&r->lock);
     stats_locked(r, &s);
     pthread_mutex_unlock(&r->lock);
+    if (left && !s.lost_bytes)
+        return -ETIMEDOUT;   /* everything read was delivered, but the worker is left behind */
     if (s.lost_bytes) {
         log_warn("record", "handle %" PRIu64 " stopped: %" PRIu64 " of %" PRIu64
                  " bytes read were not delivered", r->id, s.lost_bytes, s.read_bytes);
