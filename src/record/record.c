@@ -340,23 +340,30 @@ int record_get_count(rec_hdl_t hdl, int *read_bytes, int *sent_bytes)
 /* Like the original: the quit flag is checked right before data_ready(), and the worker
  * sleeps 1 ms after it returns. Callers whose data_ready() consumes an event that their
  * producer sets would otherwise be called again after stop, with the event already taken. */
-static void wait_for_data(struct rec *r, data_ready_func ready, void *arg)
+/* Returns 1 when record_stop() took the ends over while we were in data_ready(): the
+ * worker must then touch nothing but its own exit. */
+static int wait_for_data(struct rec *r, data_ready_func ready, void *arg)
 {
     if (ready) {
         pthread_mutex_lock(&r->lock);
         int q = atomic_load(&r->quit);
-        if (!q)
+        if (!q) {
             r->in_ready = 1;
+            pthread_cond_broadcast(&r->cond);   /* record_stop() may be waiting for this */
+        }
         pthread_mutex_unlock(&r->lock);
         if (q)
-            return;
+            return 0;
         ready(arg);
         pthread_mutex_lock(&r->lock);
         r->in_ready = 0;
+        int taken = r->ends_taken;
         pthread_mutex_unlock(&r->lock);
+        if (taken)
+            return 1;
         struct timespec ms = {0, 1000000L};
         nanosleep(&ms, NULL);
-        return;
+        return 0;
     }
     /* No callback: sleep briefly on the condition; record_stop() signals it. */
     struct timespec ts;
@@ -370,6 +377,7 @@ static void wait_for_data(struct rec *r, data_ready_func ready, void *arg)
     if (!atomic_load(&r->quit))
         pthread_cond_timedwait(&r->cond, &r->lock, &ts);
     pthread_mutex_unlock(&r->lock);
+    return 0;
 }
 
 static void *worker(void *arg)
@@ -398,7 +406,8 @@ static void *worker(void *arg)
             }
             if (quitting) /* the ring is empty: everything the producer wrote was taken */
                 break;
-            wait_for_data(r, ready, ready_arg);
+            if (wait_for_data(r, ready, ready_arg))
+                break;   /* stop took over; ends_taken is seen below */
             continue;
         }
         atomic_fetch_add(&r->read_bytes, (uint64_t)n);
@@ -413,7 +422,10 @@ static void *worker(void *arg)
             break;
         }
     }
-    if (!err && r->dst.ops->drain && !atomic_load(&r->abort)) {
+    pthread_mutex_lock(&r->lock);
+    int taken = r->ends_taken;
+    pthread_mutex_unlock(&r->lock);
+    if (!err && !taken && r->dst.ops->drain && !atomic_load(&r->abort)) {
         int rc = r->dst.ops->drain(&r->dst);
         if (rc < 0 && rc != -ECANCELED)
             err = rc;
@@ -639,23 +651,19 @@ static void add_ms(struct timespec *ts, int64_t ms)
     }
 }
 
-/* lock held; the worker is stuck (in data_ready, or anywhere) after abort and the grace.
- * Close the ends here if it is inside data_ready (it touches nothing else once it returns),
- * count what they still held as lost, and leave the thread behind (detached). */
-static void leave_worker_behind(struct rec *r)
+static int before(const struct timespec *deadline)
 {
-    int close_ends = r->in_ready && !r->ends_closed;
-    log_err("record", "handle %" PRIu64 ": the worker did not end within %" PRId64 " ms of "
-            "record_stop()%s; it is left behind and ends when the callback returns",
-            r->id, r->stop_timeout_ms + STUCK_GRACE_MS,
-            r->in_ready ? " (it is inside data_ready(), which did not return: set a release "
-                          "callback that wakes it)" : "");
-    pthread_detach(r->thread);
-    r->thread_live = 0;
-    if (!close_ends) {
-        r->state = RECORD_STOPPED;
-        return;
-    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec < deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec < deadline->tv_nsec);
+}
+
+/* lock held. Captures the sink's final counts (what is still pending is lost now) and
+ * closes both ends from the stopping thread; the worker is inside data_ready() or stuck,
+ * and ends_taken keeps it away from them. */
+static void close_ends_here(struct rec *r)
+{
     r->ends_taken = 1;
     r->ends_closed = 1;
     if (r->dst.ops->stats) {
@@ -672,6 +680,44 @@ static void leave_worker_behind(struct rec *r)
     r->state = RECORD_STOPPED;
     r->worker_done = 1;
     pthread_cond_broadcast(&r->cond);
+}
+
+/* lock held on entry and exit. The worker waits in data_ready() and the quit flag is set:
+ * everything it read is already in the sink, and it will not read again. Do its last
+ * steps here so that stop never depends on a callback the caller may never wake (the SDK's
+ * ring callers set no release callback): take what is left in the source, wait until the
+ * sink delivered it (up to the deadline), close both ends. The worker, when data_ready()
+ * returns, sees ends_taken and just exits. */
+static void take_over_from_worker(struct rec *r, const struct timespec *deadline)
+{
+    r->ends_taken = 1;
+    pthread_mutex_unlock(&r->lock);
+    size_t chunk = (size_t)r->chunk;
+    while (before(deadline)) {
+        ssize_t n = r->src.ops->read(&r->src, r->buf, chunk);
+        if (n <= 0)
+            break;
+        atomic_fetch_add(&r->read_bytes, (uint64_t)n);
+        size_t done = 0;
+        int rc = r->dst.ops->write(&r->dst, r->buf, (size_t)n, &done);
+        if (r->to.kind != REC_URL_WS)
+            atomic_fetch_add(&r->written_bytes, (uint64_t)done);
+        if (rc < 0) {
+            atomic_fetch_add(&r->lost_local, (uint64_t)n - done);
+            break;
+        }
+    }
+    /* the sink's drain may block without a bound: poll its pending count instead */
+    while (r->dst.ops->stats && before(deadline)) {
+        struct ws_stream_stats st;
+        r->dst.ops->stats(&r->dst, &st);
+        if (st.pending == 0)
+            break;
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&r->lock);
+    close_ends_here(r);
 }
 
 /* op_lock held. */
@@ -698,10 +744,15 @@ static int stop_locked(struct rec *r)
         if (release) /* wakes a data_ready() that blocks until the producer writes */
             release(release_arg);
         pthread_mutex_lock(&r->lock);
-        while (!r->worker_done)
+        while (!r->worker_done && !r->in_ready)
             if (pthread_cond_timedwait(&r->cond, &r->lock, &deadline) == ETIMEDOUT)
                 break;
-        if (!r->worker_done) {
+        if (!r->worker_done && r->in_ready) {
+            take_over_from_worker(r, &deadline);
+            pthread_detach(r->thread);   /* it exits by itself when data_ready returns */
+            r->thread_live = 0;
+            left = 1;
+        } else if (!r->worker_done) {
             log_warn("record", "handle %" PRIu64 ": stop timeout of %" PRId64
                      " ms passed, dropping what is undelivered", r->id, r->stop_timeout_ms);
             atomic_store(&r->abort, 1);
@@ -713,11 +764,19 @@ static int stop_locked(struct rec *r)
                 release(release_arg);
             pthread_mutex_lock(&r->lock);
             add_ms(&deadline, STUCK_GRACE_MS);
-            while (!r->worker_done)
+            while (!r->worker_done && !r->in_ready)
                 if (pthread_cond_timedwait(&r->cond, &r->lock, &deadline) == ETIMEDOUT)
                     break;
             if (!r->worker_done) {
-                leave_worker_behind(r);
+                log_err("record", "handle %" PRIu64 ": the worker did not end within %" PRId64
+                        " ms of record_stop(); it is left behind", r->id,
+                        r->stop_timeout_ms + STUCK_GRACE_MS);
+                if (r->in_ready && !r->ends_closed)
+                    close_ends_here(r);
+                else
+                    r->state = RECORD_STOPPED;
+                pthread_detach(r->thread);
+                r->thread_live = 0;
                 left = 1;
             }
         }
@@ -733,8 +792,6 @@ static int stop_locked(struct rec *r)
     pthread_mutex_lock(&r->lock);
     stats_locked(r, &s);
     pthread_mutex_unlock(&r->lock);
-    if (left && !s.lost_bytes)
-        return -ETIMEDOUT;   /* everything read was delivered, but the worker is left behind */
     if (s.lost_bytes) {
         log_warn("record", "handle %" PRIu64 " stopped: %" PRIu64 " of %" PRIu64
                  " bytes read were not delivered", r->id, s.lost_bytes, s.read_bytes);

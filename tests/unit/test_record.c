@@ -585,9 +585,9 @@ static void test_count_clamps(void **state)
 }
 
 /* The SDK's ring callers set only data_ready, and it may never return once their producer
- * stopped: record_stop() must still come back (stop timeout + a short grace), report the
- * run as not fully delivered, refuse a restart while the callback is still running, and
- * let the worker end once data_ready returns. */
+ * stopped: record_stop() must still come back, with everything read delivered, refuse a
+ * restart while the callback is still running, and let the worker end once data_ready
+ * returns. */
 static sem_t stuck_sem;
 static atomic_int stuck_calls;
 static void stuck_ready(void *arg)
@@ -622,13 +622,15 @@ static void test_stop_bounded_when_data_ready_never_returns(void **state)
     }
     assert_int_equal(atomic_load(&stuck_calls), 1);   /* the worker is inside data_ready */
     int64_t t0 = now_ms();
-    assert_int_equal(record_stop(h), -ETIMEDOUT);      /* could not end the run cleanly */
+    /* stop takes over the idle worker's last steps: all 100 bytes reached the file */
+    assert_int_equal(record_stop(h), 0);
     int64_t took = now_ms() - t0;
     assert_true(took < 10000);                         /* a hang check, not a benchmark */
     record_stats_t st;
     assert_int_equal(record_get_stats(h, &st), 0);
     assert_int_equal(st.state, RECORD_STOPPED);
     assert_int_equal(st.read_bytes, sizeof chunk);
+    assert_int_equal(st.lost_bytes, 0);
     assert_int_equal(record_start(h), -EBUSY);         /* data_ready has not returned */
     sem_post(&stuck_sem);                              /* the producer comes back */
     dl = now_ms() + 10000;
