@@ -438,7 +438,7 @@ static void *worker(void *arg)
         r->worker_alive = 0;
         pthread_cond_broadcast(&r->cond);
         pthread_mutex_unlock(&r->lock);
-        log_info("record", "handle %" PRIu64 ": data_ready() returned after the handle was "
+        log_debug("record", "handle %" PRIu64 ": data_ready() returned after the handle was "
                  "stopped; the worker ends now", r->id);
         rec_put(r);
         return NULL;
