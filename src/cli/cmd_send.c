@@ -47,6 +47,7 @@ static void usage(FILE *out)
         "  --stop-timeout MS    on Ctrl-C, how long to drain before giving up (default 5000)\n"
         "  --give-up SECONDS    ws: fail when the server stays unreachable this long\n"
         "                       (default: keep trying until Ctrl-C)\n"
+        "  --reconnect-max MS   ws: longest wait between reconnect attempts (default 5000)\n"
         "  --quiet              no summary line, warnings and errors only\n"
         "  --help               this text\n"
         "BYTES may end in K, M or G (1024-based).\n"
@@ -98,11 +99,12 @@ int cmd_send(int argc, char **argv)
         {"buffer", required_argument, NULL, 'b'},
         {"stop-timeout", required_argument, NULL, 't'},
         {"give-up", required_argument, NULL, 'g'},
+        {"reconnect-max", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int64_t chunk = 4096, buffer = -1, stop_timeout = -1, give_up = 0;
+    int64_t chunk = 4096, buffer = -1, stop_timeout = -1, give_up = 0, reconnect_max = -1;
     int quiet = 0;
     optind = 1;
     opterr = 0;
@@ -123,6 +125,10 @@ int cmd_send(int argc, char **argv)
             break;
         case 'g':
             if (parse_num("--give-up", optarg, 1, 86400, 0, &give_up))
+                return 2;
+            break;
+        case 'r':
+            if (parse_num("--reconnect-max", optarg, 10, 600000, 0, &reconnect_max))
                 return 2;
             break;
         case 'q':
@@ -172,6 +178,8 @@ int cmd_send(int argc, char **argv)
         record_set_option(h, RECORD_OPT_STOP_TIMEOUT_MS, stop_timeout);
     if (give_up > 0)
         record_set_option(h, RECORD_OPT_GIVE_UP_MS, give_up * 1000);
+    if (reconnect_max > 0)
+        record_set_option(h, RECORD_OPT_RECONNECT_MAX_MS, reconnect_max);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

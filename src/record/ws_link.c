@@ -931,8 +931,8 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
     snprintf(l->path, sizeof l->path, "%s", t->path[0] ? t->path : "/");
     l->reconnect_max_ms = o && o->reconnect_max_ms > 0 ? o->reconnect_max_ms
                                                        : WS_DEFAULT_RECONNECT_MS;
-    if (l->reconnect_max_ms < WS_BACKOFF_FIRST_MS)
-        l->reconnect_max_ms = WS_BACKOFF_FIRST_MS;
+    if (l->reconnect_max_ms < 10)
+        l->reconnect_max_ms = 10;
     l->refs = 0;
 
     l->msg.buf = malloc(256 + WS_MSG_MAX);

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Reconnect never stalls and never loses silently: `pirec send` through a proxy that breaks
+its connections (tests/support/fault_proxy.py) into `pirec ingest`.
+
+The plan: a reset at every byte position of the client's handshake request, the first
+control message and the first data frame (c2s 0..C_SWEEP), at every byte of the server's
+answer (s2c 0..S_SWEEP), then RANDOM randomized faults (seeded; the seed is printed):
+resets deep inside the data, in both directions, and stalls that then continue or reset.
+Rounds of `pirec send` (256 KiB each, new name each) run until every planned connection was
+used. Each round must end by itself (a stalled link would not) with exit 0 and a byte-exact
+file (the resume protocol), and the reconnect watchdog must never have fired.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+from test_ingest_cli import BIN, TMP, Ingest, _procs, check, fail
+
+C_SWEEP = int(os.environ.get("FAULT_C_SWEEP", "360"))
+S_SWEEP = int(os.environ.get("FAULT_S_SWEEP", "200"))
+RANDOM = int(os.environ.get("FAULT_RANDOM", "220"))
+ROUND_BYTES = 256 * 1024
+
+
+def make_plan(seed):
+    rnd = random.Random(seed)
+    plan = [["reset", "c2s", n] for n in range(C_SWEEP)]
+    plan += [["reset", "s2c", n] for n in range(S_SWEEP)]
+    for _ in range(RANDOM):
+        d = rnd.choice(["c2s", "c2s", "c2s", "s2c"])
+        n = rnd.randrange(0, ROUND_BYTES // 2) if d == "c2s" else rnd.randrange(0, 600)
+        k = rnd.random()
+        if k < 0.7:
+            plan.append(["reset", d, n])
+        else:
+            plan.append(["stall", d, n, round(rnd.uniform(0.05, 0.4), 2),
+                         "continue" if k < 0.85 else "reset"])
+    return plan
+
+
+class Proxy:
+    def __init__(self, upstream, plan):
+        path = os.path.join(TMP, "plan.json")
+        with open(path, "w") as f:
+            json.dump(plan, f)
+        self.out = open(os.path.join(TMP, "proxy.out"), "w+")
+        here = os.path.join(os.environ.get("PIREC_SRC", "."), "tests/support/fault_proxy.py")
+        self.proc = subprocess.Popen([sys.executable, here, "--upstream", str(upstream),
+                                      "--plan", path], stdout=self.out, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            for line in self.lines():
+                if line.startswith("PORT "):
+                    self.port = int(line.split()[1])
+                    return
+            time.sleep(0.02)
+        fail("the fault proxy did not start")
+
+    def lines(self):
+        with open(self.out.name) as f:
+            return f.read().splitlines()
+
+
+def main():
+    seed = int(os.environ.get("FAULT_SEED", str(int(time.time()))))
+    print("fault campaign seed %d (FAULT_SEED=%d reproduces it)" % (seed, seed), flush=True)
+    plan = make_plan(seed)
+    d = os.path.join(TMP, "ingest")
+    os.makedirs(d)
+    ing = Ingest(d)
+    proxy = Proxy(ing.port, plan)
+    rounds = 0
+    t0 = time.monotonic()
+    while "PLAN DONE" not in proxy.lines():
+        rounds += 1
+        check(rounds <= 400, "the plan was not used up after 400 rounds")
+        data = os.urandom(ROUND_BYTES)
+        src = os.path.join(TMP, "src.bin")
+        with open(src, "wb") as f:
+            f.write(data)
+        name = "r%d" % rounds
+        cmd = [BIN, "send", "--quiet", "--reconnect-max", "20", "--give-up", "60",
+               "file://" + src, "ws://127.0.0.1:%d/%s" % (proxy.port, name)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _procs.append(p)
+        try:
+            out = p.communicate(timeout=90)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            p.kill()
+            fail("round %d: pirec send did not finish in 90 s: a stalled link" % rounds)
+        check("watchdog" not in out, "round %d: the reconnect watchdog fired:\n%s" % (rounds, out))
+        check(p.returncode == 0, "round %d: exit %d:\n%s" % (rounds, p.returncode, out[-3000:]))
+        with open(os.path.join(d, name), "rb") as f:
+            got = f.read()
+        check(got == data, "round %d: the stored file differs (%d of %d bytes): a silent loss"
+              % (rounds, len(got), len(data)))
+    lines = proxy.lines()
+    fired = sum(1 for ln in lines if ln.startswith("FIRED "))
+    conns = sum(1 for ln in lines if ln.startswith("CONN "))
+    print("fault campaign: %d planned faults, %d fired, %d connections, %d rounds, %.1f s, "
+          "no stall, no silent loss" % (len(plan), fired, conns, rounds, time.monotonic() - t0))
+    check(fired >= 200, "only %d faults fired" % fired)
+
+
+main()
