@@ -322,14 +322,30 @@ int record_get_stats(rec_hdl_t hdl, record_stats_t *stats)
 
 static int clamp_int(uint64_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
 
+/* The original's file callers poll read_bytes as progress and stop when it reaches the
+ * file's size. With a read-ahead buffer, read_bytes of a finite source would run ahead of
+ * delivery by up to RECORD_OPT_BUFFER_BYTES, and the stop would cut the rest. So here, for
+ * a finite source that is running, read_bytes is what was read AND whose fate is known
+ * (delivered or counted lost) plus at most the one chunk being handed over. The stop that
+ * follows drains that last chunk. record_get_stats() has the true counts. */
 int record_get_count(rec_hdl_t hdl, int *read_bytes, int *sent_bytes)
 {
+    struct rec *r = rec_get(hdl, __func__);
+    if (!r)
+        return -EINVAL;
     record_stats_t s;
-    int rc = get_stats(hdl, &s, __func__);
-    if (rc)
-        return rc;
+    pthread_mutex_lock(&r->lock);
+    stats_locked(r, &s);
+    uint64_t progress = s.read_bytes;
+    if (s.state == RECORD_RUNNING && r->src.finite) {
+        uint64_t settled = s.acked_bytes + s.lost_bytes + (uint64_t)r->chunk;
+        if (progress > settled)
+            progress = settled;
+    }
+    pthread_mutex_unlock(&r->lock);
+    rec_put(r);
     if (read_bytes)
-        *read_bytes = clamp_int(s.read_bytes);
+        *read_bytes = clamp_int(progress);
     if (sent_bytes)
         *sent_bytes = clamp_int(s.sent_bytes);
     return 0;

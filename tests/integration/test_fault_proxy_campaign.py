@@ -10,7 +10,6 @@ Rounds of `pirec send` (256 KiB each, new name each) run until every planned con
 used. Each round must end by itself (a stalled link would not) with exit 0 and a byte-exact
 file (the resume protocol), and the reconnect watchdog must never have fired.
 """
-import json
 import os
 import random
 import subprocess
@@ -18,6 +17,11 @@ import sys
 import time
 
 from test_ingest_cli import BIN, TMP, Ingest, _procs, check, fail
+
+sys.path.insert(0, os.path.join(os.environ.get("PIREC_SRC", "."), "tests/support"))
+from sdk_harness import Proxy, cleanup  # noqa: E402
+import atexit  # noqa: E402
+atexit.register(cleanup)
 
 C_SWEEP = int(os.environ.get("FAULT_C_SWEEP", "360"))
 S_SWEEP = int(os.environ.get("FAULT_S_SWEEP", "200"))
@@ -39,30 +43,6 @@ def make_plan(seed):
             plan.append(["stall", d, n, round(rnd.uniform(0.05, 0.4), 2),
                          "continue" if k < 0.85 else "reset"])
     return plan
-
-
-class Proxy:
-    def __init__(self, upstream, plan):
-        path = os.path.join(TMP, "plan.json")
-        with open(path, "w") as f:
-            json.dump(plan, f)
-        self.out = open(os.path.join(TMP, "proxy.out"), "w+")
-        here = os.path.join(os.environ.get("PIREC_SRC", "."), "tests/support/fault_proxy.py")
-        self.proc = subprocess.Popen([sys.executable, here, "--upstream", str(upstream),
-                                      "--plan", path], stdout=self.out, stderr=subprocess.STDOUT)
-        _procs.append(self.proc)
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            for line in self.lines():
-                if line.startswith("PORT "):
-                    self.port = int(line.split()[1])
-                    return
-            time.sleep(0.02)
-        fail("the fault proxy did not start")
-
-    def lines(self):
-        with open(self.out.name) as f:
-            return f.read().splitlines()
 
 
 def main():

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """A TCP proxy that breaks connections on purpose, one planned fault per connection.
 
-  fault_proxy.py --upstream PORT --plan FILE
+  fault_proxy.py --upstream PORT --plan FILE [--rate BYTES_PER_S]
+
+--rate throttles the client-to-server direction (a slow link).
 
 The plan is a JSON list; connection i (in accept order) gets plan[i], later ones pass
 through untouched. A fault is a list:
@@ -40,7 +42,7 @@ def rst(*socks):
             pass
 
 
-def relay(i, client, upstream_port, fault, on_end):
+def relay(i, client, upstream_port, fault, on_end, rate=0):
     try:
         server = socket.create_connection(("127.0.0.1", upstream_port), timeout=10)
         server.settimeout(None)
@@ -59,7 +61,7 @@ def relay(i, client, upstream_port, fault, on_end):
             for src in r:
                 d = "c2s" if src is client else "s2c"
                 dst = server if src is client else client
-                data = src.recv(65536)
+                data = src.recv(65536 if not rate or d == "s2c" else max(1024, rate // 20))
                 if not data:
                     # one side closed: pass the close on and end quietly
                     try:
@@ -101,6 +103,8 @@ def relay(i, client, upstream_port, fault, on_end):
                     continue
                 dst.sendall(data)
                 counts[d] += len(data)
+                if rate and d == "c2s":
+                    time.sleep(len(data) / rate)
     except OSError:
         rst(client, server)
     finally:
@@ -111,6 +115,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", type=int, required=True)
     ap.add_argument("--plan", required=True)
+    ap.add_argument("--rate", type=int, default=0)
     args = ap.parse_args()
     with open(args.plan) as f:
         plan = json.load(f)
@@ -137,7 +142,8 @@ def main():
         fault = plan[i] if i < len(plan) else ["pass"]
         say("CONN %d %s" % (i, json.dumps(fault)))
         threading.Thread(target=relay, args=(i, client, args.upstream, fault,
-                                             lambda i=i: ended(i)), daemon=True).start()
+                                             lambda i=i: ended(i), args.rate),
+                         daemon=True).start()
         i += 1
 
 

@@ -92,7 +92,9 @@ class Conn:
         mask = self.read(4) if masked else None
         payload = self.read(ln) if ln else b""
         if mask:
-            payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+            m = (mask * (len(payload) // 4 + 1))[:len(payload)]
+            payload = (int.from_bytes(payload, "big") ^ int.from_bytes(m, "big")).to_bytes(
+                len(payload), "big")
         return fin, op, payload
 
     def store(self, msg):

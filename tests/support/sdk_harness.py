@@ -119,6 +119,11 @@ class LegacyPeer:
         self.proc.stdin.flush()
 
     def stop(self):
+        """Waits until every connection ended (the peer may still be writing what it
+        received), then quits."""
+        end = time.monotonic() + 30
+        while self.count("CLOSED") < self.count("CONN") and time.monotonic() < end:
+            self._pump(0.2)
         try:
             self.send("quit")
         except OSError:
@@ -143,3 +148,34 @@ def file_of(directory, name):
             return f.read()
     except FileNotFoundError:
         return b""
+
+
+class Proxy:
+    """tests/support/fault_proxy.py in front of 127.0.0.1:upstream."""
+
+    def __init__(self, upstream, plan, rate=0, tag="proxy"):
+        import json
+        path = os.path.join(TMP, tag + ".plan.json")
+        with open(path, "w") as f:
+            json.dump(plan, f)
+        self.outpath = os.path.join(TMP, tag + ".out")
+        out = open(self.outpath, "w")
+        cmd = [sys.executable, os.path.join(SRC, "tests/support/fault_proxy.py"),
+               "--upstream", str(upstream), "--plan", path]
+        if rate:
+            cmd += ["--rate", str(rate)]
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        procs.append(self.proc)
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            for line in self.lines():
+                if line.startswith("PORT "):
+                    self.port = int(line.split()[1])
+                    return
+            time.sleep(0.02)
+        fail("the fault proxy did not start")
+
+    def lines(self):
+        with open(self.outpath) as f:
+            return f.read().splitlines()
