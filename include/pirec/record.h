@@ -42,6 +42,7 @@
 #ifndef PIREC_RECORD_H
 #define PIREC_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -101,6 +102,16 @@ typedef struct {
 } record_stats_t;
 
 int record_get_stats(rec_hdl_t hdl, record_stats_t *stats);
+
+/* Addresses in URLs are checked, never trusted: ringbuffer://handle=A must name a ring
+ * made by ringbuffer_create() (and not yet destroyed), mem://address=A&size=N must lie in
+ * a block registered here. A number that fits in 32 bits and names nothing exactly is
+ * matched by the low 32 bits of the registered addresses when exactly one matches (the
+ * SDK's callers print addresses with %u, which truncates a 64-bit pointer). Anything else
+ * makes record_register() / record_start() fail with one log line.
+ * 0, -EINVAL (NULL address or size 0), -ENOMEM; unregister: 0 or -ENOENT. */
+int record_register_memory(const void *addr, size_t size);
+int record_unregister_memory(const void *addr);
 
 /* Waits until the handle is no longer RECORD_RUNNING. timeout_ms < 0 waits forever.
  * Returns 0, or -ETIMEDOUT. */

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "record/addr_registry.h"
 #include "record/endpoint.h"
 #include "record/url.h"
 
@@ -141,6 +142,41 @@ static const struct rec_ep_ops *ops_for(enum rec_url_kind kind)
     return NULL;
 }
 
+int record_register_memory(const void *addr, size_t size)
+{
+    int rc = rec_addr_add(REC_ADDR_MEM, addr, size);
+    if (rc)
+        log_err("record", "record_register_memory(%p, %zu): %s", addr, size,
+                rc == -EINVAL ? "the address is NULL or the size 0" : strerror(-rc));
+    return rc;
+}
+
+int record_unregister_memory(const void *addr)
+{
+    int rc = rec_addr_remove(REC_ADDR_MEM, addr);
+    if (rc)
+        log_err("record", "record_unregister_memory(%p): not a registered block", addr);
+    return rc;
+}
+
+/* ringbuffer:// and mem:// name memory by number: only what this process registered is
+ * accepted (a ring made by ringbuffer_create, a block given to record_register_memory), and
+ * the number is replaced by the full address (it may have been the low 32 bits only). */
+static int resolve_url(struct rec_url *u)
+{
+    uintptr_t at;
+    int rc = 0;
+    if (u->kind == REC_URL_RING)
+        rc = rec_addr_resolve_ring(u->addr, &at);
+    else if (u->kind == REC_URL_MEM)
+        rc = rec_addr_resolve_mem(u->addr, u->size, &at);
+    else
+        return 0;
+    if (!rc)
+        u->addr = at;
+    return rc;
+}
+
 rec_hdl_t record_register(const char *from, const char *to)
 {
     struct rec *r = calloc(1, sizeof *r);
@@ -148,7 +184,8 @@ rec_hdl_t record_register(const char *from, const char *to)
         log_err("record", "record_register: out of memory");
         return NULL;
     }
-    if (rec_url_parse(from, REC_URL_SOURCE, &r->from) || rec_url_parse(to, REC_URL_SINK, &r->to)) {
+    if (rec_url_parse(from, REC_URL_SOURCE, &r->from) || rec_url_parse(to, REC_URL_SINK, &r->to) ||
+        resolve_url(&r->from) || resolve_url(&r->to)) {
         free(r);
         return NULL;
     }
@@ -605,6 +642,12 @@ int record_start(rec_hdl_t hdl)
     r->ends_closed = 1; /* until both are open */
     pthread_mutex_unlock(&r->lock);
 
+    /* the ring or block may have been destroyed / unregistered since record_register */
+    rc = resolve_url(&r->from);
+    if (!rc)
+        rc = resolve_url(&r->to);
+    if (rc)
+        goto failed;
     rc = r->src.ops->open(&r->src);
     if (rc)
         goto failed;

@@ -166,6 +166,7 @@ static void test_mem_to_ring(void **state)
     dev_ringbuf_t rb;
     ringbuffer_create(&rb, rmem, sizeof rmem);
     char from[128], to[128];
+    assert_int_equal(record_register_memory(src, n), 0);
     snprintf(from, sizeof from, "mem://address=%p&size=%zu", (void *)src, n);
     snprintf(to, sizeof to, "ringbuffer://handle=%p", (void *)&rb);
     rec_hdl_t h = record_register(from, to);
@@ -189,6 +190,7 @@ static void test_mem_to_ring(void **state)
     assert_int_equal(rb.dropped, 0); /* the sink waited for room, never dropped */
     assert_int_equal(record_unregister(h), 0);
     free(d.out);
+    record_unregister_memory(src);
     free(src);
 }
 
@@ -433,6 +435,7 @@ static void test_stop_bounded_when_sink_blocks(void **state)
     dev_ringbuf_t rb; /* a sink nobody reads */
     ringbuffer_create(&rb, rmem, sizeof rmem);
     char from[128], to[128];
+    assert_int_equal(record_register_memory(src, n), 0);
     snprintf(from, sizeof from, "mem://address=%p&size=%zu", (void *)src, n);
     snprintf(to, sizeof to, "ringbuffer://handle=%p", (void *)&rb);
     rec_hdl_t h = record_register(from, to);
@@ -458,6 +461,7 @@ static void test_stop_bounded_when_sink_blocks(void **state)
     assert_int_equal(s.pending_bytes, 0);
     assert_int_equal(rb.dropped, 0);
     assert_int_equal(record_unregister(h), 0);
+    record_unregister_memory(src);
     free(src);
 }
 
@@ -507,6 +511,7 @@ static void test_failures(void **state)
     /* a mem sink smaller than the source fails instead of overflowing */
     uint8_t small[3] = {0, 0, 0};
     snprintf(to, sizeof to, "mem://address=%p&size=3", (void *)small);
+    assert_int_equal(record_register_memory(small, sizeof small), 0);
     h = record_register(from, to);
     finish_calls = 0;
     record_set_finish_cb(h, on_finish, NULL);
@@ -568,6 +573,7 @@ static void test_count_clamps(void **state)
         skip();
     char from[128];
     snprintf(from, sizeof from, "mem://address=%p&size=%zu", m, n);
+    assert_int_equal(record_register_memory(m, n), 0);
     rec_hdl_t h = record_register(from, "file:///dev/null");
     record_set_chunk_size(h, 16 * 1024 * 1024);
     assert_int_equal(record_start(h), 0);
@@ -581,6 +587,7 @@ static void test_count_clamps(void **state)
     assert_int_equal(s.state, RECORD_FINISHED);
     assert_true(s.read_bytes == n);
     record_unregister(h);
+    record_unregister_memory(m);
     munmap(m, n);
 }
 
