@@ -221,7 +221,7 @@ static int queue_text(struct conn *c, const char *op, const struct ingest_stream
     if (c->nout >= MAX_QUEUED)
         return -ENOBUFS;
     char text[400];
-    int n = ingest_ctl_format(op, s->name, s->size, text, sizeof text);
+    int n = wsproto_ctl_format(op, s->name, s->size, text, sizeof text);
     if (n < 0)
         return n;
     struct outmsg *m = malloc(sizeof *m + LWS_PRE + (size_t)n);
@@ -247,7 +247,7 @@ static int claim_or_fail(struct server *srv, struct conn *c, const char *name, s
     if (rc == 0)
         return 0;
     char esc[300];
-    ingest_name_escape(name, len, esc, sizeof esc);
+    wsproto_name_escape(name, len, esc, sizeof esc);
     if (rc == -ELOOP || rc == -EINVAL || rc == -EISDIR)
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                          "stream '%s': refusing to write: %s is a symlink, directory or "
@@ -262,9 +262,9 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
     const char *name, *why;
     size_t nlen, dlen;
     const void *data;
-    if (ingest_split_message(p, n, &name, &nlen, &data, &dlen, &why) < 0) {
+    if (wsproto_split_message(p, n, &name, &nlen, &data, &dlen, &why) < 0) {
         char esc[300];
-        ingest_name_escape(name, nlen, esc, sizeof esc);
+        wsproto_name_escape(name, nlen, esc, sizeof esc);
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad stream name: %s: '%s'",
                          why, esc);
     }
@@ -295,15 +295,15 @@ static int on_text(struct server *srv, struct conn *c, const unsigned char *p, s
         return conn_fail(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                          "text message on a legacy connection (control messages need the "
                          "pirec.resume.1 subprotocol)");
-    struct ingest_ctl ctl;
+    struct wsproto_ctl ctl;
     char err[300];
-    if (ingest_ctl_parse((const char *)p, n, &ctl, err, sizeof err) < 0)
+    if (wsproto_ctl_parse((const char *)p, n, &ctl, err, sizeof err) < 0)
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad control message: %s",
                          err);
     struct ingest_stream *s;
     if (claim_or_fail(srv, c, ctl.name, ctl.name_len, &s) < 0 || c->closing)
         return 0;
-    if (ctl.op == INGEST_OP_STAT) {
+    if (ctl.op == WSPROTO_OP_STAT) {
         int rc = queue_text(c, "stat", s);
         if (rc < 0)
             return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
@@ -407,7 +407,7 @@ static int on_writeable(struct conn *c)
             s = s->own_next;
         if (s) {
             unsigned char buf[LWS_PRE + 400];
-            int n = ingest_ctl_format("ack", s->name, s->size, (char *)buf + LWS_PRE, 400);
+            int n = wsproto_ctl_format("ack", s->name, s->size, (char *)buf + LWS_PRE, 400);
             s->ack_due = 0;
             s->acked = s->size;
             s->last_ack_us = now_us();

@@ -23,7 +23,7 @@
 struct ingest_store;
 
 struct ingest_stream {
-    char name[256];          /* validated by ingest_name_check(), NUL-terminated */
+    char name[256];          /* validated by wsproto_name_check(), NUL-terminated */
     size_t name_len;
     uint64_t size;           /* bytes in the file: complete messages only */
     uint64_t received;       /* bytes appended since the stream was opened here */

@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "record/wsproto.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -35,7 +36,7 @@
 #include <string.h>
 #include <time.h>
 
-#define WS_SUBPROTOCOL  "pirec.resume.1"
+#define WS_SUBPROTOCOL  WSPROTO_SUBPROTOCOL
 #define WS_MSG_MAX      (16 * 1024)   /* data bytes per message */
 #define WS_FRAG_MAX     (8 * 1024)    /* bytes per fragment (and per writable callback) */
 #define WS_RX_MAX       (64 * 1024)   /* longest control message we accept */
@@ -44,6 +45,8 @@
 #define WS_BACKOFF_FIRST_MS 200
 #define WS_STOP_GRACE_MS 1000
 #define WS_LOSS_LOG_MS  10000
+#define WS_HEALTHY_MS   2000          /* a connection up this long (and not refused) resets
+                                         the backoff */
 #define WS_WATCHDOG_MS  1000          /* period of the reconnect watchdog */
 #define WS_HANDSHAKE_MAX_S 20         /* an attempt not established by then is killed */
 /* Keep-alive of peers that speak pirec.resume.1 (they answer pings). */
@@ -77,6 +80,7 @@ struct ws_stream {
     uint64_t loss_at;
     int ever_connected;
     int aborted;
+    int fatal;              /* the server refused this stream for good (negative errno) */
     /* stats */
     uint64_t sent_hi, sent, acked, lost, lost_unlogged;
     uint64_t conn_acked;    /* legacy: bytes handed to the current socket */
@@ -131,7 +135,9 @@ struct ws_link {
     int att_failed;            /* ... and it already reported a failure */
     int retry_pending;         /* sul_retry is scheduled */
     int64_t att_started_ms;
-    unsigned tries;
+    int64_t est_ms;            /* when the current connection was established */
+    int refused;               /* the peer closed it with a code other than 1000/1001 */
+    unsigned tries;            /* attempts since the last healthy connection: the backoff */
     int outage_logged;
     struct ws_msg msg;
     unsigned char *frag;       /* LWS_PRE + one fragment */
@@ -240,14 +246,14 @@ static void log_loss(struct ws_stream *s, const char *when, int force)
 
 static int stream_wants_control(const struct ws_link *l, const struct ws_stream *s)
 {
-    if (l->mode != MODE_RESUME)
+    if (l->mode != MODE_RESUME || s->fatal)
         return 0;
     return s->sync == SYNC_NONE || (s->sync == SYNC_OK && s->loss_pending);
 }
 
 static int stream_wants_data(const struct ws_link *l, const struct ws_stream *s)
 {
-    if (s->sync != SYNC_OK || s->cur >= s->head)
+    if (s->fatal || s->sync != SYNC_OK || s->cur >= s->head)
         return 0;
     return l->mode == MODE_LEGACY || !s->loss_pending;
 }
@@ -575,7 +581,8 @@ static void on_established(struct ws_link *l, struct lws *wsi)
     l->mode = resume ? MODE_RESUME : MODE_LEGACY;
     l->connected = 1;
     l->ever_connected = 1;
-    l->tries = 0;
+    l->est_ms = mono_ms();
+    l->refused = 0;
     l->outage_logged = 0;
     for (struct ws_stream *s = l->streams; s; s = s->next) {
         if (s->ever_connected)
@@ -635,6 +642,10 @@ static void on_lost(struct ws_link *l, const char *why)
     }
     if (was && l->mode == MODE_LEGACY && !l->stop)
         legacy_drop_counts_lost(l);
+    /* Only a connection that stayed up and was not refused resets the backoff: a server
+     * that accepts and then refuses (full disk, a limit) is retried ever more slowly. */
+    if (was && !l->refused && mono_ms() - l->est_ms >= WS_HEALTHY_MS)
+        l->tries = 0;
     for (struct ws_stream *s = l->streams; s; s = s->next) {
         s->sync = SYNC_NONE;
         if (l->mode == MODE_LEGACY)
@@ -769,6 +780,51 @@ static int on_writable(struct ws_link *l, struct lws *wsi)
     return 0;
 }
 
+/* The server closed with a code. Codes for which retrying cannot help (policy 1008,
+ * 1003, 1009: wsproto_close_meaning) are fatal for the stream the reason names (the server
+ * quotes it escaped), or for every stream of the link when it names none: reconnecting
+ * would only be refused again, and cut the other streams each time. */
+static void on_peer_close(struct ws_link *l, const unsigned char *in, size_t len)
+{
+    int code = in[0] << 8 | in[1];
+    char reason[128];
+    snprintf(reason, sizeof reason, "%.*s", (int)(len - 2 > 120 ? 120 : len - 2),
+             (const char *)in + 2);
+    for (char *p = reason; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    if (code == WSPROTO_CLOSE_NORMAL || code == WSPROTO_CLOSE_GOING_AWAY)
+        return;
+    int fatal = 0;
+    const char *meaning = wsproto_close_meaning(code, &fatal);
+    pthread_mutex_lock(&l->mu);
+    l->refused = 1;
+    if (fatal) {
+        int named = 0;
+        for (struct ws_stream *s = l->streams; s; s = s->next) {
+            char esc[1100], quoted[1110];
+            wsproto_name_escape(s->name, s->name_len, esc, sizeof esc);
+            snprintf(quoted, sizeof quoted, "'%s'", esc);
+            if (strstr(reason, quoted))
+                named = 1, s->fatal = -EPERM;
+        }
+        for (struct ws_stream *s = l->streams; s && !named; s = s->next)
+            s->fatal = -EPERM;
+        for (struct ws_stream *s = l->streams; s; s = s->next)
+            if (s->fatal && !s->error) {
+                s->error = s->fatal;
+                log_err("record", "%s://%s:%d stream %s: the server refused it with close %d "
+                        "(%s: %s); not retrying this stream", scheme(l), l->host, l->port,
+                        s->name, code, meaning, reason);
+            }
+        pthread_cond_broadcast(&l->cond);
+    } else {
+        log_warn("record", "%s://%s:%d: the server closed the connection with code %d (%s: %s)",
+                 scheme(l), l->host, l->port, code, meaning, reason);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
 static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                          void *in, size_t len)
 {
@@ -809,14 +865,8 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         attempt_ended(l, wsi, "connection destroyed");
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (len >= 2) {
-            const unsigned char *c = in;
-            int code = c[0] << 8 | c[1];
-            if (code != LWS_CLOSE_STATUS_NORMAL && code != LWS_CLOSE_STATUS_GOINGAWAY)
-                log_warn("record", "%s://%s:%d: the server closed the connection with code %d "
-                         "(%.*s)", scheme(l), l->host, l->port, code,
-                         (int)(len - 2 > 120 ? 120 : len - 2), (const char *)in + 2);
-        }
+        if (len >= 2)
+            on_peer_close(l, in, len);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (lws_is_first_fragment(wsi)) {
@@ -928,7 +978,17 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
         snprintf(l->hosthdr, sizeof l->hosthdr, v6 ? "[%s]" : "%s", l->addr);
     else
         snprintf(l->hosthdr, sizeof l->hosthdr, v6 ? "[%s]:%d" : "%s:%d", l->addr, t->port);
-    snprintf(l->path, sizeof l->path, "%s", t->path[0] ? t->path : "/");
+    /* bytes >= 0x80 (UTF-8 names) are %-encoded in the request line, which is ASCII */
+    const char *tp = t->path[0] ? t->path : "/";
+    size_t po = 0;
+    for (; *tp && po + 4 < sizeof l->path; tp++) {
+        unsigned char ch = (unsigned char)*tp;
+        if (ch >= 0x80)
+            po += (size_t)snprintf(l->path + po, sizeof l->path - po, "%%%02X", ch);
+        else
+            l->path[po++] = (char)ch;
+    }
+    l->path[po] = '\0';
     l->reconnect_max_ms = o && o->reconnect_max_ms > 0 ? o->reconnect_max_ms
                                                        : WS_DEFAULT_RECONNECT_MS;
     if (l->reconnect_max_ms < 10)
@@ -1001,17 +1061,6 @@ static void link_stop(struct ws_link *l)
 
 /* ---- public API ------------------------------------------------------------------ */
 
-static int name_ok(const char *n)
-{
-    size_t len = strnlen(n, 256);
-    if (len == 0 || len > 255 || n[0] == '.')
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)n[i] < 0x20 || n[i] == 0x7f || n[i] == '/')
-            return 0;
-    return 1;
-}
-
 int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, struct ws_stream **out)
 {
     if (!out)
@@ -1021,10 +1070,12 @@ int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, stru
         log_err("record", "ws:// target needs a host and a port 1-65535");
         return -EINVAL;
     }
-    if (!name_ok(t->name)) {
-        log_err("record", "ws stream name \"%.255s\" is not usable: the name (last path segment "
-                "of the URL) must be 1-255 bytes, not start with '.', and hold no '/' or "
-                "control characters", t->name);
+    const char *why;
+    if (wsproto_name_check(t->name, strnlen(t->name, sizeof t->name), &why)) {
+        char esc[1100];
+        wsproto_name_escape(t->name, strnlen(t->name, sizeof t->name), esc, sizeof esc);
+        log_err("record", "ws stream name '%s' is refused: %s (docs/protocol.md, names)", esc,
+                why);
         return -EINVAL;
     }
     pthread_once(&log_once, log_init);
@@ -1103,12 +1154,16 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     while (len) {
+        if (s->fatal) {
+            rc = s->fatal;
+            break;
+        }
         if (s->aborted) {
             rc = -ECANCELED;
             break;
         }
         size_t chunk = (uint64_t)len > s->cap ? (size_t)s->cap : len;
-        while (s->head - s->tail + chunk > s->cap && !s->aborted && wait_ms != 0) {
+        while (s->head - s->tail + chunk > s->cap && !s->aborted && !s->fatal && wait_ms != 0) {
             lws_cancel_service(l->ctx);   /* what we queued so far must get moving */
             if (wait_ms < 0)
                 pthread_cond_wait(&l->cond, &l->mu);
@@ -1142,6 +1197,10 @@ int ws_stream_drain(struct ws_stream *s, int timeout_ms)
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     for (;;) {
+        if (s->fatal) {
+            rc = s->fatal;
+            break;
+        }
         if (s->aborted) {
             rc = -ECANCELED;
             break;
