@@ -4,18 +4,19 @@
  * tests against the library under test, with only the compat include path:
  *   cc -I include/pirec/compat callers.c libpirec-record.a ...
  *
-^ *   callers ring URLBASE SECONDS SAVE [u32|hex] [STOP_TIMEOUT_MS]
+ *   callers ring URLBASE SECONDS SAVE [u32|hex] [STOP_TIMEOUT_MS] [release]
  *       Three rings (mic, ref, proc) fed 2560 bytes every 80 ms by one producer thread
  *       (16 kHz, 16-bit mono in real time), streamed to URLBASE/<time>_<kind>_SAVE. Only
  *       data_ready is set (it waits for the producer's event, with no timeout); the
  *       producer stops on the caller's quit flag, then every handle is stopped. Addresses
  *       are formatted with %u and a uint32_t cast (u32, as the SDK does) or 0x-hex.
-^ *   callers file FROM_URL TO_URL FILE_SIZE
+ *       "release" also sets a release callback that wakes data_ready (pirec's advice).
+ *   callers file FROM_URL TO_URL FILE_SIZE
  *       Starts, polls record_get_count()'s read_bytes every 10 ms as progress, and calls
  *       record_stop() once it reaches FILE_SIZE, like the SDK's file callers.
  *
  * Prints one line per stream: "STREAM <name> written=<n> stop_rc=<rc> stop_ms=<ms>
- * read=<n> acked=<n> lost=<n> stalls=<n>" and exits 0 when the calls worked (the test
+ * read=<n> acked=<n> lost=<n> reconnects=<n>" and exits 0 when the calls worked (the test
  * judges the numbers and the files).
  */
 #include <yoc/record.h>
@@ -114,7 +115,13 @@ static void report(const char *name, rec_hdl_t h, uint64_t wrote, int rc, int64_
            (unsigned long long)st.lost_bytes, st.reconnects);
 }
 
-static int run_rings(const char *base, const char *save, int u32, int stop_timeout_ms)
+static void data_release(void *arg)
+{
+    event_set(arg);
+}
+
+static int run_rings(const char *base, const char *save, int u32, int stop_timeout_ms,
+                     int release)
 {
     static const char *kinds[NSTREAMS] = {"mic", "ref", "proc"};
     rec_hdl_t h[NSTREAMS];
@@ -142,6 +149,8 @@ static int run_rings(const char *base, const char *save, int u32, int stop_timeo
             return 1;
         }
         record_set_data_ready_cb(h[s], data_ready, &events[s]);
+        if (release)
+            record_set_data_release_cb(h[s], data_release, &events[s]);
         if (stop_timeout_ms >= 0)
             record_set_option(h[s], RECORD_OPT_STOP_TIMEOUT_MS, stop_timeout_ms);
         if (record_start(h[s])) {
@@ -203,7 +212,8 @@ int main(int argc, char **argv)
         seconds = atoi(argv[3]);
         int u32 = argc < 6 || strcmp(argv[5], "hex");
         int st = argc >= 7 ? atoi(argv[6]) : -1;
-        return run_rings(argv[2], argv[4], u32, st);
+        int release = argc >= 8 && !strcmp(argv[7], "release");
+        return run_rings(argv[2], argv[4], u32, st, release);
     }
     if (argc == 5 && !strcmp(argv[1], "file"))
         return run_file(argv[2], argv[3], atoll(argv[4]));
