@@ -133,6 +133,18 @@ typedef enum {
 /* Set before record_start(). -EINVAL for an unknown option or a value out of range. */
 int record_set_option(rec_hdl_t hdl, record_option_t opt, int64_t value);
 
+/* wss:// only, set before record_start(). ca_file: a PEM file of the CA(s) that vouch for
+ * the server (NULL: the system's CAs); pin: NULL, or the SHA-256 of the server
+ * certificate's public key (SPKI, DER) or of the whole certificate (DER), as 64 hex digits,
+ * optionally prefixed "sha256:", e.g. from
+ *   openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform DER |
+ *   openssl dgst -sha256
+ * The server's name is always checked against the certificate. A CA file that cannot be
+ * read makes record_start() fail; a failed check is logged with its reason, and the link
+ * retries (a finite source fails after RECORD_OPT_GIVE_UP_MS).
+ * 0, -EINVAL (bad pin), -ENAMETOOLONG. */
+int record_set_tls(rec_hdl_t hdl, const char *ca_file, const char *pin);
+
 /* Log lines of the module (levels as syslog: 3 error, 4 warning, 6 info, 7 debug).
  * Default: to stderr, info and above. cb NULL restores the default. */
 typedef void (*record_log_func)(int level, const char *msg, void *arg);

@@ -27,8 +27,10 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -65,6 +67,9 @@ struct rec {
     void *finish_arg;
     int chunk;
     int64_t buffer_bytes, stop_timeout_ms, reconnect_max_ms, give_up_ms;
+    char ca_file[4097];
+    int has_pin;
+    unsigned char pin[32];
 
     /* run state; lock unless noted */
     record_state_t state;
@@ -294,6 +299,57 @@ int record_set_option(rec_hdl_t hdl, record_option_t opt, int64_t value)
     } else {
         pthread_mutex_lock(&r->lock);
         *field = value; /* read at the next start */
+        pthread_mutex_unlock(&r->lock);
+    }
+    rec_put(r);
+    return rc;
+}
+
+/* "sha256:" (optional) and 64 hex digits. */
+static int parse_pin(const char *s, unsigned char out[32])
+{
+    if (!strncasecmp(s, "sha256:", 7))
+        s += 7;
+    if (strlen(s) != 64)
+        return -EINVAL;
+    for (int i = 0; i < 32; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = s[2 * i + k];
+            unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                       : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                       : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
+            if (d > 15)
+                return -EINVAL;
+            v = v << 4 | d;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+int record_set_tls(rec_hdl_t hdl, const char *ca_file, const char *pin)
+{
+    struct rec *r = rec_get(hdl, __func__);
+    if (!r)
+        return -EINVAL;
+    unsigned char p[32];
+    int rc = 0;
+    if (ca_file && strlen(ca_file) >= sizeof r->ca_file) {
+        log_err("record", "record_set_tls: the CA file path is longer than %zu bytes",
+                sizeof r->ca_file - 1);
+        rc = -ENAMETOOLONG;
+    } else if (pin && parse_pin(pin, p)) {
+        log_err("record", "record_set_tls: the pin must be 64 hex digits (the SHA-256 of the "
+                "server certificate's SPKI or of the certificate, DER), optionally after "
+                "\"sha256:\"");
+        rc = -EINVAL;
+    } else {
+        pthread_mutex_lock(&r->lock);
+        snprintf(r->ca_file, sizeof r->ca_file, "%s", ca_file ? ca_file : "");
+        r->has_pin = pin != NULL;
+        if (pin)
+            memcpy(r->pin, p, 32);
         pthread_mutex_unlock(&r->lock);
     }
     rec_put(r);
@@ -627,6 +683,9 @@ int record_start(rec_hdl_t hdl)
     ep_init(&r->dst, &r->to, 0, r);
     r->dst.wsopt.buffer_bytes = (uint64_t)r->buffer_bytes;
     r->dst.wsopt.reconnect_max_ms = (int)r->reconnect_max_ms;
+    memcpy(r->dst.wsopt.ca_file, r->ca_file, sizeof r->ca_file);
+    r->dst.wsopt.has_pin = r->has_pin;
+    memcpy(r->dst.wsopt.pin, r->pin, sizeof r->pin);
     r->dst.give_up_ms = r->give_up_ms;
     atomic_store(&r->quit, 0);
     atomic_store(&r->abort, 0);

@@ -30,6 +30,10 @@
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +113,10 @@ struct ws_link {
     char path[1024];
     int reconnect_max_ms;
     int insecure;
+    char ca_file[4097];
+    int has_pin;
+    unsigned char pin[32];
+    char tls_err[300];         /* why the last certificate check failed (service thread) */
     struct lws_context *ctx;
     pthread_t thread;
     struct ws_link *next;      /* registry list, under reg_mu */
@@ -825,6 +833,57 @@ static void on_peer_close(struct ws_link *l, const unsigned char *in, size_t len
     pthread_mutex_unlock(&l->mu);
 }
 
+static void hex32(const unsigned char *d, char *out)
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* OpenSSL's verdict on each certificate of the chain (lws passes it through): keep the
+ * reason of a failure for the log line, and check the pin on the leaf. 0 = accept. */
+static int verify_server_cert(struct ws_link *l, X509_STORE_CTX *xs, int preverify_ok)
+{
+    int depth = X509_STORE_CTX_get_error_depth(xs);
+    if (!preverify_ok) {
+        int e = X509_STORE_CTX_get_error(xs);
+        const char *hint = "";
+        if (e == X509_V_ERR_HOSTNAME_MISMATCH || e == X509_V_ERR_IP_ADDRESS_MISMATCH)
+            hint = ": the certificate is not for this host name (use the name it was issued "
+                   "for in the URL)";
+        else if (e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                 e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+                 e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                 e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+            hint = l->ca_file[0] ? ": the CA file given does not vouch for this server"
+                                 : ": not signed by a CA this system trusts (give the CA file: "
+                                   "record_set_tls / pirec send --ca-file)";
+        snprintf(l->tls_err, sizeof l->tls_err, "certificate verify failed: %s%s",
+                 X509_verify_cert_error_string(e), hint);
+        return 0;   /* keep OpenSSL's "no" */
+    }
+    if (depth != 0 || !l->has_pin)
+        return 0;
+    X509 *cert = X509_STORE_CTX_get_current_cert(xs);
+    unsigned char spki[32], whole[32];
+    unsigned int n = 0;
+    int ok_spki = 0, ok_whole = 0;
+    unsigned char *der = NULL;
+    int dl = cert ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der) : -1;
+    if (dl > 0 && EVP_Digest(der, (size_t)dl, spki, &n, EVP_sha256(), NULL))
+        ok_spki = !memcmp(spki, l->pin, 32);
+    OPENSSL_free(der);
+    if (cert && X509_digest(cert, EVP_sha256(), whole, &n))
+        ok_whole = !memcmp(whole, l->pin, 32);
+    if (ok_spki || ok_whole)
+        return 0;
+    char got[65];
+    hex32(spki, got);
+    snprintf(l->tls_err, sizeof l->tls_err, "the server's certificate does not match the "
+             "pinned SHA-256 (its SPKI hash is %s)", got);
+    X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 1;
+}
+
 static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                          void *in, size_t len)
 {
@@ -834,9 +893,14 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
 
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        return verify_server_cert(l, user, (int)len);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[160];
-        if (in && len)
+        char why[320];
+        if (l->tls_err[0]) {
+            snprintf(why, sizeof why, "%s", l->tls_err);
+            l->tls_err[0] = 0;
+        } else if (in && len)
             snprintf(why, sizeof why, "%.*s", (int)(len < 150 ? len : 150), (const char *)in);
         else
             snprintf(why, sizeof why, "%.150s", in ? (const char *)in : "unknown error");
@@ -1009,7 +1073,28 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
         return -ENOMEM;
     }
 
-    const char *ca_file = getenv("PIREC_WS_CA_FILE");
+    const char *ca_file = o && o->ca_file[0] ? o->ca_file : getenv("PIREC_WS_CA_FILE");
+    if (t->tls && ca_file && ca_file[0]) {
+        /* a CA file that cannot work is a clear error now, not a vague TLS failure later */
+        FILE *f = fopen(ca_file, "r");
+        X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        int e = errno;
+        if (f)
+            fclose(f);
+        X509_free(x);
+        if (!x) {
+            log_err("record", "%s:%d: CA file \"%s\" %s%s", l->host, l->port, ca_file,
+                    f ? "holds no PEM certificate" : "cannot be read: ",
+                    f ? "" : strerror(e));
+            link_free(l);
+            return -EINVAL;
+        }
+        snprintf(l->ca_file, sizeof l->ca_file, "%s", ca_file);
+    }
+    if (o && o->has_pin) {
+        l->has_pin = 1;
+        memcpy(l->pin, o->pin, 32);
+    }
     const char *ins = getenv("PIREC_WS_TLS_INSECURE_FOR_TESTS");
     if (t->tls && ins && ins[0] == '1') {
         l->insecure = 1;
@@ -1061,6 +1146,18 @@ static void link_stop(struct ws_link *l)
 
 /* ---- public API ------------------------------------------------------------------ */
 
+/* Streams share a link only with the same TLS settings (CA file, pin). */
+static int same_tls(const struct ws_link *l, const struct ws_target *t,
+                    const struct ws_options *o)
+{
+    if (!t->tls)
+        return 1;
+    const char *ca = o && o->ca_file[0] ? o->ca_file : getenv("PIREC_WS_CA_FILE");
+    int has_pin = o && o->has_pin;
+    return !strcmp(l->ca_file, ca ? ca : "") && l->has_pin == has_pin &&
+           (!has_pin || !memcmp(l->pin, o->pin, 32));
+}
+
 int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, struct ws_stream **out)
 {
     if (!out)
@@ -1097,7 +1194,8 @@ int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, stru
 
     pthread_mutex_lock(&reg_mu);
     struct ws_link *l = reg_links;
-    while (l && !(l->tls == t->tls && l->port == t->port && !strcasecmp(l->host, t->host)))
+    while (l && !(l->tls == t->tls && l->port == t->port && !strcasecmp(l->host, t->host) &&
+                  same_tls(l, t, opt)))
         l = l->next;
     if (l) {
         pthread_mutex_lock(&l->mu);

@@ -28,9 +28,13 @@
  * the service thread checks every second that an attempt or a retry is pending and counts
  * any stall it repairs in ws_stream_stats.stalls.
  *
- * TLS (wss://): the server certificate is verified against the system CAs, or against the
- * CA file named by PIREC_WS_CA_FILE. PIREC_WS_TLS_INSECURE_FOR_TESTS=1 turns verification
- * off (logged as a warning); it exists for tests with self-signed certificates only.
+ * TLS (wss://): the server certificate and its name are verified against the system CAs,
+ * or against ws_options.ca_file (else the CA file named by PIREC_WS_CA_FILE); a CA file
+ * that cannot be read or holds no certificate fails ws_stream_open() with a message. With
+ * a pin, the leaf certificate must also match it. A failed verification is logged with
+ * OpenSSL's reason (e.g. "Hostname mismatch", "unable to get local issuer certificate")
+ * and a hint. PIREC_WS_TLS_INSECURE_FOR_TESTS=1 turns verification off (logged as a
+ * warning); it exists for tests with self-signed certificates only.
  * libwebsockets' own log lines go to plog at warning level and above.
  */
 #ifndef PIREC_WS_LINK_H
@@ -50,6 +54,12 @@ struct ws_target {
 struct ws_options {
     uint64_t buffer_bytes;     /* bound of the per-stream buffer (0: 4 MiB) */
     int reconnect_max_ms;      /* longest backoff (<= 0: 5000) */
+    /* wss:// only. Streams share a link only when these are equal too. */
+    char ca_file[4097];        /* PEM CA bundle to verify the server with ("": the system
+                                  CAs, or PIREC_WS_CA_FILE) */
+    int has_pin;
+    unsigned char pin[32];     /* SHA-256 of the server certificate's SPKI or of the whole
+                                  certificate (DER); either matches */
 };
 
 struct ws_stream_stats {
