@@ -447,6 +447,9 @@ static void schedule_retry(struct ws_link *l)
     uint64_t ms = d / 2 + (d / 2 ? r % (d / 2 + 1) : 0);
     if (l->tries < 64)
         l->tries++;
+    log_debug("record", "%s://%s:%d: next attempt in %llu ms (attempt %u since the last "
+              "healthy connection)", scheme(l), l->host, l->port, (unsigned long long)ms,
+              l->tries);
     l->retry_pending = 1;
     lws_sul_schedule(l->ctx, 0, &l->sul_retry, retry_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
