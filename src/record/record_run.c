@@ -67,6 +67,37 @@ static int wait_for_data(struct rec *r, data_ready_func ready, void *arg)
     return 0;
 }
 
+/* One chunk read from the source goes to the sink; counts what it took and what it lost.
+ * Returns the sink's result. */
+static int pass_chunk(struct rec *r, size_t n)
+{
+    atomic_fetch_add(&r->read_bytes, (uint64_t)n);
+    size_t done = 0;
+    int rc = r->dst.ops->write(&r->dst, r->buf, n, &done);
+    if (r->to.kind != REC_URL_WS)
+        atomic_fetch_add(&r->written_bytes, (uint64_t)done);
+    if (rc < 0)
+        atomic_fetch_add(&r->lost_local, (uint64_t)(n - done));
+    return rc;
+}
+
+/* lock held on entry, NOT on return. Keeps the sink's final counts (ws_stream_close()
+ * drops what is still pending: that is lost now), then closes both ends. Returns the
+ * sink's close result (a file sink's fsync). */
+static int close_ends(struct rec *r)
+{
+    r->ends_closed = 1;
+    if (r->dst.ops->stats) {
+        r->dst.ops->stats(&r->dst, &r->ws_last);
+        r->ws_last.lost += r->ws_last.pending;
+        r->ws_last.pending = 0;
+        r->have_ws_last = 1;
+    }
+    pthread_mutex_unlock(&r->lock);
+    r->src.ops->close(&r->src);
+    return r->dst.ops->close(&r->dst);
+}
+
 static void *worker(void *arg)
 {
     struct rec *r = arg;
@@ -97,13 +128,8 @@ static void *worker(void *arg)
                 break;   /* stop took over; ends_taken is seen below */
             continue;
         }
-        atomic_fetch_add(&r->read_bytes, (uint64_t)n);
-        size_t done = 0;
-        int rc = r->dst.ops->write(&r->dst, r->buf, (size_t)n, &done);
-        if (r->to.kind != REC_URL_WS)
-            atomic_fetch_add(&r->written_bytes, (uint64_t)done);
+        int rc = pass_chunk(r, (size_t)n);
         if (rc < 0) {
-            atomic_fetch_add(&r->lost_local, (uint64_t)n - done);
             if (rc != -ECANCELED)
                 err = rc;
             break;
@@ -130,17 +156,7 @@ static void *worker(void *arg)
         rec_put(r);
         return NULL;
     }
-    r->ends_closed = 1;
-    if (r->dst.ops->stats) {
-        r->dst.ops->stats(&r->dst, &r->ws_last);
-        /* ws_stream_close() drops what is still pending: that is lost now. */
-        r->ws_last.lost += r->ws_last.pending;
-        r->ws_last.pending = 0;
-        r->have_ws_last = 1;
-    }
-    pthread_mutex_unlock(&r->lock);
-    r->src.ops->close(&r->src);
-    int crc = r->dst.ops->close(&r->dst);
+    int crc = close_ends(r);
     if (crc < 0 && !err)
         err = crc;
 
@@ -357,16 +373,7 @@ static int before(const struct timespec *deadline)
 static void close_ends_here(struct rec *r)
 {
     r->ends_taken = 1;
-    r->ends_closed = 1;
-    if (r->dst.ops->stats) {
-        r->dst.ops->stats(&r->dst, &r->ws_last);
-        r->ws_last.lost += r->ws_last.pending;
-        r->ws_last.pending = 0;
-        r->have_ws_last = 1;
-    }
-    pthread_mutex_unlock(&r->lock);
-    r->src.ops->close(&r->src);
-    int crc = r->dst.ops->close(&r->dst);
+    int crc = close_ends(r);
     pthread_mutex_lock(&r->lock);
     r->error = crc;
     r->state = RECORD_STOPPED;
@@ -387,17 +394,8 @@ static void take_over_from_worker(struct rec *r, const struct timespec *deadline
     size_t chunk = (size_t)r->chunk;
     while (before(deadline)) {
         ssize_t n = r->src.ops->read(&r->src, r->buf, chunk);
-        if (n <= 0)
+        if (n <= 0 || pass_chunk(r, (size_t)n) < 0)
             break;
-        atomic_fetch_add(&r->read_bytes, (uint64_t)n);
-        size_t done = 0;
-        int rc = r->dst.ops->write(&r->dst, r->buf, (size_t)n, &done);
-        if (r->to.kind != REC_URL_WS)
-            atomic_fetch_add(&r->written_bytes, (uint64_t)done);
-        if (rc < 0) {
-            atomic_fetch_add(&r->lost_local, (uint64_t)n - done);
-            break;
-        }
     }
     /* the sink's drain may block without a bound: poll its pending count instead */
     while (r->dst.ops->stats && before(deadline)) {
