@@ -147,8 +147,10 @@ static int check_pointer(const char *url, uint64_t a, size_t align)
 {
     if (a == 0)
         return reject(url, -EINVAL, "address is 0");
-    if (a > UINTPTR_MAX)
-        return reject(url, -EINVAL, "address does not fit a pointer on this machine");
+    if (a > UINTPTR_MAX)   /* never truncated: that would name some other memory */
+        return reject(url, -EINVAL, "address 0x%llx is wider than a pointer on this %d-bit "
+                      "build: refused, not truncated", (unsigned long long)a,
+                      (int)(sizeof(void *) * 8));
     if (a % align)
         return reject(url, -EINVAL, "address is not aligned for a dev_ringbuf_t");
     return 0;

@@ -11,6 +11,8 @@ ping, deletes a stream's file on a new connection, saves only fragmented message
 2. The peer resets the connection mid-stream: the reconnect makes it delete a file, and the
    library reports what the old connection carried as lost (acked + lost == written) instead
    of success; what the file holds is the exact tail of the stream.
+3. `pirec send` of a file to this peer through a proxy that resets the connection once:
+   exit 1 with the loss in its message, never 0 over the truncated file.
 """
 import atexit
 import os
@@ -18,8 +20,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("PIREC_SRC", "."), "tests/support"))
-from sdk_harness import (TMP, LegacyPeer, build_callers, check, cleanup, file_of,  # noqa: E402
-                         parse_streams, pattern, procs)
+from sdk_harness import (TMP, LegacyPeer, Proxy, build_callers, check, cleanup,  # noqa: E402
+                         file_of, parse_streams, pattern, procs)
 
 atexit.register(cleanup)
 KINDS = ["mic", "ref", "proc"]
@@ -100,6 +102,26 @@ def main():
         check(got.endswith(tail), "%s: the file does not end with the %d acked bytes" % (name, s["acked"]))
         if name in deleted:
             check(got == tail, "%s: deleted and rewritten, but not exactly the acked bytes" % name)
+
+    # 3. pirec send over a drop: exit 1, never success over the truncated file
+    d3 = os.path.join(TMP, "legacy3")
+    peer = LegacyPeer(d3)
+    proxy = Proxy(peer.port, [["reset", "c2s", 60000]], tag="legacy-drop")
+    data = os.urandom(1 << 20)
+    src = os.path.join(TMP, "send.bin")
+    with open(src, "wb") as f:
+        f.write(data)
+    r = subprocess.run([os.environ.get("PIREC_BIN", "build/pirec"), "send", "--reconnect-max",
+                        "50", "file://" + src, "ws://127.0.0.1:%d/sent.bin" % proxy.port],
+                       capture_output=True, text=True, timeout=120)
+    peer.stop()
+    got = file_of(d3, "sent.bin")
+    check(any(ln.startswith("FIRED") for ln in proxy.lines()), "the proxy never reset the link")
+    check(r.returncode == 1, "pirec send exit %d over a legacy drop (file %d of %d bytes):\n%s"
+          % (r.returncode, len(got), len(data), r.stderr[-3000:]))
+    check("counted as lost" in r.stderr and "not delivered" in r.stderr,
+          "pirec send did not say what was lost:\n" + r.stderr[-3000:])
+    check(got != data, "the peer kept everything although it deletes on reconnect?")
     print("legacy peer: ok")
 
 
