@@ -412,7 +412,27 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     return rc;
 }
 
-int ws_stream_drain(struct ws_stream *s, int timeout_ms)
+/* Under mu. Everything queued is delivered; for a finishing stream on a legacy server that
+ * also means confirmed: a legacy server only "has" what it read, so when this is the link's
+ * only stream and the socket carried some of it, we close the connection and wait for the
+ * server's close frame, which it sends after reading everything before ours (a drop instead
+ * counts what the socket carried as lost, ws_link_conn.c). Requests that close. */
+static int delivered(struct ws_link *l, struct ws_stream *s, int finish)
+{
+    if (!wsl_stream_done(s))
+        return 0;
+    int confirm = finish && l->mode == MODE_LEGACY && l->connected && s->conn_acked > 0 &&
+                  l->streams == s && !s->next;
+    if (!confirm)
+        return 1;
+    if (l->fin == FIN_NONE) {
+        l->fin = FIN_REQ;
+        lws_cancel_service(l->ctx);
+    }
+    return 0;
+}
+
+static int drain(struct ws_stream *s, int timeout_ms, int finish)
 {
     if (!s)
         return -EINVAL;
@@ -432,17 +452,27 @@ int ws_stream_drain(struct ws_stream *s, int timeout_ms)
             rc = -ECANCELED;
             break;
         }
-        if (wsl_stream_done(s))
+        if (delivered(l, s, finish))
             break;
         if (timeout_ms < 0) {
             pthread_cond_wait(&l->cond, &l->mu);
         } else if (pthread_cond_timedwait(&l->cond, &l->mu, &dl) == ETIMEDOUT) {
-            rc = wsl_stream_done(s) ? 0 : -ETIMEDOUT;
+            rc = delivered(l, s, finish) ? 0 : -ETIMEDOUT;
             break;
         }
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+int ws_stream_drain(struct ws_stream *s, int timeout_ms)
+{
+    return drain(s, timeout_ms, 0);
+}
+
+int ws_stream_finish(struct ws_stream *s, int timeout_ms)
+{
+    return drain(s, timeout_ms, 1);
 }
 
 void ws_stream_abort(struct ws_stream *s)

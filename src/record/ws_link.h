@@ -96,6 +96,14 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
  * at most timeout_ms. Returns 0 or -ETIMEDOUT. */
 int ws_stream_drain(struct ws_stream *s, int timeout_ms);
 
+/* ws_stream_drain(), for the end of a stream (ws_stream_close() comes next): on a legacy
+ * server, when this is the link's only stream, it also closes the connection and waits for
+ * the server's close frame, which the server sends only after reading every message
+ * before it: the proof that the bytes on the socket reached it. If the connection dies
+ * instead, what it carried is counted as lost. (Data written after this reconnects; the
+ * original server would then delete the stream's file.) 0, -ETIMEDOUT or -ECANCELED. */
+int ws_stream_finish(struct ws_stream *s, int timeout_ms);
+
 /* Makes any blocked ws_stream_write()/ws_stream_drain() return -ECANCELED. */
 void ws_stream_abort(struct ws_stream *s);
 

@@ -171,10 +171,11 @@ static void watchdog_cb(lws_sorted_usec_list_t *sul)
     struct ws_link *l = lws_container_of(sul, struct ws_link, sul_watchdog);
     pthread_mutex_lock(&l->mu);
     int stop = l->stop, connected = l->connected, legacy = l->mode == MODE_LEGACY;
-    if (!stop && !l->att && !l->retry_pending)
+    int idle = l->idle_closed;
+    if (!stop && !idle && !l->att && !l->retry_pending)
         l->stalls++;
     pthread_mutex_unlock(&l->mu);
-    if (!stop) {
+    if (!stop && !idle) {
         if (!l->att && !l->retry_pending) {
             log_err("record", "%s://%s:%d: reconnect watchdog: no attempt and no retry "
                     "scheduled; retrying now", wsl_scheme(l), l->host, l->port);
@@ -270,7 +271,11 @@ static void on_lost(struct ws_link *l, const char *why)
         m->owner = NULL;
     }
     if (was && l->mode == MODE_LEGACY && !l->stop)
-        legacy_drop_counts_lost(l);
+        legacy_drop_counts_lost(l);   /* nothing after a confirmed close (FIN_OK) */
+    int confirmed = l->fin == FIN_OK;
+    l->fin = FIN_NONE;
+    if (confirmed && !wsl_link_has_data(l))
+        l->idle_closed = 1;   /* we closed it on purpose: come back when data comes */
     /* Only a connection that stayed up and was not refused resets the backoff: a server
      * that accepts and then refuses (full disk, a limit) is retried ever more slowly. */
     if (was && !l->refused && mono_ms() - l->est_ms >= WS_HEALTHY_MS)
@@ -280,13 +285,15 @@ static void on_lost(struct ws_link *l, const char *why)
         if (l->mode == MODE_LEGACY)
             s->cur = s->tail;
     }
-    int stopping = l->stop;
+    int stopping = l->stop, idle = l->idle_closed;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->mu);
     if (stopping) {
         l->done = 1;
         return;
     }
+    if (idle)
+        return;
     if (!l->outage_logged) {
         if (was)
             log_warn("record", "%s://%s:%d: connection lost (%s); reconnecting, data is "
@@ -315,6 +322,15 @@ static void on_peer_close(struct ws_link *l, const unsigned char *in, size_t len
     for (char *p = reason; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
+    if (l->fin == FIN_SENT) {   /* the legacy server read everything we sent: delivered */
+        pthread_mutex_lock(&l->mu);
+        l->fin = FIN_OK;
+        for (struct ws_stream *s = l->streams; s; s = s->next)
+            s->conn_acked = 0;
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
     if (code == WSPROTO_CLOSE_NORMAL || code == WSPROTO_CLOSE_GOING_AWAY)
         return;
     int fatal = 0;
@@ -482,7 +498,12 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         int connected = l->connected;
         int more = connected && wsl_link_has_work(l);
         int stop = l->stop;
+        int wake = l->idle_closed && !stop && wsl_link_has_data(l);
+        if (wake)
+            l->idle_closed = 0;
         pthread_mutex_unlock(&l->mu);
+        if (wake)
+            connect_now(l);
         if (stop && !l->stop_seen) {
             l->stop_seen = 1;
             if (!connected)

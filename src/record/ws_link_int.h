@@ -42,6 +42,11 @@
 
 enum { SYNC_NONE, SYNC_WAIT, SYNC_OK };      /* per stream, per connection */
 enum { MODE_UNKNOWN, MODE_LEGACY, MODE_RESUME };
+/* Closing handshake that confirms delivery to a legacy server (see ws_stream_drain). */
+enum { FIN_NONE, FIN_REQ, FIN_SENT, FIN_OK };
+/* lws 4.1 hides its close opcode (value 4 of enum lws_write_protocol, part of its ABI)
+ * behind lws_close_reason(), which hangs up at once; we need to wait for the answer. */
+#define WSL_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
 
 struct ws_link;
 
@@ -106,6 +111,8 @@ struct ws_link {
     struct ws_stream *rr;      /* stream that sent the last data message */
     int stop;
     int connected;
+    int fin;                   /* FIN_*: legacy delivery confirmation by a close handshake */
+    int idle_closed;           /* closed after FIN_OK: reconnect only when data comes */
     int mode;
     int ever_connected;
 
@@ -142,6 +149,7 @@ struct ws_stream *wsl_find_stream(struct ws_link *l, const char *name);
 int wsl_stream_wants_control(const struct ws_link *l, const struct ws_stream *s);
 int wsl_stream_wants_data(const struct ws_link *l, const struct ws_stream *s);
 int wsl_link_has_work(const struct ws_link *l);
+int wsl_link_has_data(const struct ws_link *l);
 struct ws_stream *wsl_next_data_stream(struct ws_link *l);
 void wsl_resync(struct ws_link *l, struct ws_stream *s, uint64_t size);
 /* service thread */

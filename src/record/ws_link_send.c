@@ -36,9 +36,17 @@ int wsl_stream_wants_data(const struct ws_link *l, const struct ws_stream *s)
     return l->mode == MODE_LEGACY || !s->loss_pending;
 }
 
+int wsl_link_has_data(const struct ws_link *l)
+{
+    for (const struct ws_stream *s = l->streams; s; s = s->next)
+        if (s->cur < s->head)
+            return 1;
+    return 0;
+}
+
 int wsl_link_has_work(const struct ws_link *l)
 {
-    if (l->msg.active || l->stop)
+    if (l->msg.active || l->stop || l->fin == FIN_REQ)
         return 1;
     for (const struct ws_stream *s = l->streams; s; s = s->next)
         if (wsl_stream_wants_control(l, s) || wsl_stream_wants_data(l, s))
@@ -190,6 +198,21 @@ int wsl_on_writable(struct ws_link *l, struct lws *wsi)
         pthread_mutex_unlock(&l->mu);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
         return -1;
+    }
+    if (l->fin == FIN_SENT) {   /* waiting for the legacy server's answer: nothing more */
+        pthread_mutex_unlock(&l->mu);
+        return 0;
+    }
+    if (l->fin == FIN_REQ && !m->active) {
+        /* the server answers our close after it has read every message before it */
+        l->fin = FIN_SENT;
+        pthread_mutex_unlock(&l->mu);
+        static const unsigned char done[] = {0x03, 0xe8, 'd', 'o', 'n', 'e'};
+        memcpy(p, done, sizeof done);
+        if (lws_write(wsi, p, sizeof done, WSL_WRITE_CLOSE_FRAME) < 0)
+            return -1;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+        return 0;
     }
     if (!m->active) {
         struct ws_stream *c = NULL;
