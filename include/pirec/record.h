@@ -21,9 +21,10 @@
  * message "<name> NUL <data>" sent in at least two fragments (what the original's server
  * expects). The connection reconnects with backoff after a drop; meanwhile up to
  * RECORD_OPT_BUFFER_BYTES per stream are kept. Against `pirec ingest` a reconnect resumes
- * exactly where the stored file ends; against the original's server it resends what was
- * not yet written to the socket. Bytes that do not fit the buffer during an outage are
- * lost, counted in record_stats_t.lost_bytes and logged: never silently.
+ * exactly where the stored file ends; against the original's server (which cannot resume
+ * and deletes a stream's file on a new connection) it gets no ping, and a drop counts
+ * what that connection carried as lost. Bytes that do not fit the buffer during an outage
+ * are lost, counted in record_stats_t.lost_bytes and logged: never silently.
  *
  * Finite sources (mem://, file://) end by themselves once all their bytes were delivered:
  * the handle's state becomes RECORD_FINISHED (or RECORD_FAILED), the finish callback runs
@@ -91,8 +92,10 @@ typedef struct {
     record_state_t state;
     uint64_t read_bytes;     /* taken from the source */
     uint64_t sent_bytes;     /* written to the sink (for ws: onto the socket) */
-    uint64_t acked_bytes;    /* confirmed stored by the receiver; for sinks that cannot
-                                confirm (file, ring, the original's server) = sent_bytes */
+    uint64_t acked_bytes;    /* confirmed stored by the receiver; file and ring sinks:
+                                = sent_bytes; the original's server: handed to its socket
+                                (when that connection drops they move to lost_bytes; at
+                                the end a closing handshake confirms them) */
     uint64_t pending_bytes;  /* read, not yet delivered (buffered) */
     uint64_t lost_bytes;     /* read and never delivered: outage longer than the buffer,
                                 or still pending when record_stop() timed out */
