@@ -111,6 +111,31 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror "${cflags[@]}" -I"$compat" -o "$
 LD_LIBRARY_PATH="$P/lib" ldd "$TEST_TMP/sdk_caller" | grep -q "$P/lib/libpirec-record.so.0" ||
   fail "the SDK caller does not use the installed library"
 
+# ... and runs: the SDK's file pattern (poll read_bytes, stop at the size) with the installed
+# library into the installed `pirec ingest`, byte-exact.
+mkdir -p "$TEST_TMP/store"
+"$P/bin/pirec" ingest --listen 127.0.0.1:0 --dir "$TEST_TMP/store" >"$TEST_TMP/ingest.out" \
+  2>"$TEST_TMP/ingest.log" &
+ingest_pid=$!
+trap 'kill $ingest_pid 2>/dev/null' EXIT
+port=""
+for _ in $(seq 1 300); do   # up to 30 s for the "listening on" line
+  port=$(sed -n 's/^pirec ingest: listening on .*:\([0-9]*\).*/\1/p' "$TEST_TMP/ingest.out")
+  [[ -n "$port" ]] && break
+  kill -0 $ingest_pid 2>/dev/null || break
+  sleep 0.1
+done
+[[ -n "$port" ]] || { cat "$TEST_TMP/ingest.log"; fail "the installed pirec ingest did not start"; }
+head -c 300000 /dev/urandom >"$TEST_TMP/sdk_in"
+LD_LIBRARY_PATH="$P/lib" "$TEST_TMP/sdk_caller" file "file://$TEST_TMP/sdk_in" \
+  "ws://127.0.0.1:$port/sdk_out" 300000 >"$TEST_TMP/sdk.out" 2>&1 ||
+  { cat "$TEST_TMP/sdk.out"; fail "the SDK caller failed against the installed library"; }
+grep -q "stop_rc=0 .* lost=0" "$TEST_TMP/sdk.out" || { cat "$TEST_TMP/sdk.out"; fail "SDK caller: $(cat "$TEST_TMP/sdk.out")"; }
+cmp -s "$TEST_TMP/sdk_in" "$TEST_TMP/store/sdk_out" || fail "the SDK caller's file arrived different"
+kill $ingest_pid 2>/dev/null
+wait $ingest_pid 2>/dev/null
+trap - EXIT
+
 # The build directory has the soname link, so programs linked there run from there.
 [[ -L "$PIREC_BUILD/libpirec-record.so.0" ]] || fail "no libpirec-record.so.0 link in $PIREC_BUILD"
 echo ok
