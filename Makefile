@@ -52,7 +52,7 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*/*.c))
 EXAMPLE_BINS := $(O)/examples/wsrec
 
 .PHONY: all deps test-deps run check test unit integration install bench clean
-all: $(O)/pirec $(O)/libpirec-record.a $(O)/libpirec-record.so $(EXAMPLE_BINS) $(UNIT_BINS)
+all: $(O)/pirec $(O)/libpirec-record.a $(O)/libpirec-record.so $(O)/libpirec-record.so.0 $(EXAMPLE_BINS) $(UNIT_BINS)
 
 deps:
 	@scripts/install-deps.sh
@@ -76,6 +76,10 @@ $(O)/libpirec-record.a: $(LIB_OBJS)
 $(O)/libpirec-record.so: $(LIB_OBJS) src/record/libpirec-record.map
 	$(CC) -shared -Wl,-soname,libpirec-record.so.0 -Wl,--version-script=src/record/libpirec-record.map \
 	    -o $@ $(LIB_OBJS) $(LDFLAGS_ALL) $(REC_LIBS)
+
+# The soname, so that programs linked against $(O) also run from it.
+$(O)/libpirec-record.so.0: $(O)/libpirec-record.so
+	ln -sf libpirec-record.so $@
 
 $(O)/libpirec-app.a: $(APP_OBJS) $(LIB_OBJS)
 	@rm -f $@
@@ -121,6 +125,9 @@ install: all
 	install -m 0755 $(O)/libpirec-record.so $(DESTDIR)$(PREFIX)/lib/libpirec-record.so.0
 	ln -sf libpirec-record.so.0 $(DESTDIR)$(PREFIX)/lib/libpirec-record.so
 	install -m 0644 include/pirec/record.h include/pirec/ringbuffer.h $(DESTDIR)$(PREFIX)/include/pirec/
+	install -d $(DESTDIR)$(PREFIX)/include/pirec/compat/yoc $(DESTDIR)$(PREFIX)/include/pirec/compat/aos
+	install -m 0644 include/pirec/compat/yoc/record.h $(DESTDIR)$(PREFIX)/include/pirec/compat/yoc/
+	install -m 0644 include/pirec/compat/aos/ringbuffer.h $(DESTDIR)$(PREFIX)/include/pirec/compat/aos/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' packaging/pirec-record.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pirec-record.pc
 

@@ -21,9 +21,10 @@
  * message "<name> NUL <data>" sent in at least two fragments (what the original's server
  * expects). The connection reconnects with backoff after a drop; meanwhile up to
  * RECORD_OPT_BUFFER_BYTES per stream are kept. Against `pirec ingest` a reconnect resumes
- * exactly where the stored file ends; against the original's server it resends what was
- * not yet written to the socket. Bytes that do not fit the buffer during an outage are
- * lost, counted in record_stats_t.lost_bytes and logged: never silently.
+ * exactly where the stored file ends; against the original's server (which cannot resume
+ * and deletes a stream's file on a new connection) it gets no ping, and a drop counts
+ * what that connection carried as lost. Bytes that do not fit the buffer during an outage
+ * are lost, counted in record_stats_t.lost_bytes and logged: never silently.
  *
  * Finite sources (mem://, file://) end by themselves once all their bytes were delivered:
  * the handle's state becomes RECORD_FINISHED (or RECORD_FAILED), the finish callback runs
@@ -42,6 +43,7 @@
 #ifndef PIREC_RECORD_H
 #define PIREC_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -90,8 +92,10 @@ typedef struct {
     record_state_t state;
     uint64_t read_bytes;     /* taken from the source */
     uint64_t sent_bytes;     /* written to the sink (for ws: onto the socket) */
-    uint64_t acked_bytes;    /* confirmed stored by the receiver; for sinks that cannot
-                                confirm (file, ring, the original's server) = sent_bytes */
+    uint64_t acked_bytes;    /* confirmed stored by the receiver; file and ring sinks:
+                                = sent_bytes; the original's server: handed to its socket
+                                (when that connection drops they move to lost_bytes; at
+                                the end a closing handshake confirms them) */
     uint64_t pending_bytes;  /* read, not yet delivered (buffered) */
     uint64_t lost_bytes;     /* read and never delivered: outage longer than the buffer,
                                 or still pending when record_stop() timed out */
@@ -101,6 +105,16 @@ typedef struct {
 } record_stats_t;
 
 int record_get_stats(rec_hdl_t hdl, record_stats_t *stats);
+
+/* Addresses in URLs are checked, never trusted: ringbuffer://handle=A must name a ring
+ * made by ringbuffer_create() (and not yet destroyed), mem://address=A&size=N must lie in
+ * a block registered here. A number that fits in 32 bits and names nothing exactly is
+ * matched by the low 32 bits of the registered addresses when exactly one matches (the
+ * SDK's callers print addresses with %u, which truncates a 64-bit pointer). Anything else
+ * makes record_register() / record_start() fail with one log line.
+ * 0, -EINVAL (NULL address or size 0), -ENOMEM; unregister: 0 or -ENOENT. */
+int record_register_memory(const void *addr, size_t size);
+int record_unregister_memory(const void *addr);
 
 /* Waits until the handle is no longer RECORD_RUNNING. timeout_ms < 0 waits forever.
  * Returns 0, or -ETIMEDOUT. */
@@ -121,6 +135,18 @@ typedef enum {
 } record_option_t;
 /* Set before record_start(). -EINVAL for an unknown option or a value out of range. */
 int record_set_option(rec_hdl_t hdl, record_option_t opt, int64_t value);
+
+/* wss:// only, set before record_start(). ca_file: a PEM file of the CA(s) that vouch for
+ * the server (NULL: the system's CAs); pin: NULL, or the SHA-256 of the server
+ * certificate's public key (SPKI, DER) or of the whole certificate (DER), as 64 hex digits,
+ * optionally prefixed "sha256:", e.g. from
+ *   openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform DER |
+ *   openssl dgst -sha256
+ * The server's name is always checked against the certificate. A CA file that cannot be
+ * read makes record_start() fail; a failed check is logged with its reason, and the link
+ * retries (a finite source fails after RECORD_OPT_GIVE_UP_MS).
+ * 0, -EINVAL (bad pin), -ENAMETOOLONG. */
+int record_set_tls(rec_hdl_t hdl, const char *ca_file, const char *pin);
 
 /* Log lines of the module (levels as syslog: 3 error, 4 warning, 6 info, 7 debug).
  * Default: to stderr, info and above. cb NULL restores the default. */

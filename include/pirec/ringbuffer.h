@@ -29,7 +29,9 @@ typedef struct {
     uint64_t dropped;   /* bytes ringbuffer_write() could not take (producer only) */
 } dev_ringbuf_t;
 
-/* 0 on success, -EINVAL if rb or buffer is NULL or length < 2. */
+/* 0 on success, -EINVAL if rb or buffer is NULL or length < 2, -ENOMEM. Also registers
+ * rb, so that a ringbuffer://handle= URL may name it (pirec/record.h); ringbuffer_destroy()
+ * unregisters it. */
 int  ringbuffer_create(dev_ringbuf_t *rb, char *buffer, int length);
 void ringbuffer_destroy(dev_ringbuf_t *rb);
 /* Consumer: copies up to amount bytes out; returns how many (0 when empty), or -EINVAL. */

@@ -28,6 +28,11 @@ static void usage(FILE *out)
         "                       created if missing (one level); must be writable\n"
         "  --max-message BYTES  largest message accepted (default 16777216); larger ones\n"
         "                       close the connection with code 1009\n"
+        "  --max-memory BYTES   all connections' unfinished messages together (default\n"
+        "                       67108864, 64 MiB); over it, the connection needing more is closed\n"
+        "                       with 1013 (try again later) and a log line\n"
+        "  --max-connections N  connections at once (default 256); more are closed with\n"
+        "                       1013 and a log line\n"
         "  --max-open N         files kept open at once (default and most: half the\n"
         "                       open-file limit, which is raised to the hard limit);\n"
         "                       least recently written ones are closed and reopened\n"
@@ -63,6 +68,8 @@ int cmd_ingest(int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},
         {"max-message", required_argument, NULL, 'm'},
         {"max-open", required_argument, NULL, 'o'},
+        {"max-memory", required_argument, NULL, 'M'},
+        {"max-connections", required_argument, NULL, 'C'},
         {"sync-interval", required_argument, NULL, 's'},
         {"ping", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
@@ -86,6 +93,16 @@ int cmd_ingest(int argc, char **argv)
             if (parse_num("--max-message", optarg, 1024, 1LL << 30, &v) < 0)
                 return 2;
             cfg.max_message = (size_t)v;
+            break;
+        case 'M':
+            if (parse_num("--max-memory", optarg, 65536, 1LL << 40, &v) < 0)
+                return 2;
+            cfg.max_memory = (uint64_t)v;
+            break;
+        case 'C':
+            if (parse_num("--max-connections", optarg, 1, 1 << 20, &v) < 0)
+                return 2;
+            cfg.max_connections = (int)v;
             break;
         case 'o':
             if (parse_num("--max-open", optarg, 1, 1 << 20, &v) < 0)

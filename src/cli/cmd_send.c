@@ -47,6 +47,11 @@ static void usage(FILE *out)
         "  --stop-timeout MS    on Ctrl-C, how long to drain before giving up (default 5000)\n"
         "  --give-up SECONDS    ws: fail when the server stays unreachable this long\n"
         "                       (default: keep trying until Ctrl-C)\n"
+        "  --reconnect-max MS   ws: longest wait between reconnect attempts (default 5000)\n"
+        "  --ca-file FILE       wss: PEM file of the CA(s) that vouch for the server\n"
+        "                       (default: the system's CAs)\n"
+        "  --pin SHA256         wss: also require the server certificate's SHA-256 (of its\n"
+        "                       public key, SPKI, or of the certificate; 64 hex digits)\n"
         "  --quiet              no summary line, warnings and errors only\n"
         "  --help               this text\n"
         "BYTES may end in K, M or G (1024-based).\n"
@@ -98,12 +103,16 @@ int cmd_send(int argc, char **argv)
         {"buffer", required_argument, NULL, 'b'},
         {"stop-timeout", required_argument, NULL, 't'},
         {"give-up", required_argument, NULL, 'g'},
+        {"reconnect-max", required_argument, NULL, 'r'},
+        {"ca-file", required_argument, NULL, 'A'},
+        {"pin", required_argument, NULL, 'P'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int64_t chunk = 4096, buffer = -1, stop_timeout = -1, give_up = 0;
+    int64_t chunk = 4096, buffer = -1, stop_timeout = -1, give_up = 0, reconnect_max = -1;
     int quiet = 0;
+    const char *ca_file = NULL, *pin = NULL;
     optind = 1;
     opterr = 0;
     int c;
@@ -124,6 +133,16 @@ int cmd_send(int argc, char **argv)
         case 'g':
             if (parse_num("--give-up", optarg, 1, 86400, 0, &give_up))
                 return 2;
+            break;
+        case 'r':
+            if (parse_num("--reconnect-max", optarg, 10, 600000, 0, &reconnect_max))
+                return 2;
+            break;
+        case 'A':
+            ca_file = optarg;
+            break;
+        case 'P':
+            pin = optarg;
             break;
         case 'q':
             quiet = 1;
@@ -172,6 +191,13 @@ int cmd_send(int argc, char **argv)
         record_set_option(h, RECORD_OPT_STOP_TIMEOUT_MS, stop_timeout);
     if (give_up > 0)
         record_set_option(h, RECORD_OPT_GIVE_UP_MS, give_up * 1000);
+    if (reconnect_max > 0)
+        record_set_option(h, RECORD_OPT_RECONNECT_MAX_MS, reconnect_max);
+    if ((ca_file || pin) && record_set_tls(h, ca_file, pin)) {
+        fprintf(stderr, "pirec send: bad --ca-file or --pin (the line above says why)\n");
+        record_unregister(h);
+        return 2;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

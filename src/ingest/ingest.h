@@ -21,6 +21,8 @@ struct ingest_config {
     int v6;                    /* host is an IPv6 address */
     const char *dir;           /* where streams are stored; created if missing */
     size_t max_message;        /* reassembly cap per connection; 0: 16 MiB */
+    uint64_t max_memory;       /* reassembly cap of all connections; 0: 64 MiB */
+    int max_connections;       /* 0: 256 */
     int max_open_files;        /* 0: half the open-file limit */
     unsigned sync_ms;          /* periodic fdatasync; 0: off */
     unsigned ping_secs;        /* ping an idle connection after this; 0: 30 */

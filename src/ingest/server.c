@@ -62,6 +62,8 @@ struct server {
     struct lws_context *ctx;
     struct ingest_store *store;
     size_t max_message;
+    uint64_t max_memory, mem_used;   /* reassembly buffers of all connections */
+    int max_connections;
     uint64_t next_id;
     struct conn *conns;
     int nconns;
@@ -126,7 +128,7 @@ static void own_del(struct conn *c, struct ingest_stream *s)
 static void log_stream_closed(struct conn *c, struct ingest_stream *s, const char *why)
 {
     log_info("ingest", "stream '%s' closed (%s, connection #%llu from %s): received %llu bytes "
-             "in %llu messages, file now %llu bytes", s->name, why, (unsigned long long)c->id,
+             "in %llu messages, file now %llu bytes", s->shown, why, (unsigned long long)c->id,
              c->peer, (unsigned long long)s->received, (unsigned long long)s->messages,
              (unsigned long long)s->size);
 }
@@ -182,12 +184,12 @@ static int claim(struct server *srv, struct conn *c, const char *name, size_t le
         if (rc < 0)
             return rc;
         log_info("ingest", "stream '%s' opened by connection #%llu from %s (%s), file has "
-                 "%llu bytes", s->name, (unsigned long long)c->id, c->peer,
+                 "%llu bytes", s->shown, (unsigned long long)c->id, c->peer,
                  c->resume ? "pirec.resume.1" : "legacy", (unsigned long long)s->size);
     } else if (s->owner != c) {
         struct conn *old = s->owner;
         log_info("ingest", "stream '%s' taken over by connection #%llu from %s; the older "
-                 "connection #%llu from %s sent %llu bytes in %llu messages", s->name,
+                 "connection #%llu from %s sent %llu bytes in %llu messages", s->shown,
                  (unsigned long long)c->id, c->peer, (unsigned long long)old->id, old->peer,
                  (unsigned long long)s->received, (unsigned long long)s->messages);
         own_del(old, s);
@@ -221,7 +223,7 @@ static int queue_text(struct conn *c, const char *op, const struct ingest_stream
     if (c->nout >= MAX_QUEUED)
         return -ENOBUFS;
     char text[400];
-    int n = ingest_ctl_format(op, s->name, s->size, text, sizeof text);
+    int n = wsproto_ctl_format(op, s->name, s->size, text, sizeof text);
     if (n < 0)
         return n;
     struct outmsg *m = malloc(sizeof *m + LWS_PRE + (size_t)n);
@@ -247,7 +249,7 @@ static int claim_or_fail(struct server *srv, struct conn *c, const char *name, s
     if (rc == 0)
         return 0;
     char esc[300];
-    ingest_name_escape(name, len, esc, sizeof esc);
+    wsproto_name_escape(name, len, esc, sizeof esc);
     if (rc == -ELOOP || rc == -EINVAL || rc == -EISDIR)
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                          "stream '%s': refusing to write: %s is a symlink, directory or "
@@ -262,9 +264,9 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
     const char *name, *why;
     size_t nlen, dlen;
     const void *data;
-    if (ingest_split_message(p, n, &name, &nlen, &data, &dlen, &why) < 0) {
+    if (wsproto_split_message(p, n, &name, &nlen, &data, &dlen, &why) < 0) {
         char esc[300];
-        ingest_name_escape(name, nlen, esc, sizeof esc);
+        wsproto_name_escape(name, nlen, esc, sizeof esc);
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad stream name: %s: '%s'",
                          why, esc);
     }
@@ -278,12 +280,12 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
         /* Every connection waits while the service thread is stuck in write(2). */
         srv->last_slow_log_us = t0;
         log_warn("ingest", "stream '%s': writing %zu bytes took %lld ms (slow or busy disk; "
-                 "every connection waited)", s->name, dlen, (long long)(took / 1000));
+                 "every connection waited)", s->shown, dlen, (long long)(took / 1000));
     }
     if (rc < 0)
         return conn_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                          "stream '%s': writing %zu bytes failed: %s; the file keeps its %llu "
-                         "bytes of complete messages", s->name, dlen, strerror(-rc),
+                         "bytes of complete messages", s->shown, dlen, strerror(-rc),
                          (unsigned long long)s->size);
     ack_check(c, s, now_us());
     return 0;
@@ -295,15 +297,15 @@ static int on_text(struct server *srv, struct conn *c, const unsigned char *p, s
         return conn_fail(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                          "text message on a legacy connection (control messages need the "
                          "pirec.resume.1 subprotocol)");
-    struct ingest_ctl ctl;
+    struct wsproto_ctl ctl;
     char err[300];
-    if (ingest_ctl_parse((const char *)p, n, &ctl, err, sizeof err) < 0)
+    if (wsproto_ctl_parse((const char *)p, n, &ctl, err, sizeof err) < 0)
         return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad control message: %s",
                          err);
     struct ingest_stream *s;
     if (claim_or_fail(srv, c, ctl.name, ctl.name_len, &s) < 0 || c->closing)
         return 0;
-    if (ctl.op == INGEST_OP_STAT) {
+    if (ctl.op == WSPROTO_OP_STAT) {
         int rc = queue_text(c, "stat", s);
         if (rc < 0)
             return conn_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
@@ -312,15 +314,15 @@ static int on_text(struct server *srv, struct conn *c, const unsigned char *p, s
         return 0;
     }
     log_warn("ingest", "stream '%s': the client of connection #%llu from %s lost %llu bytes "
-             "at file offset %llu", s->name, (unsigned long long)c->id, c->peer,
+             "at file offset %llu", s->shown, (unsigned long long)c->id, c->peer,
              (unsigned long long)ctl.bytes, (unsigned long long)ctl.at);
     char who[100];
     snprintf(who, sizeof who, "%s#%llu", c->peer, (unsigned long long)c->id);
     int rc = ingest_store_loss(srv->store, s, ctl.at, ctl.bytes, who);
     if (rc < 0)
         return conn_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                         "stream '%s': cannot record the loss in %s.losses: %s", s->name,
-                         s->name, strerror(-rc));
+                         "stream '%s': cannot record the loss in %s.losses: %s", s->shown,
+                         s->shown, strerror(-rc));
     return 0;
 }
 
@@ -349,14 +351,23 @@ static int on_receive(struct server *srv, struct conn *c, const unsigned char *i
             ncap *= 2;
         if (ncap > cap)
             ncap = cap;
+        /* every connection's unfinished message counts against one cap: many slow
+         * clients must not add up to an OOM on a Pi */
+        if (srv->mem_used - c->cap + ncap > srv->max_memory)
+            return conn_fail(c, WSPROTO_CLOSE_TRY_LATER,
+                             "unfinished messages of all connections would exceed %llu bytes "
+                             "(--max-memory); try again later",
+                             (unsigned long long)srv->max_memory);
         unsigned char *nb = realloc(c->buf, ncap);
         if (!nb)
             return conn_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                              "out of memory for a %zu-byte message", c->len + len);
+        srv->mem_used = srv->mem_used - c->cap + ncap;
         c->buf = nb;
         c->cap = ncap;
     }
-    memcpy(c->buf + c->len, in, len);
+    if (len) /* an empty fragment (even the first, with no buffer yet) adds nothing */
+        memcpy(c->buf + c->len, in, len);
     c->len += len;
     if (!fin)
         return 0;
@@ -365,6 +376,7 @@ static int on_receive(struct server *srv, struct conn *c, const unsigned char *i
                            : on_text(srv, c, c->buf, c->len);
     c->len = 0;
     if (c->cap > 1024 * 1024) { /* one big message should not pin memory for good */
+        srv->mem_used -= c->cap;
         free(c->buf);
         c->buf = NULL;
         c->cap = 0;
@@ -407,7 +419,7 @@ static int on_writeable(struct conn *c)
             s = s->own_next;
         if (s) {
             unsigned char buf[LWS_PRE + 400];
-            int n = ingest_ctl_format("ack", s->name, s->size, (char *)buf + LWS_PRE, 400);
+            int n = wsproto_ctl_format("ack", s->name, s->size, (char *)buf + LWS_PRE, 400);
             s->ack_due = 0;
             s->acked = s->size;
             s->last_ack_us = now_us();
@@ -441,8 +453,10 @@ static void conn_gone(struct server *srv, struct conn *c)
         c->out_head = m->next;
         free(m);
     }
+    srv->mem_used -= c->cap;
     free(c->buf);
     c->buf = NULL;
+    c->cap = 0;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -479,6 +493,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         srv->nconns++;
         log_debug("ingest", "connection #%llu from %s (%s)", (unsigned long long)c->id,
                   c->peer, c->resume ? "pirec.resume.1" : "legacy");
+        if (srv->nconns > srv->max_connections)
+            return conn_fail(c, WSPROTO_CLOSE_TRY_LATER,
+                             "%d connections are open already (--max-connections); try again "
+                             "later", srv->max_connections);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if (!c || !c->wsi)
@@ -604,6 +622,8 @@ int ingest_run(const struct ingest_config *cfg)
     struct server srv;
     memset(&srv, 0, sizeof srv);
     srv.max_message = cfg->max_message ? cfg->max_message : 16u * 1024 * 1024;
+    srv.max_memory = cfg->max_memory ? cfg->max_memory : 64u * 1024 * 1024;
+    srv.max_connections = cfg->max_connections > 0 ? cfg->max_connections : 256;
 
     unsigned fdlimit = raise_fd_limit();
     struct ingest_store_config sc = {

@@ -1,5 +1,6 @@
 /* ingest store: see store.h. */
 #include "ingest/store.h"
+#include "record/wsproto.h"
 
 #include "common/log.h"
 
@@ -294,6 +295,7 @@ int ingest_store_get(struct ingest_store *st, const char *name, size_t len,
     memcpy(s->name, name, len);
     s->name[len] = '\0';
     s->name_len = len;
+    wsproto_name_escape(name, len, s->shown, sizeof s->shown);
     s->fd = -1;
     int rc = stream_open_fd(st, s);
     if (rc < 0) {
@@ -365,7 +367,7 @@ int ingest_store_append(struct ingest_store *st, struct ingest_stream *s, const 
             int e = errno;
             log_err("ingest", "stream '%s': cannot truncate back to %llu bytes after a failed "
                     "write: %s (the file now ends with %zu bytes of an incomplete message)",
-                    s->name, (unsigned long long)s->size, strerror(e), done);
+                    s->shown, (unsigned long long)s->size, strerror(e), done);
         }
         return rc;
     }
@@ -479,7 +481,7 @@ void ingest_store_close(struct ingest_store *st)
         struct ingest_stream *s = st->all;
         if (s->fd >= 0) {
             if (s->dirty && fsync(s->fd) < 0)
-                log_err("ingest", "stream '%s': fsync failed: %s", s->name, strerror(errno));
+                log_err("ingest", "stream '%s': fsync failed: %s", s->shown, strerror(errno));
             lru_unlink(st, s);
             close(s->fd);
             s->fd = -1;

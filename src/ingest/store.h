@@ -23,8 +23,9 @@
 struct ingest_store;
 
 struct ingest_stream {
-    char name[256];          /* validated by ingest_name_check(), NUL-terminated */
+    char name[256];          /* validated by wsproto_name_check(), NUL-terminated */
     size_t name_len;
+    char shown[1030];        /* the name escaped for log lines (UTF-8 and all: \xNN) */
     uint64_t size;           /* bytes in the file: complete messages only */
     uint64_t received;       /* bytes appended since the stream was opened here */
     uint64_t messages;       /* messages appended since the stream was opened here */

@@ -89,7 +89,7 @@ static int ws_drain(struct rec_ep *ep)
     for (;;) {
         if (atomic_load(ep->abort))
             return -ECANCELED;
-        int rc = ws_stream_drain(ep->ws, ep->give_up_ms > 0 ? SLICE_MS * 4 : -1);
+        int rc = ws_stream_finish(ep->ws, ep->give_up_ms > 0 ? SLICE_MS * 4 : -1);
         if (rc != -ETIMEDOUT)
             return rc;
         struct ws_stream_stats st = {0};

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "record/addr_registry.h"
+
 static inline uint32_t load_acq(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline uint32_t load_own(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void store_rel(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -30,13 +32,15 @@ int ringbuffer_create(dev_ringbuf_t *rb, char *buffer, int length)
     rb->ridx = 0;
     rb->widx = 0;
     rb->dropped = 0;
-    return 0;
+    /* known to ringbuffer:// URLs from now on (see record/addr_registry.h) */
+    return rec_addr_add(REC_ADDR_RING, rb, sizeof *rb);
 }
 
 void ringbuffer_destroy(dev_ringbuf_t *rb)
 {
     if (!rb)
         return;
+    rec_addr_remove(REC_ADDR_RING, rb);
     rb->buffer = NULL;
     rb->length = 0;
     rb->ridx = rb->widx = 0;

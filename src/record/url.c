@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "record/wsproto.h"
 
 const char *rec_url_kind_name(enum rec_url_kind kind)
 {
@@ -146,8 +147,10 @@ static int check_pointer(const char *url, uint64_t a, size_t align)
 {
     if (a == 0)
         return reject(url, -EINVAL, "address is 0");
-    if (a > UINTPTR_MAX)
-        return reject(url, -EINVAL, "address does not fit a pointer on this machine");
+    if (a > UINTPTR_MAX)   /* never truncated: that would name some other memory */
+        return reject(url, -EINVAL, "address 0x%llx is wider than a pointer on this %d-bit "
+                      "build: refused, not truncated", (unsigned long long)a,
+                      (int)(sizeof(void *) * 8));
     if (a % align)
         return reject(url, -EINVAL, "address is not aligned for a dev_ringbuf_t");
     return 0;
@@ -202,7 +205,7 @@ static int host_char(char c)
  * and a literal "%00" in a name would be a NUL on the server's side. */
 static int path_char(char c)
 {
-    return host_char(c) || c == '/' || c == '~' || c == '!' || c == '$' || c == '\'' ||
+    return host_char(c) || (unsigned char)c >= 0x80 /* UTF-8; the name rule checks it */ || c == '/' || c == '~' || c == '!' || c == '$' || c == '\'' ||
            c == '(' || c == ')' || c == '*' || c == '+' || c == ',' || c == ';' || c == '=' ||
            c == ':';
 }
@@ -286,10 +289,11 @@ static int parse_ws(const char *url, const char *rest, int tls, struct rec_url *
     size_t nlen = strlen(name);
     if (nlen == 0)
         return reject(url, -EINVAL, "no stream name after the last '/'");
-    if (name[0] == '.')
-        return reject(url, -EINVAL, "the stream name must not start with '.'");
     if (nlen >= sizeof t->name)
         return reject(url, -ENAMETOOLONG, "the stream name is longer than %zu bytes", sizeof t->name - 1);
+    const char *why;
+    if (wsproto_name_check(name, nlen, &why))   /* the same rule as the server's */
+        return reject(url, -EINVAL, "bad stream name: %s", why);
     memcpy(t->path, path, plen + 1);
     memcpy(t->name, name, nlen + 1);
     out->kind = REC_URL_WS;

@@ -16,13 +16,19 @@
  * "loss" messages move base so that the file never has a hole.
  *
  * Legacy limit: a server without pirec.resume.1 cannot tell what it stored, so a message is
- * freed once its last fragment has been handed to the socket. Bytes the kernel accepted but
- * that died with the connection are lost without the client knowing.
+ * freed once its last fragment has been handed to the socket; when such a connection drops,
+ * what it carried is counted as lost (ws_link_conn.c).
+ *
+ * Files: this one has the registry, the streams' buffers and the public API;
+ * ws_link_conn.c the connection and the lws callback; ws_link_send.c what goes out next
+ * and the control messages; ws_link_int.h what they share.
  */
 #include "record/ws_link.h"
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "record/ws_link_int.h"
+#include "record/wsproto.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -31,100 +37,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <time.h>
-
-#define WS_SUBPROTOCOL  "pirec.resume.1"
-#define WS_MSG_MAX      (16 * 1024)   /* data bytes per message */
-#define WS_FRAG_MAX     (8 * 1024)    /* bytes per fragment (and per writable callback) */
-#define WS_RX_MAX       (64 * 1024)   /* longest control message we accept */
-#define WS_DEFAULT_BUF  (4ull << 20)
-#define WS_DEFAULT_RECONNECT_MS 5000
-#define WS_BACKOFF_FIRST_MS 200
-#define WS_STOP_GRACE_MS 1000
-#define WS_LOSS_LOG_MS  10000
-
-enum { SYNC_NONE, SYNC_WAIT, SYNC_OK };      /* per stream, per connection */
-enum { MODE_UNKNOWN, MODE_LEGACY, MODE_RESUME };
-
-struct ws_link;
-
-struct ws_stream {
-    struct ws_link *link;
-    struct ws_stream *next;
-    char name[256];
-    size_t name_len;
-    unsigned char *ring;
-    uint64_t cap;
-    uint64_t head, tail, cur;
-    int sync;
-    int have_base;          /* got the first stat reply */
-    int64_t base;           /* file offset of stream offset 0 (resumable) */
-    uint64_t acked_file;    /* largest file size the server confirmed */
-    int loss_pending;       /* bytes [loss_at, tail) are gone: tell the server */
-    uint64_t loss_at;
-    int ever_connected;
-    int aborted;
-    /* stats */
-    uint64_t sent_hi, sent, acked, lost, lost_unlogged;
-    uint32_t reconnects;
-    int error;
-    int64_t loss_logged_ms;
-};
-
-/* The data message being written, fragment by fragment: copied out of the ring when it
- * starts, so that eviction or a closing stream cannot cut a message in half. */
-struct ws_msg {
-    int active;
-    struct ws_stream *owner;   /* NULL once its stream closed (under mu) */
-    uint64_t start, end;       /* stream offsets of its data */
-    unsigned char *buf;        /* name NUL data */
-    size_t len, off, first_len;
-};
-
-struct ws_link {
-    /* immutable after creation */
-    int tls, port;
-    char host[256];            /* as in the target (may be "[::1]") */
-    char addr[256];            /* for connect(): no brackets */
-    char hosthdr[300];         /* Host header */
-    char path[1024];
-    int reconnect_max_ms;
-    int insecure;
-    struct lws_context *ctx;
-    pthread_t thread;
-    struct ws_link *next;      /* registry list, under reg_mu */
-    int refs;                  /* under reg_mu */
-
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    /* under mu */
-    struct ws_stream *streams;
-    struct ws_stream *rr;      /* stream that sent the last data message */
-    int stop;
-    int connected;
-    int mode;
-    int ever_connected;
-
-    /* service thread only */
-    struct lws *wsi;
-    int done;                  /* stop finished: leave the service loop */
-    int stop_seen;
-    int hs_resume;             /* the handshake answered pirec.resume.1 */
-    lws_sorted_usec_list_t sul_retry, sul_stop;
-    unsigned tries;
-    int outage_logged;
-    struct ws_msg msg;
-    unsigned char *frag;       /* LWS_PRE + one fragment */
-    char *rx;
-    size_t rx_len;
-    int rx_text, rx_skip;
-};
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ws_link *reg_links;
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 
-static const char *scheme(const struct ws_link *l) { return l->tls ? "wss" : "ws"; }
+const char *wsl_scheme(const struct ws_link *l)
+{
+    return l->tls ? "wss" : "ws";
+}
 
 /* ---- lws log routing ------------------------------------------------------------ */
 
@@ -141,7 +65,7 @@ static void lws_log_emit(int level, const char *line)
     plog(level & LLL_ERR ? PLOG_ERR : PLOG_WARN, "lws", "%s", buf);
 }
 
-static void log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit); }
+void wsl_log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit); }
 
 /* ---- ring ---------------------------------------------------------------------- */
 
@@ -154,7 +78,7 @@ static void ring_put(struct ws_stream *s, const unsigned char *p, size_t n)
     s->head += n;
 }
 
-static void ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, size_t n)
+void wsl_ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, size_t n)
 {
     uint64_t at = off % s->cap;
     size_t first = (size_t)(s->cap - at) < n ? (size_t)(s->cap - at) : n;
@@ -163,7 +87,7 @@ static void ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, 
 }
 
 /* Drops the k oldest held bytes. Bytes never sent are lost for sure and counted now;
- * bytes already sent may be stored by the server: the next stat decides (resync()). */
+ * bytes already sent may be stored by the server: the next stat decides (wsl_resync()). */
 static void evict(struct ws_stream *s, uint64_t k)
 {
     uint64_t x = s->tail + k;
@@ -183,7 +107,7 @@ static void evict(struct ws_stream *s, uint64_t k)
 }
 
 /* Everything queued is acknowledged (resumable) or on the socket (legacy). Under mu. */
-static int stream_done(const struct ws_stream *s)
+int wsl_stream_done(const struct ws_stream *s)
 {
     const struct ws_link *l = s->link;
     if (l->msg.active && l->msg.owner == s)
@@ -198,9 +122,9 @@ static int stream_done(const struct ws_stream *s)
     return 0;
 }
 
-/* Loss is logged once per outage (at the resync), at close, and while connected at most
+/* Loss is logged once per outage (at the wsl_resync), at close, and while connected at most
  * every WS_LOSS_LOG_MS: never once per chunk. Under mu. */
-static void log_loss(struct ws_stream *s, const char *when, int force)
+void wsl_log_loss(struct ws_stream *s, const char *when, int force)
 {
     if (!s->lost_unlogged)
         return;
@@ -211,547 +135,9 @@ static void log_loss(struct ws_stream *s, const char *when, int force)
         return;
     s->loss_logged_ms = now;
     log_warn("record", "%s://%s:%d stream %s: %llu bytes lost %s",
-             scheme(s->link), s->link->host, s->link->port, s->name,
+             wsl_scheme(s->link), s->link->host, s->link->port, s->name,
              (unsigned long long)s->lost_unlogged, when);
     s->lost_unlogged = 0;
-}
-
-/* ---- work selection (service thread, under mu) -------------------------------------- */
-
-static int stream_wants_control(const struct ws_link *l, const struct ws_stream *s)
-{
-    if (l->mode != MODE_RESUME)
-        return 0;
-    return s->sync == SYNC_NONE || (s->sync == SYNC_OK && s->loss_pending);
-}
-
-static int stream_wants_data(const struct ws_link *l, const struct ws_stream *s)
-{
-    if (s->sync != SYNC_OK || s->cur >= s->head)
-        return 0;
-    return l->mode == MODE_LEGACY || !s->loss_pending;
-}
-
-static int link_has_work(const struct ws_link *l)
-{
-    if (l->msg.active || l->stop)
-        return 1;
-    for (const struct ws_stream *s = l->streams; s; s = s->next)
-        if (stream_wants_control(l, s) || stream_wants_data(l, s))
-            return 1;
-    return 0;
-}
-
-/* Next stream after `after` in list order, wrapping: round robin over whole messages. */
-static struct ws_stream *next_data_stream(struct ws_link *l)
-{
-    struct ws_stream *start = l->rr && l->rr->next ? l->rr->next : l->streams;
-    struct ws_stream *s = start;
-    if (!s)
-        return NULL;
-    do {
-        if (stream_wants_data(l, s))
-            return s;
-        s = s->next ? s->next : l->streams;
-    } while (s != start);
-    return NULL;
-}
-
-/* ---- control messages --------------------------------------------------------------- */
-
-/* Builds a JSON text message into l->frag after LWS_PRE; returns its length or 0. */
-static size_t build_control(struct ws_link *l, json_t *j)
-{
-    size_t n = 0;
-    if (!j)
-        return 0;
-    char *txt = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!txt)
-        return 0;
-    n = strlen(txt);
-    if (n <= WS_FRAG_MAX + 256)
-        memcpy(l->frag + LWS_PRE, txt, n);
-    else
-        n = 0;
-    free(txt);
-    return n;
-}
-
-static struct ws_stream *find_stream(struct ws_link *l, const char *name)
-{
-    for (struct ws_stream *s = l->streams; s; s = s->next)
-        if (!strcmp(s->name, name))
-            return s;
-    return NULL;
-}
-
-/* The stat reply: where the server's file ends decides what to resend and what is lost
- * (docs/protocol.md, "How the client maps its stream onto the file"). */
-static void resync(struct ws_link *l, struct ws_stream *s, uint64_t size)
-{
-    if (!s->have_base) {
-        /* the first byte we still owe lands at the file's end; bytes a legacy server took
-         * before (a server that changed kind) are not counted as lost */
-        s->have_base = 1;
-        s->base = (int64_t)size - (int64_t)(s->loss_pending ? s->loss_at : s->tail);
-        s->acked_file = size;
-    }
-    uint64_t hi = s->loss_pending ? s->loss_at : s->cur;   /* most the server can have */
-    int64_t stored = (int64_t)size - s->base;
-    if (stored > (int64_t)hi) {
-        log_warn("record", "%s://%s:%d stream %s: the server's file has %lld bytes more than "
-                 "this stream sent (another writer?); continuing at its end",
-                 scheme(l), l->host, l->port, s->name, (long long)(stored - (int64_t)hi));
-        s->base = (int64_t)size - (int64_t)hi;
-        stored = (int64_t)hi;
-    }
-    if ((int64_t)size < (int64_t)s->acked_file)
-        log_warn("record", "%s://%s:%d stream %s: the server now stores %llu bytes but had "
-                 "acknowledged %llu: it lost data",
-                 scheme(l), l->host, l->port, s->name, (unsigned long long)size,
-                 (unsigned long long)s->acked_file);
-    if (size > s->acked_file) {
-        s->acked += size - s->acked_file;
-        s->acked_file = size;
-    }
-    if (stored < 0)
-        stored = 0;   /* below our first byte: nothing of ours to account */
-    if ((uint64_t)stored >= s->tail) {
-        s->tail = (uint64_t)stored;
-        s->cur = s->tail;
-        s->loss_pending = 0;
-    } else {
-        uint64_t p = s->loss_pending ? s->loss_at : s->tail;
-        if (p > (uint64_t)stored) {   /* sent before the outage, evicted, never stored */
-            s->lost += p - (uint64_t)stored;
-            s->lost_unlogged += p - (uint64_t)stored;
-        }
-        s->loss_pending = 1;
-        s->loss_at = (uint64_t)stored;
-        s->cur = s->tail;
-    }
-    s->sync = SYNC_OK;
-    log_loss(s, "while the server was unreachable (the buffer was full)", 1);
-    pthread_cond_broadcast(&l->cond);
-}
-
-static void handle_control(struct ws_link *l, const char *txt, size_t len)
-{
-    json_error_t err;
-    json_t *j = json_loadb(txt, len, 0, &err);
-    const char *op = NULL, *name = NULL;
-    json_int_t size = -1;
-    if (!j || json_unpack_ex(j, &err, 0, "{s:s, s:s, s?:I}", "op", &op, "name", &name,
-                             "size", &size) < 0) {
-        log_warn("record", "%s://%s:%d: ignoring a control message the client does not "
-                 "understand: %s", scheme(l), l->host, l->port, err.text);
-        json_decref(j);
-        return;
-    }
-    pthread_mutex_lock(&l->mu);
-    struct ws_stream *s = find_stream(l, name);
-    if (s && size >= 0) {
-        if (!strcmp(op, "stat") && s->sync == SYNC_WAIT) {
-            resync(l, s, (uint64_t)size);
-        } else if (!strcmp(op, "ack") && s->sync == SYNC_OK) {
-            uint64_t n = (uint64_t)size;
-            if (n > s->acked_file) {
-                s->acked += n - s->acked_file;
-                s->acked_file = n;
-            }
-            int64_t off = (int64_t)n - s->base;
-            if (off > (int64_t)s->tail) {
-                s->tail = (uint64_t)off < s->cur ? (uint64_t)off : s->cur;
-                pthread_cond_broadcast(&l->cond);
-            } else if (stream_done(s)) {
-                pthread_cond_broadcast(&l->cond);
-            }
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
-    json_decref(j);
-}
-
-/* ---- connection ------------------------------------------------------------------- */
-
-static void connect_now(struct ws_link *l);
-
-static void retry_cb(lws_sorted_usec_list_t *sul)
-{
-    connect_now(lws_container_of(sul, struct ws_link, sul_retry));
-}
-
-static void stop_cb(lws_sorted_usec_list_t *sul)
-{
-    struct ws_link *l = lws_container_of(sul, struct ws_link, sul_stop);
-    l->done = 1;   /* the peer did not finish the close handshake in time */
-}
-
-static int stopping(struct ws_link *l)
-{
-    pthread_mutex_lock(&l->mu);
-    int st = l->stop;
-    pthread_mutex_unlock(&l->mu);
-    return st;
-}
-
-static void schedule_retry(struct ws_link *l)
-{
-    if (stopping(l))
-        return;
-    uint64_t d = WS_BACKOFF_FIRST_MS;
-    for (unsigned i = 0; i < l->tries && d < (uint64_t)l->reconnect_max_ms; i++)
-        d *= 2;
-    if (d > (uint64_t)l->reconnect_max_ms)
-        d = (uint64_t)l->reconnect_max_ms;
-    /* jitter in [d/2, d] so that many clients do not come back in lockstep */
-    uint32_t r = 0;
-    lws_get_random(l->ctx, &r, sizeof r);
-    uint64_t ms = d / 2 + (d / 2 ? r % (d / 2 + 1) : 0);
-    if (l->tries < 64)
-        l->tries++;
-    lws_sul_schedule(l->ctx, 0, &l->sul_retry, retry_cb, (lws_usec_t)ms * LWS_US_PER_MS);
-}
-
-static void connect_now(struct ws_link *l)
-{
-    static const lws_retry_bo_t idle = {
-        .secs_since_valid_ping = 5,     /* ping a quiet peer ... */
-        .secs_since_valid_hangup = 15,  /* ... and hang up if nothing valid came back */
-    };
-    if (l->wsi || stopping(l))
-        return;
-    struct lws_client_connect_info i;
-    memset(&i, 0, sizeof i);
-    i.context = l->ctx;
-    i.address = l->addr;
-    i.port = l->port;
-    i.path = l->path;
-    i.host = l->hosthdr;
-    i.origin = l->hosthdr;
-    i.protocol = WS_SUBPROTOCOL;
-    i.local_protocol_name = "pirec-record";
-    i.retry_and_idle_policy = &idle;
-    i.pwsi = &l->wsi;
-    if (l->tls) {
-        i.ssl_connection = LCCSCF_USE_SSL;
-        if (l->insecure)
-            i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                                LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED;
-    }
-    if (!lws_client_connect_via_info(&i)) {
-        l->wsi = NULL;
-        schedule_retry(l);
-    }
-}
-
-static void on_established(struct ws_link *l, struct lws *wsi)
-{
-    int resume = l->hs_resume;
-    lws_sul_cancel(&l->sul_retry);
-    pthread_mutex_lock(&l->mu);
-    if (l->ever_connected || l->outage_logged)
-        log_info("record", "%s://%s:%d: connected%s (%s server)", scheme(l), l->host, l->port,
-                 l->ever_connected ? " again" : "", resume ? "resumable" : "legacy");
-    else
-        log_debug("record", "%s://%s:%d: connected (%s server)", scheme(l), l->host, l->port,
-                  resume ? "resumable" : "legacy");
-    l->mode = resume ? MODE_RESUME : MODE_LEGACY;
-    l->connected = 1;
-    l->ever_connected = 1;
-    l->tries = 0;
-    l->outage_logged = 0;
-    for (struct ws_stream *s = l->streams; s; s = s->next) {
-        if (s->ever_connected)
-            s->reconnects++;
-        s->ever_connected = 1;
-        if (resume) {
-            s->sync = SYNC_NONE;   /* ask where the file ends before any data */
-        } else {
-            s->cur = s->tail;      /* resend what the old socket did not take */
-            s->loss_pending = 0;   /* a legacy server has no way to hear about it */
-            s->sync = SYNC_OK;
-            log_loss(s, "while the server was unreachable (the buffer was full)", 1);
-        }
-    }
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->mu);
-    lws_callback_on_writable(wsi);
-}
-
-static void on_lost(struct ws_link *l, const char *why)
-{
-    pthread_mutex_lock(&l->mu);
-    int was = l->connected;
-    l->connected = 0;
-    struct ws_msg *m = &l->msg;
-    if (m->active) {
-        struct ws_stream *o = m->owner;
-        /* the peer drops an unfinished message; part of it may have been evicted meanwhile */
-        if (o && l->mode == MODE_LEGACY && o->tail > m->start) {
-            uint64_t gone = (o->tail < m->end ? o->tail : m->end) - m->start;
-            o->lost += gone;
-            o->lost_unlogged += gone;
-        }
-        m->active = 0;
-        m->owner = NULL;
-    }
-    for (struct ws_stream *s = l->streams; s; s = s->next) {
-        s->sync = SYNC_NONE;
-        if (l->mode == MODE_LEGACY)
-            s->cur = s->tail;
-    }
-    int stopping = l->stop;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->mu);
-    if (stopping) {
-        l->done = 1;
-        return;
-    }
-    if (!l->outage_logged) {
-        if (was)
-            log_warn("record", "%s://%s:%d: connection lost (%s); reconnecting, data is "
-                     "buffered meanwhile", scheme(l), l->host, l->port, why);
-        else
-            log_warn("record", "%s://%s:%d: cannot connect (%s); retrying in the background, "
-                     "data is buffered meanwhile", scheme(l), l->host, l->port, why);
-        l->outage_logged = 1;
-    } else {
-        log_debug("record", "%s://%s:%d: connect failed again (%s)", scheme(l), l->host,
-                  l->port, why);
-    }
-    schedule_retry(l);
-}
-
-/* One writable callback: one fragment or one control message. Returns -1 to close. */
-static int on_writable(struct ws_link *l, struct lws *wsi)
-{
-    unsigned char *p = l->frag + LWS_PRE;
-    size_t n = 0;
-    int flags = 0, data_final = 0;
-    struct ws_msg *m = &l->msg;
-
-    pthread_mutex_lock(&l->mu);
-    if (l->stop && !m->active) {
-        pthread_mutex_unlock(&l->mu);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
-        return -1;
-    }
-    if (!m->active) {
-        struct ws_stream *c = NULL;
-        for (struct ws_stream *s = l->streams; s && !c; s = s->next)
-            if (stream_wants_control(l, s))
-                c = s;
-        if (c && c->sync == SYNC_NONE) {
-            n = build_control(l, json_pack("{s:s, s:s}", "op", "stat", "name", c->name));
-            c->sync = SYNC_WAIT;
-            flags = LWS_WRITE_TEXT;
-        } else if (c) {
-            uint64_t bytes = c->tail - c->loss_at;
-            n = build_control(l, json_pack("{s:s, s:s, s:I, s:I}", "op", "loss", "name", c->name,
-                                           "at", (json_int_t)(c->base + (int64_t)c->loss_at),
-                                           "bytes", (json_int_t)bytes));
-            c->base -= (int64_t)bytes;
-            c->loss_pending = 0;
-            flags = LWS_WRITE_TEXT;
-        } else {
-            struct ws_stream *s = next_data_stream(l);
-            if (s) {
-                log_loss(s, "(the server takes data slower than it comes; buffer full)", 0);
-                uint64_t dl = s->head - s->cur;
-                if (dl > WS_MSG_MAX)
-                    dl = WS_MSG_MAX;
-                m->active = 1;
-                m->owner = s;
-                m->start = s->cur;
-                m->end = s->cur + dl;
-                memcpy(m->buf, s->name, s->name_len + 1);
-                ring_get(s, s->cur, m->buf + s->name_len + 1, (size_t)dl);
-                m->len = s->name_len + 1 + (size_t)dl;
-                m->off = 0;
-                /* at least two fragments: the first carries at most half of the data */
-                size_t d1 = (size_t)dl / 2;
-                if (d1 > WS_FRAG_MAX)
-                    d1 = WS_FRAG_MAX;
-                m->first_len = s->name_len + 1 + d1;
-                s->cur = m->end;
-                l->rr = s;
-            }
-        }
-    }
-    if (m->active) {
-        size_t left = m->len - m->off;
-        if (m->off == 0) {
-            n = m->first_len;
-            flags = LWS_WRITE_BINARY | LWS_WRITE_NO_FIN;
-        } else {
-            n = left > WS_FRAG_MAX ? WS_FRAG_MAX : left;
-            flags = LWS_WRITE_CONTINUATION | (n < left ? LWS_WRITE_NO_FIN : 0);
-            data_final = n == left;
-        }
-        memcpy(p, m->buf + m->off, n);
-    }
-    pthread_mutex_unlock(&l->mu);
-
-    if (n) {
-        int w = lws_write(wsi, p, n, (enum lws_write_protocol)flags);
-        if (w < (int)n) {
-            log_warn("record", "%s://%s:%d: write failed", scheme(l), l->host, l->port);
-            return -1;
-        }
-    }
-
-    pthread_mutex_lock(&l->mu);
-    if (m->active) {
-        m->off += n;
-        if (data_final) {
-            struct ws_stream *o = m->owner;
-            if (o) {
-                if (m->end > o->sent_hi) {
-                    o->sent += m->end - (m->start > o->sent_hi ? m->start : o->sent_hi);
-                    o->sent_hi = m->end;
-                }
-                if (l->mode == MODE_LEGACY) {
-                    o->acked += m->end - m->start;
-                    if (o->tail < m->end)
-                        o->tail = m->end;
-                }
-            }
-            m->active = 0;
-            m->owner = NULL;
-            pthread_cond_broadcast(&l->cond);
-        }
-    }
-    int more = link_has_work(l);
-    pthread_mutex_unlock(&l->mu);
-    if (more)
-        lws_callback_on_writable(wsi);
-    return 0;
-}
-
-static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len)
-{
-    struct lws_context *ctx = lws_get_context(wsi);
-    struct ws_link *l = ctx ? lws_context_user(ctx) : NULL;
-    if (!l)
-        return 0;
-
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[160];
-        if (in && len)
-            snprintf(why, sizeof why, "%.*s", (int)(len < 150 ? len : 150), (const char *)in);
-        else
-            snprintf(why, sizeof why, "%.150s", in ? (const char *)in : "unknown error");
-        if (l->wsi == wsi || !l->wsi) {
-            l->wsi = NULL;
-            on_lost(l, why);
-        }
-        break;
-    }
-    case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
-        /* the response headers are gone by ESTABLISHED: read the subprotocol here */
-        char proto[64] = "";
-        int n = lws_hdr_copy(wsi, proto, sizeof proto, WSI_TOKEN_PROTOCOL);
-        l->hs_resume = n > 0 && !strcmp(proto, WS_SUBPROTOCOL);
-        break;
-    }
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (wsi == l->wsi)
-            on_established(l, wsi);
-        break;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        if (wsi == l->wsi) {
-            l->wsi = NULL;
-            on_lost(l, "closed");
-        }
-        break;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (len >= 2) {
-            const unsigned char *c = in;
-            int code = c[0] << 8 | c[1];
-            if (code != LWS_CLOSE_STATUS_NORMAL && code != LWS_CLOSE_STATUS_GOINGAWAY)
-                log_warn("record", "%s://%s:%d: the server closed the connection with code %d "
-                         "(%.*s)", scheme(l), l->host, l->port, code,
-                         (int)(len - 2 > 120 ? 120 : len - 2), (const char *)in + 2);
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        if (lws_is_first_fragment(wsi)) {
-            l->rx_len = 0;
-            l->rx_skip = 0;
-            l->rx_text = !lws_frame_is_binary(wsi);
-        }
-        if (l->rx_text && !l->rx_skip) {
-            if (l->rx_len + len > WS_RX_MAX) {
-                log_warn("record", "%s://%s:%d: ignoring a control message over %d bytes",
-                         scheme(l), l->host, l->port, WS_RX_MAX);
-                l->rx_skip = 1;
-            } else {
-                memcpy(l->rx + l->rx_len, in, len);
-                l->rx_len += len;
-            }
-        }
-        if (lws_is_final_fragment(wsi) && l->rx_text && !l->rx_skip && l->mode == MODE_RESUME)
-            handle_control(l, l->rx, l->rx_len);
-        if (lws_is_final_fragment(wsi)) {
-            pthread_mutex_lock(&l->mu);
-            int more = link_has_work(l);
-            pthread_mutex_unlock(&l->mu);
-            if (more)
-                lws_callback_on_writable(wsi);
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (wsi != l->wsi)
-            return -1;
-        return on_writable(l, wsi);
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
-        /* another thread queued data, opened a stream or asked us to stop */
-        pthread_mutex_lock(&l->mu);
-        int connected = l->connected;
-        int more = connected && link_has_work(l);
-        int stop = l->stop;
-        pthread_mutex_unlock(&l->mu);
-        if (stop && !l->stop_seen) {
-            l->stop_seen = 1;
-            if (!connected)
-                l->done = 1;   /* nothing to flush */
-            else               /* close politely, but not forever */
-                lws_sul_schedule(l->ctx, 0, &l->sul_stop, stop_cb,
-                                 (lws_usec_t)WS_STOP_GRACE_MS * LWS_US_PER_MS);
-        }
-        if (more && l->wsi)
-            lws_callback_on_writable(l->wsi);
-        break;
-    }
-    default:
-        break;
-    }
-    (void)user;
-    return 0;
-}
-
-static const struct lws_protocols link_protocols[] = {
-    { "pirec-record", link_callback, 0, WS_FRAG_MAX * 2, 0, NULL, 0 },
-    { NULL, NULL, 0, 0, 0, NULL, 0 }   /* 4.1 has no LWS_PROTOCOL_LIST_TERM */
-};
-
-static void *link_thread(void *arg)
-{
-    struct ws_link *l = arg;
-    pthread_setname_np(pthread_self(), "ws-link");
-    connect_now(l);
-    while (!l->done) {
-        if (lws_service(l->ctx, 0) < 0)
-            break;
-    }
-    lws_sul_cancel(&l->sul_retry);
-    lws_sul_cancel(&l->sul_stop);
-    lws_context_destroy(l->ctx);
-    return NULL;
 }
 
 /* ---- link lifetime (reg_mu held by callers) --------------------------------------- */
@@ -785,11 +171,21 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
         snprintf(l->hosthdr, sizeof l->hosthdr, v6 ? "[%s]" : "%s", l->addr);
     else
         snprintf(l->hosthdr, sizeof l->hosthdr, v6 ? "[%s]:%d" : "%s:%d", l->addr, t->port);
-    snprintf(l->path, sizeof l->path, "%s", t->path[0] ? t->path : "/");
+    /* bytes >= 0x80 (UTF-8 names) are %-encoded in the request line, which is ASCII */
+    const char *tp = t->path[0] ? t->path : "/";
+    size_t po = 0;
+    for (; *tp && po + 4 < sizeof l->path; tp++) {
+        unsigned char ch = (unsigned char)*tp;
+        if (ch >= 0x80)
+            po += (size_t)snprintf(l->path + po, sizeof l->path - po, "%%%02X", ch);
+        else
+            l->path[po++] = (char)ch;
+    }
+    l->path[po] = '\0';
     l->reconnect_max_ms = o && o->reconnect_max_ms > 0 ? o->reconnect_max_ms
                                                        : WS_DEFAULT_RECONNECT_MS;
-    if (l->reconnect_max_ms < WS_BACKOFF_FIRST_MS)
-        l->reconnect_max_ms = WS_BACKOFF_FIRST_MS;
+    if (l->reconnect_max_ms < 10)
+        l->reconnect_max_ms = 10;
     l->refs = 0;
 
     l->msg.buf = malloc(256 + WS_MSG_MAX);
@@ -806,7 +202,28 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
         return -ENOMEM;
     }
 
-    const char *ca_file = getenv("PIREC_WS_CA_FILE");
+    const char *ca_file = o && o->ca_file[0] ? o->ca_file : getenv("PIREC_WS_CA_FILE");
+    if (t->tls && ca_file && ca_file[0]) {
+        /* a CA file that cannot work is a clear error now, not a vague TLS failure later */
+        FILE *f = fopen(ca_file, "r");
+        X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        int e = errno;
+        if (f)
+            fclose(f);
+        X509_free(x);
+        if (!x) {
+            log_err("record", "%s:%d: CA file \"%s\" %s%s", l->host, l->port, ca_file,
+                    f ? "holds no PEM certificate" : "cannot be read: ",
+                    f ? "" : strerror(e));
+            link_free(l);
+            return -EINVAL;
+        }
+        snprintf(l->ca_file, sizeof l->ca_file, "%s", ca_file);
+    }
+    if (o && o->has_pin) {
+        l->has_pin = 1;
+        memcpy(l->pin, o->pin, 32);
+    }
     const char *ins = getenv("PIREC_WS_TLS_INSECURE_FOR_TESTS");
     if (t->tls && ins && ins[0] == '1') {
         l->insecure = 1;
@@ -816,7 +233,7 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof ci);
     ci.port = CONTEXT_PORT_NO_LISTEN;
-    ci.protocols = link_protocols;
+    ci.protocols = wsl_link_protocols;
     ci.user = l;
     ci.gid = -1;
     ci.uid = -1;
@@ -829,12 +246,12 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
     l->ctx = lws_create_context(&ci);
     if (!l->ctx) {
         log_err("record", "%s://%s:%d: cannot create the WebSocket client context%s",
-                scheme(l), l->host, l->port,
+                wsl_scheme(l), l->host, l->port,
                 ca_file ? " (check PIREC_WS_CA_FILE)" : "");
         link_free(l);
         return -ENOMEM;
     }
-    int rc = pthread_create(&l->thread, NULL, link_thread, l);
+    int rc = pthread_create(&l->thread, NULL, wsl_link_thread, l);
     if (rc) {
         lws_context_destroy(l->ctx);
         link_free(l);
@@ -858,15 +275,16 @@ static void link_stop(struct ws_link *l)
 
 /* ---- public API ------------------------------------------------------------------ */
 
-static int name_ok(const char *n)
+/* Streams share a link only with the same TLS settings (CA file, pin). */
+static int same_tls(const struct ws_link *l, const struct ws_target *t,
+                    const struct ws_options *o)
 {
-    size_t len = strnlen(n, 256);
-    if (len == 0 || len > 255 || n[0] == '.')
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)n[i] < 0x20 || n[i] == 0x7f || n[i] == '/')
-            return 0;
-    return 1;
+    if (!t->tls)
+        return 1;
+    const char *ca = o && o->ca_file[0] ? o->ca_file : getenv("PIREC_WS_CA_FILE");
+    int has_pin = o && o->has_pin;
+    return !strcmp(l->ca_file, ca ? ca : "") && l->has_pin == has_pin &&
+           (!has_pin || !memcmp(l->pin, o->pin, 32));
 }
 
 int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, struct ws_stream **out)
@@ -878,13 +296,15 @@ int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, stru
         log_err("record", "ws:// target needs a host and a port 1-65535");
         return -EINVAL;
     }
-    if (!name_ok(t->name)) {
-        log_err("record", "ws stream name \"%.255s\" is not usable: the name (last path segment "
-                "of the URL) must be 1-255 bytes, not start with '.', and hold no '/' or "
-                "control characters", t->name);
+    const char *why;
+    if (wsproto_name_check(t->name, strnlen(t->name, sizeof t->name), &why)) {
+        char esc[1100];
+        wsproto_name_escape(t->name, strnlen(t->name, sizeof t->name), esc, sizeof esc);
+        log_err("record", "ws stream name '%s' is refused: %s (docs/protocol.md, names)", esc,
+                why);
         return -EINVAL;
     }
-    pthread_once(&log_once, log_init);
+    pthread_once(&log_once, wsl_log_init);
 
     uint64_t cap = opt && opt->buffer_bytes ? opt->buffer_bytes : WS_DEFAULT_BUF;
     struct ws_stream *s = calloc(1, sizeof *s);
@@ -903,16 +323,17 @@ int ws_stream_open(const struct ws_target *t, const struct ws_options *opt, stru
 
     pthread_mutex_lock(&reg_mu);
     struct ws_link *l = reg_links;
-    while (l && !(l->tls == t->tls && l->port == t->port && !strcasecmp(l->host, t->host)))
+    while (l && !(l->tls == t->tls && l->port == t->port && !strcasecmp(l->host, t->host) &&
+                  same_tls(l, t, opt)))
         l = l->next;
     if (l) {
         pthread_mutex_lock(&l->mu);
-        int dup = find_stream(l, s->name) != NULL;
+        int dup = wsl_find_stream(l, s->name) != NULL;
         pthread_mutex_unlock(&l->mu);
         if (dup) {
             pthread_mutex_unlock(&reg_mu);
             log_err("record", "%s://%s:%d already has a stream named %s: two streams would "
-                    "write into the same file; use another name", scheme(l), l->host, l->port,
+                    "write into the same file; use another name", wsl_scheme(l), l->host, l->port,
                     s->name);
             free(s->ring);
             free(s);
@@ -960,12 +381,16 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     while (len) {
+        if (s->fatal) {
+            rc = s->fatal;
+            break;
+        }
         if (s->aborted) {
             rc = -ECANCELED;
             break;
         }
         size_t chunk = (uint64_t)len > s->cap ? (size_t)s->cap : len;
-        while (s->head - s->tail + chunk > s->cap && !s->aborted && wait_ms != 0) {
+        while (s->head - s->tail + chunk > s->cap && !s->aborted && !s->fatal && wait_ms != 0) {
             lws_cancel_service(l->ctx);   /* what we queued so far must get moving */
             if (wait_ms < 0)
                 pthread_cond_wait(&l->cond, &l->mu);
@@ -987,7 +412,27 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     return rc;
 }
 
-int ws_stream_drain(struct ws_stream *s, int timeout_ms)
+/* Under mu. Everything queued is delivered; for a finishing stream on a legacy server that
+ * also means confirmed: a legacy server only "has" what it read, so when this is the link's
+ * only stream and the socket carried some of it, we close the connection and wait for the
+ * server's close frame, which it sends after reading everything before ours (a drop instead
+ * counts what the socket carried as lost, ws_link_conn.c). Requests that close. */
+static int delivered(struct ws_link *l, struct ws_stream *s, int finish)
+{
+    if (!wsl_stream_done(s))
+        return 0;
+    int confirm = finish && l->mode == MODE_LEGACY && l->connected && s->conn_acked > 0 &&
+                  l->streams == s && !s->next;
+    if (!confirm)
+        return 1;
+    if (l->fin == FIN_NONE) {
+        l->fin = FIN_REQ;
+        lws_cancel_service(l->ctx);
+    }
+    return 0;
+}
+
+static int drain(struct ws_stream *s, int timeout_ms, int finish)
 {
     if (!s)
         return -EINVAL;
@@ -999,21 +444,35 @@ int ws_stream_drain(struct ws_stream *s, int timeout_ms)
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     for (;;) {
+        if (s->fatal) {
+            rc = s->fatal;
+            break;
+        }
         if (s->aborted) {
             rc = -ECANCELED;
             break;
         }
-        if (stream_done(s))
+        if (delivered(l, s, finish))
             break;
         if (timeout_ms < 0) {
             pthread_cond_wait(&l->cond, &l->mu);
         } else if (pthread_cond_timedwait(&l->cond, &l->mu, &dl) == ETIMEDOUT) {
-            rc = stream_done(s) ? 0 : -ETIMEDOUT;
+            rc = delivered(l, s, finish) ? 0 : -ETIMEDOUT;
             break;
         }
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+int ws_stream_drain(struct ws_stream *s, int timeout_ms)
+{
+    return drain(s, timeout_ms, 0);
+}
+
+int ws_stream_finish(struct ws_stream *s, int timeout_ms)
+{
+    return drain(s, timeout_ms, 1);
 }
 
 void ws_stream_abort(struct ws_stream *s)
@@ -1042,6 +501,7 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
     uint64_t done = s->acked + s->lost;
     st->pending = s->head > done ? s->head - done : 0;
     st->reconnects = s->reconnects;
+    st->stalls = l->stalls;
     st->connected = l->connected && s->sync == SYNC_OK;
     st->resumable = l->mode == MODE_RESUME;
     st->error = s->error;
@@ -1069,9 +529,9 @@ void ws_stream_close(struct ws_stream *s)
     if (s->head > done) {
         s->lost += s->head - done;
         s->lost_unlogged += s->head - done;
-        log_loss(s, "at close (not delivered; drain before closing)", 1);
+        wsl_log_loss(s, "at close (not delivered; drain before closing)", 1);
     } else {
-        log_loss(s, "(the buffer was full)", 1);
+        wsl_log_loss(s, "(the buffer was full)", 1);
     }
     pthread_mutex_unlock(&l->mu);
     if (--l->refs == 0) {
@@ -1088,3 +548,4 @@ void ws_stream_close(struct ws_stream *s)
     free(s->ring);
     free(s);
 }
+

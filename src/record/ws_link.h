@@ -18,12 +18,23 @@
  * Owner: "B" (ws_link.c). Callers: the record module's ws endpoint (ep_ws.c).
  *
  * Legacy servers (no pirec.resume.1): a message counts as delivered once its last fragment
- * is handed to the socket; bytes the kernel accepted on a connection that then died are lost
- * without the client knowing. Resumable servers (pirec ingest) lose nothing but evictions.
+ * is handed to the socket. They get no WebSocket ping (the original server never answers
+ * one); TCP keep-alive and TCP_USER_TIMEOUT detect a dead peer. When a connection to a
+ * legacy server drops anyway, everything handed to that socket is moved from acked to lost
+ * (the original server deletes the stream's file on the next connection): never a success
+ * over a truncated file. Resumable servers (pirec ingest) lose nothing but evictions.
  *
- * TLS (wss://): the server certificate is verified against the system CAs, or against the
- * CA file named by PIREC_WS_CA_FILE. PIREC_WS_TLS_INSECURE_FOR_TESTS=1 turns verification
- * off (logged as a warning); it exists for tests with self-signed certificates only.
+ * Reconnect: every failed attempt schedules the next (backoff with jitter); a watchdog on
+ * the service thread checks every second that an attempt or a retry is pending and counts
+ * any stall it repairs in ws_stream_stats.stalls.
+ *
+ * TLS (wss://): the server certificate and its name are verified against the system CAs,
+ * or against ws_options.ca_file (else the CA file named by PIREC_WS_CA_FILE); a CA file
+ * that cannot be read or holds no certificate fails ws_stream_open() with a message. With
+ * a pin, the leaf certificate must also match it. A failed verification is logged with
+ * OpenSSL's reason (e.g. "Hostname mismatch", "unable to get local issuer certificate")
+ * and a hint. PIREC_WS_TLS_INSECURE_FOR_TESTS=1 turns verification off (logged as a
+ * warning); it exists for tests with self-signed certificates only.
  * libwebsockets' own log lines go to plog at warning level and above.
  */
 #ifndef PIREC_WS_LINK_H
@@ -43,6 +54,12 @@ struct ws_target {
 struct ws_options {
     uint64_t buffer_bytes;     /* bound of the per-stream buffer (0: 4 MiB) */
     int reconnect_max_ms;      /* longest backoff (<= 0: 5000) */
+    /* wss:// only. Streams share a link only when these are equal too. */
+    char ca_file[4097];        /* PEM CA bundle to verify the server with ("": the system
+                                  CAs, or PIREC_WS_CA_FILE) */
+    int has_pin;
+    unsigned char pin[32];     /* SHA-256 of the server certificate's SPKI or of the whole
+                                  certificate (DER); either matches */
 };
 
 struct ws_stream_stats {
@@ -52,6 +69,8 @@ struct ws_stream_stats {
     uint64_t pending;      /* queued - acked - lost: accepted, fate not yet known */
     uint64_t lost;         /* evicted from a full buffer, never delivered */
     uint32_t reconnects;
+    uint32_t stalls;       /* the link's watchdog found it with no attempt and no retry
+                              scheduled (should stay 0; tests assert it) */
     int connected;
     int resumable;         /* the server speaks pirec.resume.1 */
     int error;             /* last error, negative errno */
@@ -76,6 +95,14 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
 /* Waits until everything queued is acknowledged (legacy server: written to the socket),
  * at most timeout_ms. Returns 0 or -ETIMEDOUT. */
 int ws_stream_drain(struct ws_stream *s, int timeout_ms);
+
+/* ws_stream_drain(), for the end of a stream (ws_stream_close() comes next): on a legacy
+ * server, when this is the link's only stream, it also closes the connection and waits for
+ * the server's close frame, which the server sends only after reading every message
+ * before it: the proof that the bytes on the socket reached it. If the connection dies
+ * instead, what it carried is counted as lost. (Data written after this reconnects; the
+ * original server would then delete the stream's file.) 0, -ETIMEDOUT or -ECANCELED. */
+int ws_stream_finish(struct ws_stream *s, int timeout_ms);
 
 /* Makes any blocked ws_stream_write()/ws_stream_drain() return -ECANCELED. */
 void ws_stream_abort(struct ws_stream *s);

@@ -17,7 +17,8 @@ make -s -C "$PIREC_SRC" install PREFIX="$P" O="$PIREC_BUILD" "${san[@]}" >"$TEST
   { tail -n 30 "$TEST_TMP/make.log"; fail "make install failed"; }
 
 for f in bin/pirec lib/libpirec-record.a lib/libpirec-record.so lib/libpirec-record.so.0 \
-         include/pirec/record.h include/pirec/ringbuffer.h lib/pkgconfig/pirec-record.pc; do
+         include/pirec/record.h include/pirec/ringbuffer.h lib/pkgconfig/pirec-record.pc \
+         include/pirec/compat/yoc/record.h include/pirec/compat/aos/ringbuffer.h; do
   [[ -e "$P/$f" ]] || fail "not installed: $f"
 done
 "$P/bin/pirec" --version | grep -q "pirec" || fail "installed pirec does not run"
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof block; i++)
         block[i] = (char)(i * 31 + 7);
     char from[128], to[4200];
+    if (record_register_memory(block, sizeof block)) /* mem:// names only registered blocks */
+        return 6;
     snprintf(from, sizeof from, "mem://address=0x%llx&size=%zu",
              (unsigned long long)(uintptr_t)block, sizeof block);
     snprintf(to, sizeof to, "file://%s", argv[1]);
@@ -97,4 +100,42 @@ cc -std=c11 -Wall -Wextra -Werror "${cflags[@]}" -o "$TEST_TMP/use_shared" "$TES
 LD_LIBRARY_PATH="$P/lib" ldd "$TEST_TMP/use_shared" | grep -q "$P/lib/libpirec-record.so.0" ||
   fail "the shared program does not use the installed library"
 LD_LIBRARY_PATH="$P/lib" "$TEST_TMP/use_shared" "$TEST_TMP/out_shared" || fail "shared program exit $?"
+
+# An SDK caller (tests/support/sdk/callers.c includes <yoc/record.h> and <aos/ringbuffer.h>)
+# compiles against the installed library with only the compat include path added.
+compat=$(pkg-config --variable=compatdir pirec-record)
+[[ "$compat" == "$P/include/pirec/compat" ]] || fail "pkg-config compatdir is '$compat'"
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror "${cflags[@]}" -I"$compat" -o "$TEST_TMP/sdk_caller" \
+   "$PIREC_SRC/tests/support/sdk/callers.c" -L"$P/lib" -lpirec-record -pthread 2>"$TEST_TMP/cc.err" ||
+  { cat "$TEST_TMP/cc.err"; fail "an SDK caller does not compile with only the compat include path"; }
+LD_LIBRARY_PATH="$P/lib" ldd "$TEST_TMP/sdk_caller" | grep -q "$P/lib/libpirec-record.so.0" ||
+  fail "the SDK caller does not use the installed library"
+
+# ... and runs: the SDK's file pattern (poll read_bytes, stop at the size) with the installed
+# library into the installed `pirec ingest`, byte-exact.
+mkdir -p "$TEST_TMP/store"
+"$P/bin/pirec" ingest --listen 127.0.0.1:0 --dir "$TEST_TMP/store" >"$TEST_TMP/ingest.out" \
+  2>"$TEST_TMP/ingest.log" &
+ingest_pid=$!
+trap 'kill $ingest_pid 2>/dev/null' EXIT
+port=""
+for _ in $(seq 1 300); do   # up to 30 s for the "listening on" line
+  port=$(sed -n 's/^pirec ingest: listening on .*:\([0-9]*\).*/\1/p' "$TEST_TMP/ingest.out")
+  [[ -n "$port" ]] && break
+  kill -0 $ingest_pid 2>/dev/null || break
+  sleep 0.1
+done
+[[ -n "$port" ]] || { cat "$TEST_TMP/ingest.log"; fail "the installed pirec ingest did not start"; }
+head -c 300000 /dev/urandom >"$TEST_TMP/sdk_in"
+LD_LIBRARY_PATH="$P/lib" "$TEST_TMP/sdk_caller" file "file://$TEST_TMP/sdk_in" \
+  "ws://127.0.0.1:$port/sdk_out" 300000 >"$TEST_TMP/sdk.out" 2>&1 ||
+  { cat "$TEST_TMP/sdk.out"; fail "the SDK caller failed against the installed library"; }
+grep -q "stop_rc=0 .* lost=0" "$TEST_TMP/sdk.out" || { cat "$TEST_TMP/sdk.out"; fail "SDK caller: $(cat "$TEST_TMP/sdk.out")"; }
+cmp -s "$TEST_TMP/sdk_in" "$TEST_TMP/store/sdk_out" || fail "the SDK caller's file arrived different"
+kill $ingest_pid 2>/dev/null
+wait $ingest_pid 2>/dev/null
+trap - EXIT
+
+# The build directory has the soname link, so programs linked there run from there.
+[[ -L "$PIREC_BUILD/libpirec-record.so.0" ]] || fail "no libpirec-record.so.0 link in $PIREC_BUILD"
 echo ok

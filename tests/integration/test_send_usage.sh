@@ -26,7 +26,7 @@ expect2 "can only be a sink" "ws://127.0.0.1/x" "file://$T/out"
 expect2 "the file path is empty" "file://" "file://$T/out"
 expect2 "no scheme" "$T/in" "file://$T/out"
 expect2 "spaces are not allowed" "file://$T/in" "ws://host/a b"
-expect2 "must not start with '.'" "file://$T/in" "ws://host/.."
+expect2 "name starts with '.'" "file://$T/in" "ws://host/.."
 expect2 "user names or passwords" "file://$T/in" "ws://me:secret@host/x"
 grep -q secret "$T/err" && fail "the password was echoed: $(cat "$T/err")"
 # memory inside a program

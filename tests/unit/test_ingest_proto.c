@@ -14,12 +14,12 @@ static void test_names(void **state)
 {
     (void)state;
     const char *why = NULL;
-    assert_int_equal(ingest_name_check("mic", 3, &why), 0);
-    assert_int_equal(ingest_name_check("take 1.flac", 11, &why), 0);
-    assert_int_equal(ingest_name_check("caf\xc3\xa9", 5, &why), 0); /* UTF-8 is fine */
+    assert_int_equal(wsproto_name_check("mic", 3, &why), 0);
+    assert_int_equal(wsproto_name_check("take 1.flac", 11, &why), 0);
+    assert_int_equal(wsproto_name_check("caf\xc3\xa9", 5, &why), 0); /* UTF-8 is fine */
     char n255[255];
     memset(n255, 'a', sizeof n255);
-    assert_int_equal(ingest_name_check(n255, 255, &why), 0);
+    assert_int_equal(wsproto_name_check(n255, 255, &why), 0);
 
     struct { const char *n; size_t len; const char *why; } bad[] = {
         {"", 0, "empty"},
@@ -36,13 +36,13 @@ static void test_names(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
-        assert_int_equal(ingest_name_check(bad[i].n, bad[i].len, &why), -EINVAL);
+        assert_int_equal(wsproto_name_check(bad[i].n, bad[i].len, &why), -EINVAL);
         assert_non_null(why);
         assert_non_null(strstr(why, bad[i].why));
     }
     char n256[256];
     memset(n256, 'a', sizeof n256);
-    assert_int_equal(ingest_name_check(n256, 256, &why), -EINVAL);
+    assert_int_equal(wsproto_name_check(n256, 256, &why), -EINVAL);
     assert_non_null(strstr(why, "255"));
 }
 
@@ -50,13 +50,13 @@ static void test_escape(void **state)
 {
     (void)state;
     char out[64];
-    ingest_name_escape("a\x1b[0m\n'\\", 8, out, sizeof out);
+    wsproto_name_escape("a\x1b[0m\n'\\", 8, out, sizeof out);
     assert_string_equal(out, "a\\x1b[0m\\x0a\\'\\\\");
-    ingest_name_escape("\xff", 1, out, sizeof out);
+    wsproto_name_escape("\xff", 1, out, sizeof out);
     assert_string_equal(out, "\\xff");
     /* Cut to fit, marked with "..." and always terminated. */
     char small[12];
-    ingest_name_escape("abcdefghijklmnop", 16, small, sizeof small);
+    wsproto_name_escape("abcdefghijklmnop", 16, small, sizeof small);
     assert_string_equal(small, "abcdefgh...");
 }
 
@@ -66,44 +66,44 @@ static void test_split(void **state)
     const char *name, *why;
     size_t nlen, dlen;
     const void *data;
-    assert_int_equal(ingest_split_message("mic\0PCM", 7, &name, &nlen, &data, &dlen, &why), 0);
+    assert_int_equal(wsproto_split_message("mic\0PCM", 7, &name, &nlen, &data, &dlen, &why), 0);
     assert_int_equal(nlen, 3);
     assert_memory_equal(name, "mic", 3);
     assert_int_equal(dlen, 3);
     assert_memory_equal(data, "PCM", 3);
     /* Empty data is a valid (empty) message. */
-    assert_int_equal(ingest_split_message("mic", 4, &name, &nlen, &data, &dlen, &why), 0);
+    assert_int_equal(wsproto_split_message("mic", 4, &name, &nlen, &data, &dlen, &why), 0);
     assert_int_equal(dlen, 0);
     /* No NUL at all. */
-    assert_int_equal(ingest_split_message("micPCM", 6, &name, &nlen, &data, &dlen, &why),
+    assert_int_equal(wsproto_split_message("micPCM", 6, &name, &nlen, &data, &dlen, &why),
                      -EINVAL);
     assert_non_null(strstr(why, "NUL"));
     /* A NUL beyond byte 256 does not count: the name would be too long anyway. */
     char big[400];
     memset(big, 'n', sizeof big);
     big[300] = '\0';
-    assert_int_equal(ingest_split_message(big, sizeof big, &name, &nlen, &data, &dlen, &why),
+    assert_int_equal(wsproto_split_message(big, sizeof big, &name, &nlen, &data, &dlen, &why),
                      -EINVAL);
     assert_non_null(strstr(why, "256"));
     /* Bad names are caught. */
-    assert_int_equal(ingest_split_message("../x\0d", 6, &name, &nlen, &data, &dlen, &why),
+    assert_int_equal(wsproto_split_message("../x\0d", 6, &name, &nlen, &data, &dlen, &why),
                      -EINVAL);
-    assert_int_equal(ingest_split_message("\0d", 2, &name, &nlen, &data, &dlen, &why), -EINVAL);
+    assert_int_equal(wsproto_split_message("\0d", 2, &name, &nlen, &data, &dlen, &why), -EINVAL);
 }
 
 static void test_ctl(void **state)
 {
     (void)state;
-    struct ingest_ctl c;
+    struct wsproto_ctl c;
     char err[256];
-#define PARSE(s) ingest_ctl_parse(s, strlen(s), &c, err, sizeof err)
+#define PARSE(s) wsproto_ctl_parse(s, strlen(s), &c, err, sizeof err)
     assert_int_equal(PARSE("{\"op\":\"stat\",\"name\":\"mic\"}"), 0);
-    assert_int_equal(c.op, INGEST_OP_STAT);
+    assert_int_equal(c.op, WSPROTO_OP_STAT);
     assert_string_equal(c.name, "mic");
     assert_int_equal(PARSE(" {\"name\":\"m\",\"op\":\"stat\"} "), 0);
     assert_int_equal(PARSE("{\"op\":\"loss\",\"name\":\"mic\",\"at\":9007199254740993,"
                            "\"bytes\":2560}"), 0);
-    assert_int_equal(c.op, INGEST_OP_LOSS);
+    assert_int_equal(c.op, WSPROTO_OP_LOSS);
     assert_true(c.at == 9007199254740993ull); /* beyond a double's precision */
     assert_int_equal(c.bytes, 2560);
 
@@ -127,10 +127,10 @@ static void test_ctl(void **state)
     }
 #undef PARSE
     char out[128];
-    int n = ingest_ctl_format("ack", "mic", 123456789012ull, out, sizeof out);
+    int n = wsproto_ctl_format("ack", "mic", 123456789012ull, out, sizeof out);
     assert_true(n > 0);
     assert_string_equal(out, "{\"op\":\"ack\",\"name\":\"mic\",\"size\":123456789012}");
-    assert_int_equal(ingest_ctl_format("ack", "mic", 1, out, 10), -ENOSPC);
+    assert_int_equal(wsproto_ctl_format("ack", "mic", 1, out, 10), -ENOSPC);
 }
 
 static void test_listen(void **state)

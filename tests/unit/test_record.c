@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +166,7 @@ static void test_mem_to_ring(void **state)
     dev_ringbuf_t rb;
     ringbuffer_create(&rb, rmem, sizeof rmem);
     char from[128], to[128];
+    assert_int_equal(record_register_memory(src, n), 0);
     snprintf(from, sizeof from, "mem://address=%p&size=%zu", (void *)src, n);
     snprintf(to, sizeof to, "ringbuffer://handle=%p", (void *)&rb);
     rec_hdl_t h = record_register(from, to);
@@ -187,6 +190,7 @@ static void test_mem_to_ring(void **state)
     assert_int_equal(rb.dropped, 0); /* the sink waited for room, never dropped */
     assert_int_equal(record_unregister(h), 0);
     free(d.out);
+    record_unregister_memory(src);
     free(src);
 }
 
@@ -431,6 +435,7 @@ static void test_stop_bounded_when_sink_blocks(void **state)
     dev_ringbuf_t rb; /* a sink nobody reads */
     ringbuffer_create(&rb, rmem, sizeof rmem);
     char from[128], to[128];
+    assert_int_equal(record_register_memory(src, n), 0);
     snprintf(from, sizeof from, "mem://address=%p&size=%zu", (void *)src, n);
     snprintf(to, sizeof to, "ringbuffer://handle=%p", (void *)&rb);
     rec_hdl_t h = record_register(from, to);
@@ -456,6 +461,7 @@ static void test_stop_bounded_when_sink_blocks(void **state)
     assert_int_equal(s.pending_bytes, 0);
     assert_int_equal(rb.dropped, 0);
     assert_int_equal(record_unregister(h), 0);
+    record_unregister_memory(src);
     free(src);
 }
 
@@ -505,6 +511,7 @@ static void test_failures(void **state)
     /* a mem sink smaller than the source fails instead of overflowing */
     uint8_t small[3] = {0, 0, 0};
     snprintf(to, sizeof to, "mem://address=%p&size=3", (void *)small);
+    assert_int_equal(record_register_memory(small, sizeof small), 0);
     h = record_register(from, to);
     finish_calls = 0;
     record_set_finish_cb(h, on_finish, NULL);
@@ -566,6 +573,7 @@ static void test_count_clamps(void **state)
         skip();
     char from[128];
     snprintf(from, sizeof from, "mem://address=%p&size=%zu", m, n);
+    assert_int_equal(record_register_memory(m, n), 0);
     rec_hdl_t h = record_register(from, "file:///dev/null");
     record_set_chunk_size(h, 16 * 1024 * 1024);
     assert_int_equal(record_start(h), 0);
@@ -579,7 +587,72 @@ static void test_count_clamps(void **state)
     assert_int_equal(s.state, RECORD_FINISHED);
     assert_true(s.read_bytes == n);
     record_unregister(h);
+    record_unregister_memory(m);
     munmap(m, n);
+}
+
+/* The SDK's ring callers set only data_ready, and it may never return once their producer
+ * stopped: record_stop() must still come back, with everything read delivered, refuse a
+ * restart while the callback is still running, and let the worker end once data_ready
+ * returns. */
+static sem_t stuck_sem;
+static atomic_int stuck_calls;
+static void stuck_ready(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&stuck_calls, 1);
+    while (sem_wait(&stuck_sem) && errno == EINTR)
+        ;
+}
+
+static void test_stop_bounded_when_data_ready_never_returns(void **state)
+{
+    (void)state;
+    dev_ringbuf_t rb;
+    static char mem[4096];
+    assert_int_equal(ringbuffer_create(&rb, mem, sizeof mem), 0);
+    assert_int_equal(sem_init(&stuck_sem, 0, 0), 0);
+    char from[128], to[512];
+    snprintf(from, sizeof from, "ringbuffer://handle=%llu", (unsigned long long)(uintptr_t)&rb);
+    file_url(to, sizeof to, "stuck.raw");
+    rec_hdl_t h = record_register(from, to);
+    assert_non_null(h);
+    record_set_data_ready_cb(h, stuck_ready, NULL);
+    assert_int_equal(record_set_option(h, RECORD_OPT_STOP_TIMEOUT_MS, 200), 0);
+    assert_int_equal(record_start(h), 0);
+    uint8_t chunk[100] = {1};
+    assert_int_equal(ringbuffer_write(&rb, chunk, sizeof chunk), (int)sizeof chunk);
+    int64_t dl = now_ms() + 10000;
+    while (atomic_load(&stuck_calls) == 0 && now_ms() < dl) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(atomic_load(&stuck_calls), 1);   /* the worker is inside data_ready */
+    int64_t t0 = now_ms();
+    /* stop takes over the idle worker's last steps: all 100 bytes reached the file */
+    assert_int_equal(record_stop(h), 0);
+    int64_t took = now_ms() - t0;
+    assert_true(took < 10000);                         /* a hang check, not a benchmark */
+    record_stats_t st;
+    assert_int_equal(record_get_stats(h, &st), 0);
+    assert_int_equal(st.state, RECORD_STOPPED);
+    assert_int_equal(st.read_bytes, sizeof chunk);
+    assert_int_equal(st.lost_bytes, 0);
+    assert_int_equal(record_start(h), -EBUSY);         /* data_ready has not returned */
+    sem_post(&stuck_sem);                              /* the producer comes back */
+    dl = now_ms() + 10000;
+    int rc;
+    while ((rc = record_start(h)) == -EBUSY && now_ms() < dl) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(rc, 0);
+    sem_post(&stuck_sem);   /* lets the restarted worker's data_ready return at stop */
+    assert_int_equal(record_set_option(h, RECORD_OPT_STOP_TIMEOUT_MS, 5000), 0);
+    rc = record_unregister(h);
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&stuck_calls) >= 1, 1);
+    sem_destroy(&stuck_sem);
 }
 
 int main(void)
@@ -596,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_log_cb),
         cmocka_unit_test(test_count_clamps),
+        cmocka_unit_test(test_stop_bounded_when_data_ready_never_returns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

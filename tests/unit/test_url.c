@@ -121,6 +121,7 @@ static void test_valid_sinks(void **state)
     ok("ws://h:1/n", REC_URL_SINK);
     ok("ws://h:65535/n", REC_URL_SINK);
     assert_int_equal(u.ws.port, 65535);
+    ok("ws://h/Aufnahme_\xc3\xbc" "ber_\xe2\x99\xab", REC_URL_SINK);   /* UTF-8 names, like the original */
     ok("WS://host/name", REC_URL_SINK);
     ok("file:///tmp/out.raw", REC_URL_SINK);
     ok("ringbuffer://handle=4096", REC_URL_SINK);
@@ -217,8 +218,11 @@ static void test_rejected(void **state)
     bad("ws://host/na me", K, "spaces");
     bad("ws://ho st/name", K, "spaces");
     bad("ws://host/a%00b", K, "percent");
-    bad("ws://host/..", K, "must not start with '.'");
-    bad("ws://host/.hidden", K, "must not start with '.'");
+    bad("ws://host/..", K, "name starts with '.'");
+    bad("ws://host/.hidden", K, "name starts with '.'");
+    bad("ws://host/mic.losses", K, ".losses");            /* the same rule as pirec ingest */
+    bad("ws://host/a\xff\xfe" "b", K, "not valid UTF-8");
+    bad("ws://host/a\xc0\xaf" "b", K, "not valid UTF-8");    /* overlong '/' */
     bad("ws://host/a\\b", K, "bad character");
     bad("ws://user:secret@host/name", K, "user names or passwords");
     bad("ws://[::1/name", K, "missing its ']'");
