@@ -542,6 +542,9 @@ int cmd_record(int argc, char **argv)
                 (double)atomic_load(&news.stall_ns) / 1e9, st.seconds);
         status = 1;
     }
+    if (cs.measured_rate > 0)
+        fprintf(stderr, "device clock: %.1f Hz over the last timing window (nominal %u Hz)\n",
+                cs.measured_rate, fmt.rate);
     if (cs.timing_losses) {
         fprintf(stderr, "pirec record: LOSS OF TIMING: the device delivered %" PRIu64
                         " frames (%.3f s) fewer than the wall clock allows, in %" PRIu32
