@@ -206,7 +206,8 @@ static void *capture_main(void *arg)
             audio_ring_write(c->ring, c->buf, (size_t)n);
             meter_process(c->meter, c->buf, (size_t)n, audio_ring_write_pos(c->ring), now);
             atomic_fetch_add_explicit(&c->frames, (uint64_t)n, memory_order_relaxed);
-            uint64_t shortfall = watch_frames(&c->watch, (uint64_t)n, now);
+            uint64_t shortfall = watch_frames(&c->watch, (uint64_t)n,
+                                              (size_t)n == c->buf_frames, now);
             if (c->watch.last_rate_mhz)
                 atomic_store_explicit(&c->rate_mhz, c->watch.last_rate_mhz, memory_order_relaxed);
             if (shortfall)

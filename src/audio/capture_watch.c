@@ -18,8 +18,8 @@ void watch_init(struct capture_watch *w, unsigned rate, unsigned buffer_frames,
         w->window_ns = (int64_t)window_ms * 1000000LL;
     else if (window_ms == 0)
         w->window_ns = WATCH_DEFAULT_WINDOW_NS;
-    /* a window's count is off by what sat in the device at its two ends: a few reads
-     * (a reader late by more shifts frames into the next window, it loses none) */
+    /* a window's count is off by what sat in the device at its two ends: windows close
+     * only on a read that emptied the device, so a read or two */
     w->slack_frames = 4 * (uint64_t)read_frames;
 }
 
@@ -31,7 +31,7 @@ uint64_t watch_ns_to_frames(const struct capture_watch *w, int64_t ns)
            (uint64_t)(ns % 1000000000LL) * w->rate / 1000000000ULL;
 }
 
-uint64_t watch_frames(struct capture_watch *w, uint64_t n, int64_t now_ns)
+uint64_t watch_frames(struct capture_watch *w, uint64_t n, int more_waiting, int64_t now_ns)
 {
     w->last_frame_ns = now_ns;
     if (!w->window_ns)
@@ -44,7 +44,7 @@ uint64_t watch_frames(struct capture_watch *w, uint64_t n, int64_t now_ns)
     }
     w->win_frames += n;
     int64_t span = now_ns - w->win_start_ns;
-    if (span < w->window_ns)
+    if (span < w->window_ns || more_waiting)
         return 0;
     uint64_t expected = watch_ns_to_frames(w, span);
     uint64_t got = w->win_frames;

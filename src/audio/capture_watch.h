@@ -25,9 +25,11 @@ struct capture_watch {
 void watch_init(struct capture_watch *w, unsigned rate, unsigned buffer_frames,
                 unsigned read_frames, int stall_ms, int window_ms, int64_t now_ns);
 
-/* n frames arrived at now_ns. Returns the shortfall of the window that closed with them
- * (frames the wall clock says are missing, beyond the jitter allowed), or 0. */
-uint64_t watch_frames(struct capture_watch *w, uint64_t n, int64_t now_ns);
+/* n frames arrived at now_ns; more_waiting when the read was full (the reader is behind,
+ * the device holds more): a window never closes then, so a late reader is not taken for
+ * a slow clock. Returns the shortfall of the window that closed with them (frames the
+ * wall clock says are missing, beyond the jitter allowed), or 0. */
+uint64_t watch_frames(struct capture_watch *w, uint64_t n, int more_waiting, int64_t now_ns);
 
 /* Frames an overrun threw away (they were delivered by the device, then lost). */
 void watch_lost(struct capture_watch *w, uint64_t n);
