@@ -52,6 +52,7 @@ struct capture {
     uint64_t stall_filed;         /* frames of the current stall filed so far */
     int64_t next_reopen_ns;
     int64_t backoff_ns;
+    unsigned attempts;            /* reopens during the current stall */
 
     /* written by the capture thread, read by anyone (capture_get_stats) */
     _Atomic uint64_t frames;
@@ -109,13 +110,15 @@ static uint64_t last_frame_pos(struct capture *c)
 static void try_reopen(struct capture *c)
 {
     atomic_fetch_add(&c->reopens, 1);
+    c->attempts++;
     int r = c->src->ops->reopen(c->src);
     int64_t now = mono_ns();
     atomic_store(&c->reopen_error, r);
     c->closed = r < 0;
-    if (r < 0)
-        log_warn("capture", "%s: reopening failed (%s); next try in %.1f s",
-                 c->src->description, strerror(-r), (double)c->backoff_ns / 1e9);
+    /* a device away for hours: say so at attempts 1, 2, 4, 8 ... not every 5 s */
+    if (r < 0 && (c->attempts & (c->attempts - 1)) == 0)
+        log_warn("capture", "%s: reopening failed (%s, attempt %u); next attempt in %.2f s",
+                 c->src->description, strerror(-r), c->attempts, (double)c->backoff_ns / 1e9);
     else
         log_info("capture", "%s: reopened; waiting for frames", c->src->description);
     /* after a reopen that worked, the device gets a bound's time to deliver */
@@ -137,6 +140,7 @@ static void stalled(struct capture *c, int64_t now)
         c->stall_filed = missing;
         c->backoff_ns = REOPEN_FIRST_NS;
         c->next_reopen_ns = now;
+        c->attempts = 0;
         record_loss(c, CAPTURE_LOSS_STALL, at, missing, rt);
         atomic_store(&c->last_detect_ns, silent);
         atomic_fetch_add(&c->stalls, 1);

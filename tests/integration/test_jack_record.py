@@ -6,7 +6,7 @@ the ALSA jack plugin, see tests/support/jack_dummy.py and docs/audio.md):
    clock measured over a timing window matches the nominal rate and no loss of timing is
    reported -- unless the dummy backend itself ran late (it then really delivers fewer
    frames: its log counts "XRun"s), where a reported loss of timing is the right answer;
-2. the sound server dies mid-take (SIGKILL of jackd: the PCM just stops delivering, the
+2. the sound server dies mid-take (jackd killed: the PCM just stops delivering, the
    symptom of a frozen USB interface): the watchdog notices, the take ends by itself with
    exit status 1 and a message that says the device stalled, the file is valid FLAC with
    everything captured and the stall in its comments (PIREC_LOSS). Without the watchdog

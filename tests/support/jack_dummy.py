@@ -8,7 +8,7 @@ Each JackDummy runs its own server (a unique JACK_DEFAULT_SERVER name) and write
     jack = JackDummy(TMP)            # writes TMP/jackhome/.asoundrc, nothing runs yet
     jack.start()                     # jackd --no-realtime -d dummy, waits until it serves
     subprocess.run([BIN, "record", "--pcm", JackDummy.PCM, ...], env=jack.env)
-    jack.kill()                      # SIGKILL: the device falls silent, no error
+    jack.kill()                      # the server dies: the device falls silent, no error
     jack.stop()                      # at the end (idempotent)
 
 jackd2 and libasound2-plugins come from `scripts/install-deps.sh --test`; a missing one
@@ -62,8 +62,12 @@ class JackDummy:
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise SystemExit("FAIL: jackd exited (%d): %s" % (self.proc.returncode,
-                                                                   self.log()))
+                hint = ""
+                if "Too many servers" in self.log():
+                    hint = (" (JACK's server registry is full of servers killed with SIGKILL: "
+                            "when no jackd runs, remove /dev/shm/jack-shm-registry)")
+                raise SystemExit("FAIL: jackd exited (%d)%s: %s" % (self.proc.returncode, hint,
+                                                                     self.log()))
             r = subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True)
             if r.returncode == 0 and "system:capture_2" in r.stdout:
                 return
@@ -71,10 +75,13 @@ class JackDummy:
         raise SystemExit("FAIL: jackd did not serve within %d s: %s" % (deadline_s, self.log()))
 
     def kill(self):
-        """SIGKILL, as a crash: clients get no word, the PCM just stops delivering.
+        """Kills the server mid-stream: the ALSA jack PCM just stops delivering, with no
+        error, like a frozen USB interface. SIGTERM, not SIGKILL: a SIGKILLed jackd keeps
+        its slot in JACK's server registry (/dev/shm/jack-shm-registry, 8 slots, freed
+        only when a server of the same name starts again), so unique names would fill it.
         Returns the monotonic time of the kill."""
         t = time.monotonic()
-        self.proc.send_signal(signal.SIGKILL)
+        self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
         self.proc = None
         return t
