@@ -14,6 +14,7 @@
 
 #include "audio/capture.h"
 #include "audio/source.h"
+#include "capture_waits.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -224,22 +225,6 @@ int fputs(const char *s, FILE *f)
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void wait_frames(struct capture *c, uint64_t past, int deadline_ms)
-{
-    int64_t end = now_ms() + deadline_ms;
-    while (audio_ring_write_pos(capture_ring(c)) <= past && now_ms() < end)
-        audio_ring_wait(capture_ring(c), past, 100);
-    if (audio_ring_write_pos(capture_ring(c)) <= past)
-        fail_msg("no frame past %llu within %d ms", (unsigned long long)past, deadline_ms);
-}
 
 /* kB of locked memory of this process (VmLck in /proc/self/status). */
 static long locked_kb(void)

@@ -13,6 +13,7 @@
 
 #include "audio/capture.h"
 #include "audio/source.h"
+#include "capture_waits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,19 +48,6 @@ static void print_jack_log(void)
         printf("jackd| %s", line);
     if (f)
         fclose(f);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Starts jackd and waits until the PCM opens (the ALSA plugin reaches the server). */
@@ -136,41 +124,6 @@ static int teardown(void **state)
     return 0;
 }
 
-struct seen {
-    _Atomic int n;
-    struct capture_event ev[8];
-    int64_t at_ms[8];
-};
-
-static void on_event(const struct capture_event *ev, void *arg)
-{
-    struct seen *s = arg;
-    int i = atomic_load(&s->n);
-    if (i < 8) {
-        s->ev[i] = *ev;
-        s->at_ms[i] = now_ms();
-        atomic_store(&s->n, i + 1);
-    }
-}
-
-static void wait_events(struct seen *s, int n, int deadline_ms)
-{
-    int64_t end = now_ms() + deadline_ms;
-    while (atomic_load(&s->n) < n && now_ms() < end)
-        nap_ms(5);
-    if (atomic_load(&s->n) < n)
-        fail_msg("%d capture events after %d ms, want %d", atomic_load(&s->n), deadline_ms, n);
-}
-
-static void wait_frames(struct capture *c, uint64_t past, int deadline_ms)
-{
-    int64_t end = now_ms() + deadline_ms;
-    while (audio_ring_write_pos(capture_ring(c)) <= past && now_ms() < end)
-        audio_ring_wait(capture_ring(c), past, 100);
-    if (audio_ring_write_pos(capture_ring(c)) <= past)
-        fail_msg("no frame past %llu within %d ms", (unsigned long long)past, deadline_ms);
-}
-
 static void test_server_dies_and_comes_back(void **state)
 {
     (void)state;
@@ -178,7 +131,7 @@ static void test_server_dies_and_comes_back(void **state)
     struct audio_source *s;
     struct audio_format want = {SF_S32_LE, 48000, 2};
     assert_int_equal(audio_source_open_alsa(&s, "jackplug", conf, &want), 0);
-    struct seen seen = {0};
+    static struct seen seen;
     struct capture_config cfg = {.ring_seconds = 3, .on_event = on_event, .on_event_arg = &seen};
     struct capture *c;
     assert_int_equal(capture_start(&c, s, &cfg), 0);

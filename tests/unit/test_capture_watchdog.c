@@ -10,6 +10,7 @@
 #include "audio/capture.h"
 #include "audio/capture_watch.h"
 #include "audio/source_util.h"
+#include "capture_waits.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -86,49 +87,6 @@ static void fake_init(struct fake *f, int can_reopen, unsigned speed_pct)
     f->pacer.rate = RATE;
     f->speed_pct = speed_pct;
     strcpy(f->base.description, "fake device");
-}
-
-/* ---- events as the recorder would see them ---------------------------------------- */
-
-struct seen {
-    _Atomic int n;
-    struct capture_event ev[16];
-};
-
-static void on_event(const struct capture_event *ev, void *arg)
-{
-    struct seen *s = arg;
-    int i = atomic_load(&s->n);
-    if (i < 16) {
-        s->ev[i] = *ev;
-        atomic_store(&s->n, i + 1);
-    }
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void wait_events(struct seen *s, int n, int deadline_ms)
-{
-    int64_t end = now_ms() + deadline_ms;
-    while (atomic_load(&s->n) < n && now_ms() < end) {
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-    }
-    if (atomic_load(&s->n) < n)
-        fail_msg("%d events after %d ms, want %d", atomic_load(&s->n), deadline_ms, n);
-}
-
-static void wait_frames(struct capture *c, uint64_t past, int deadline_ms)
-{
-    int64_t end = now_ms() + deadline_ms;
-    while (audio_ring_write_pos(capture_ring(c)) <= past && now_ms() < end)
-        audio_ring_wait(capture_ring(c), past, 50);
-    assert_true(audio_ring_write_pos(capture_ring(c)) > past);
 }
 
 /* ---- cases ------------------------------------------------------------------------- */
