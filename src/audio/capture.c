@@ -115,12 +115,11 @@ static void try_reopen(struct capture *c)
     int64_t now = mono_ns();
     atomic_store(&c->reopen_error, r);
     c->closed = r < 0;
-    /* a device away for hours: say so at attempts 1, 2, 4, 8 ... not every 5 s */
-    if (r < 0 && (c->attempts & (c->attempts - 1)) == 0)
+    if (r == 0)
+        log_info("capture", "%s: reopened; waiting for frames", c->src->description);
+    else if ((c->attempts & (c->attempts - 1)) == 0)   /* 1, 2, 4, 8 ...: not every 5 s */
         log_warn("capture", "%s: reopening failed (%s, attempt %u); next attempt in %.2f s",
                  c->src->description, strerror(-r), c->attempts, (double)c->backoff_ns / 1e9);
-    else
-        log_info("capture", "%s: reopened; waiting for frames", c->src->description);
     /* after a reopen that worked, the device gets a bound's time to deliver */
     int64_t wait = r < 0 ? c->backoff_ns : c->watch.bound_ns;
     c->next_reopen_ns = now + (wait > c->backoff_ns ? wait : c->backoff_ns);
