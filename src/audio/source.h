@@ -75,6 +75,8 @@ struct file_source_options {
     uint64_t fail_at_frame;
     uint64_t stall_at_frame;
     unsigned stall_ms;
+    unsigned pace_percent;   /* realtime: deliver at this % of the rate, a crawling clock
+                                (the timing check's test; 0 = 100) */
 };
 int audio_source_open_file(struct audio_source **out, const char *path,
                            const struct audio_format *want,

@@ -141,9 +141,13 @@ static void usage(FILE *out)
         "  --flush-ms MS        header refresh + sync interval (default 2000)\n"
         "  --stall-seconds S    a live device that delivers nothing for S seconds has stalled:\n"
         "                       the take ends there (default: three buffer lengths, at least 2)\n"
+        "  --timing-seconds S   window over which the frames are checked against the wall\n"
+        "                       clock (default 10; a clear shortfall is a loss of timing)\n"
         "test hooks of the file source:\n"
         "  --fail-at-frame N    the device vanishes after N frames\n"
-        "  --stall-at-frame N --stall-ms MS   one read stalls, frames are lost\n\n"
+        "  --stall-at-frame N --stall-ms MS   one read stalls, frames are lost\n"
+        "  --pace-percent N     with --realtime: frames come at N%% of the rate (a crawling\n"
+        "                       clock: a loss of timing)\n\n"
         "Exit status: 0 the take is complete with no loss; 1 something was lost or failed,\n"
         "the device stalled or its clock fell behind the wall clock (the message says what,\n"
         "the file keeps everything captured and has it in its comments); 2 bad usage.\n");
@@ -218,6 +222,7 @@ int cmd_record(int argc, char **argv)
         O_DEVICE = 256, O_PCM, O_SOURCE, O_REALTIME, O_ALSACONF, O_FORMAT, O_RATE, O_CHANNELS,
         O_OUT, O_DIR, O_NAME, O_BITS, O_COMP, O_SECONDS, O_PREROLL, O_MAXSEC, O_SPLITSEC,
         O_SPLITMB, O_MINFREE, O_FLUSH, O_FAILAT, O_STALLAT, O_STALLMS, O_STALLSEC,
+        O_TIMINGSEC, O_PACE,
     };
     static const struct option opts[] = {
         {"device", required_argument, NULL, O_DEVICE},
@@ -244,6 +249,8 @@ int cmd_record(int argc, char **argv)
         {"stall-at-frame", required_argument, NULL, O_STALLAT},
         {"stall-ms", required_argument, NULL, O_STALLMS},
         {"stall-seconds", required_argument, NULL, O_STALLSEC},
+        {"timing-seconds", required_argument, NULL, O_TIMINGSEC},
+        {"pace-percent", required_argument, NULL, O_PACE},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -253,7 +260,7 @@ int cmd_record(int argc, char **argv)
     struct file_source_options fopt = {0};
     uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000, v;
     double split_mb = 0, seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
-    double stall_seconds = 0;
+    double stall_seconds = 0, timing_seconds = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -323,6 +330,20 @@ int cmd_record(int argc, char **argv)
                 fprintf(stderr, "pirec record: --stall-seconds must be 0.1..3600\n");
                 return 2;
             }
+            break;
+        case O_TIMINGSEC:
+            if (parse_secs(optarg, "--timing-seconds", &timing_seconds)) return 2;
+            if (timing_seconds < 0.5 || timing_seconds > 3600) {
+                fprintf(stderr, "pirec record: --timing-seconds must be 0.5..3600\n");
+                return 2;
+            }
+            break;
+        case O_PACE:
+            if (parse_uint(optarg, "--pace-percent", &v) || v < 1 || v > 100) {
+                fprintf(stderr, "pirec record: --pace-percent must be 1..100\n");
+                return 2;
+            }
+            fopt.pace_percent = (unsigned)v;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -442,6 +463,7 @@ int cmd_record(int argc, char **argv)
     struct capture_config ccfg = {
         .ring_seconds = (unsigned)ceil(preroll) + (th ? 2 : 3),
         .stall_ms = (int)llround(stall_seconds * 1000),
+        .timing_window_ms = (int)llround(timing_seconds * 1000),
         .on_event = on_capture_event,
         .on_event_arg = &news,
     };
