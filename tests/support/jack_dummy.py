@@ -26,6 +26,16 @@ pcm.jackplug { type plug slave.pcm "jackcap" }
 """
 
 
+def elf_machine(path):
+    """e_machine of an ELF file, or None."""
+    try:
+        with open(path, "rb") as f:
+            h = f.read(20)
+    except OSError:
+        return None
+    return int.from_bytes(h[18:20], "little") if len(h) == 20 and h[:4] == b"\x7fELF" else None
+
+
 class JackDummy:
     PCM = "jackplug"
 
@@ -34,6 +44,14 @@ class JackDummy:
             if not shutil.which(tool):
                 raise SystemExit("FAIL: %s is missing: run scripts/install-deps.sh --test "
                                  "(package jackd2)" % tool)
+        own = elf_machine(os.environ.get("PIREC_BIN", ""))
+        theirs = elf_machine(shutil.which("jackd"))
+        if own and theirs and own != theirs:
+            # a cross build under qemu-user: a JACK client and its server must share an
+            # architecture
+            print("pirec is built for ELF machine %d, jackd for %d: runs natively only"
+                  % (own, theirs))
+            raise SystemExit(77)
         plugin_dirs = ["/usr/lib/x86_64-linux-gnu/alsa-lib", "/usr/lib/aarch64-linux-gnu/alsa-lib",
                        "/usr/lib/arm-linux-gnueabihf/alsa-lib", "/usr/lib/alsa-lib"]
         if not any(os.path.exists(os.path.join(d, "libasound_module_pcm_jack.so"))

@@ -103,74 +103,62 @@ int posix_memalign(void **out, size_t al, size_t n)
 static void install_alloc_detector(void) {}
 #endif
 
-/* Files: straight to the kernel (or to the next definition for stdio). */
+/* Files. Each interposer names its symbol with an asm label: with _FILE_OFFSET_BITS=64 on
+ * a 32-bit build the headers redirect open, pwrite, fopen ... to their 64-bit names, and
+ * both names must be caught. The open family goes straight to the kernel, the rest to
+ * the next definition (libc, or ASan's interceptor). */
+#define NEXT(ret, name, params)                                     \
+    static ret(*next_##name) params;                                \
+    if (!next_##name)                                               \
+        *(void **)&next_##name = dlsym(RTLD_NEXT, #name);
+
 static int mode_arg(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? va_arg(ap, int) : 0;
 }
 
-int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_arg(flags, ap);
-    va_end(ap);
-    note("open");
-    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
-}
+#define OPEN_AT(sym, large)                                                          \
+    int pi_##sym(int dir, const char *path, int flags, ...) __asm__(#sym);          \
+    int pi_##sym(int dir, const char *path, int flags, ...)                         \
+    {                                                                                \
+        va_list ap;                                                                  \
+        va_start(ap, flags);                                                         \
+        int mode = mode_arg(flags, ap);                                              \
+        va_end(ap);                                                                  \
+        note(#sym);                                                                  \
+        return (int)syscall(SYS_openat, dir, path, flags | (large), mode);           \
+    }
+#define OPEN(sym, large)                                                             \
+    int pi_##sym(const char *path, int flags, ...) __asm__(#sym);                   \
+    int pi_##sym(const char *path, int flags, ...)                                  \
+    {                                                                                \
+        va_list ap;                                                                  \
+        va_start(ap, flags);                                                         \
+        int mode = mode_arg(flags, ap);                                              \
+        va_end(ap);                                                                  \
+        note(#sym);                                                                  \
+        return (int)syscall(SYS_openat, AT_FDCWD, path, flags | (large), mode);      \
+    }
+OPEN(open, 0)
+OPEN(open64, O_LARGEFILE)
+OPEN_AT(openat, 0)
+OPEN_AT(openat64, O_LARGEFILE)
 
-int open64(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_arg(flags, ap);
-    va_end(ap);
-    note("open64");
-    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
-}
-
-int openat(int dir, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_arg(flags, ap);
-    va_end(ap);
-    note("openat");
-    return (int)syscall(SYS_openat, dir, path, flags, mode);
-}
-
-int openat64(int dir, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_arg(flags, ap);
-    va_end(ap);
-    note("openat64");
-    return (int)syscall(SYS_openat, dir, path, flags, mode);
-}
-
-int creat(const char *path, mode_t mode)
-{
-    note("creat");
-    return (int)syscall(SYS_openat, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
-}
+#define CREAT(sym, large)                                                            \
+    int pi_##sym(const char *path, mode_t mode) __asm__(#sym);                      \
+    int pi_##sym(const char *path, mode_t mode)                                     \
+    {                                                                                \
+        note(#sym);                                                                  \
+        return (int)syscall(SYS_openat, AT_FDCWD, path,                              \
+                            O_CREAT | O_WRONLY | O_TRUNC | (large), mode);           \
+    }
+CREAT(creat, 0)
+CREAT(creat64, O_LARGEFILE)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
     note("write");
     return syscall(SYS_write, fd, buf, n);
-}
-
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    note("pwrite");
-    return syscall(SYS_pwrite64, fd, buf, n, off);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
-{
-    note("pwrite64");
-    return syscall(SYS_pwrite64, fd, buf, n, off);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -191,24 +179,33 @@ int fdatasync(int fd)
     return (int)syscall(SYS_fdatasync, fd);
 }
 
-#define NEXT(ret, name, params)                                     \
-    static ret(*next_##name) params;                                \
-    if (!next_##name)                                               \
-        *(void **)&next_##name = dlsym(RTLD_NEXT, #name);
-
-FILE *fopen(const char *path, const char *mode)
+/* pwrite's offset is a long in the plain ABI and 64 bits in pwrite64 */
+ssize_t pi_pwrite(int fd, const void *buf, size_t n, long off) __asm__("pwrite");
+ssize_t pi_pwrite(int fd, const void *buf, size_t n, long off)
 {
-    note("fopen");
-    NEXT(FILE *, fopen, (const char *, const char *))
-    return next_fopen(path, mode);
+    note("pwrite");
+    NEXT(ssize_t, pwrite, (int, const void *, size_t, long))
+    return next_pwrite(fd, buf, n, off);
 }
 
-FILE *fopen64(const char *path, const char *mode)
+ssize_t pi_pwrite64(int fd, const void *buf, size_t n, int64_t off) __asm__("pwrite64");
+ssize_t pi_pwrite64(int fd, const void *buf, size_t n, int64_t off)
 {
-    note("fopen64");
-    NEXT(FILE *, fopen64, (const char *, const char *))
-    return next_fopen64(path, mode);
+    note("pwrite64");
+    NEXT(ssize_t, pwrite64, (int, const void *, size_t, int64_t))
+    return next_pwrite64(fd, buf, n, off);
 }
+
+#define FOPEN(sym)                                                                   \
+    FILE *pi_##sym(const char *path, const char *mode) __asm__(#sym);               \
+    FILE *pi_##sym(const char *path, const char *mode)                              \
+    {                                                                                \
+        note(#sym);                                                                  \
+        NEXT(FILE *, sym, (const char *, const char *))                              \
+        return next_##sym(path, mode);                                               \
+    }
+FOPEN(fopen)
+FOPEN(fopen64)
 
 size_t fwrite(const void *p, size_t size, size_t n, FILE *f)
 {
