@@ -24,6 +24,7 @@
 #define CAPTURE_MAX_LOSSES 64
 #define REOPEN_FIRST_NS 250000000LL    /* first retry after a failed reopen */
 #define REOPEN_MAX_NS 5000000000LL     /* backoff ceiling: a device back is seen within 5 s */
+#define CAPTURE_STOP_WAIT_S 3          /* a read returns within 0.5 s, a healthy reopen in less */
 
 struct loss_slot {
     _Atomic uint64_t seq;   /* index + 1 when complete, 0 while being written */
@@ -325,14 +326,44 @@ fail:
     return r;
 }
 
+/* Captures whose thread never came back from the driver: kept reachable on purpose (the
+ * thread may still use them), never freed. */
+static struct capture *_Atomic abandoned[16];
+
+/* Joins the thread; 0, or -ETIMEDOUT when it is stuck in the driver after the deadline. */
+static int join_capture(struct capture *c)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += CAPTURE_STOP_WAIT_S;
+    int r = pthread_clockjoin_np(c->thread, NULL, CLOCK_MONOTONIC, &dl);
+    if (r != ETIMEDOUT)
+        return 0;
+    pthread_detach(c->thread);
+    for (size_t i = 0; i < sizeof abandoned / sizeof abandoned[0]; i++) {
+        struct capture *none = NULL;
+        if (atomic_compare_exchange_strong(&abandoned[i], &none, c))
+            break;
+    }
+    log_err("capture", "%s: the capture thread has been stuck in the driver for %d s (a hung "
+            "device or sound server): abandoned; the device stays open until pirec ends",
+            c->src->description, CAPTURE_STOP_WAIT_S);
+    return -ETIMEDOUT;
+}
+
 void capture_stop(struct capture *c)
 {
     if (!c)
         return;
     atomic_store(&c->stop, 1);
     futex_wake_all(&c->stop);
-    if (c->thread_started)
-        pthread_join(c->thread, NULL);
+    if (c->thread_started && join_capture(c) < 0) {
+        /* readers see the end; the rest stays with the stuck thread */
+        audio_ring_close(c->ring);
+        if (atomic_load(&c->state) == CAPTURE_RUNNING)
+            set_state(c, CAPTURE_STOPPED);
+        return;
+    }
     if (atomic_load(&c->state) == CAPTURE_RUNNING)
         set_state(c, CAPTURE_STOPPED);
     audio_ring_close(c->ring);

@@ -110,7 +110,10 @@ struct capture_stats {
 struct capture;
 
 int  capture_start(struct capture **out, struct audio_source *src, const struct capture_config *cfg);
-/* Stops the thread, closes the ring (readers see the end) and frees all. */
+/* Stops the thread, closes the ring (readers see the end) and frees all. A thread stuck
+ * in the driver for 3 s (a hung device or sound server blocking a read, a close or an
+ * open) is abandoned with an error in the log: the ring is closed, the capture and its
+ * source are left to that thread (never freed), and capture_stop returns. */
 void capture_stop(struct capture *c);
 
 struct audio_ring *capture_ring(struct capture *c);

@@ -10,7 +10,10 @@ the ALSA jack plugin, see tests/support/jack_dummy.py and docs/audio.md):
    symptom of a frozen USB interface): the watchdog notices, the take ends by itself with
    exit status 1 and a message that says the device stalled, the file is valid FLAC with
    everything captured and the stall in its comments (PIREC_LOSS). Without the watchdog
-   `pirec record` waits forever here. Prints the detection time (kill -> exit)."""
+   `pirec record` waits forever here. Prints the detection time (kill -> exit);
+3. the server hangs mid-take (SIGSTOP: every call into it blocks, closing the PCM too,
+   like a hung firmware): the take is finalized the same way, and `pirec record` still
+   exits: the capture thread, stuck in the driver, is abandoned with a message."""
 import os, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -42,6 +45,63 @@ def tags(path):
                           text=True).stdout.splitlines()
 
 
+def take_until_silent(name, silence, expect_stuck):
+    """A take that runs until the device falls silent by `silence()` (kill or freeze);
+    checks what the user gets and returns the seconds from silence to exit."""
+    out = os.path.join(TMP, name)
+    p = subprocess.Popen([BIN, "record", "--pcm", JackDummy.PCM, "--format", "S32_LE",
+                          "--rate", str(RATE), "--channels", "2", "--seconds", "120",
+                          "--out", out, "--min-free-mb", "1", "--flush-ms", "200"],
+                         env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    err_lines = []
+    reader = threading.Thread(target=lambda: err_lines.extend(p.stderr), daemon=True)
+    reader.start()
+    end = time.monotonic() + 60
+    while time.monotonic() < end and p.poll() is None:
+        if os.path.exists(out + ".part") and total_samples(out + ".part") >= RATE:
+            break
+        time.sleep(0.05)
+    check(p.poll() is None, "pirec record ended before the device fell silent: %s"
+          % "".join(err_lines))
+    check(total_samples(out + ".part") >= RATE, "no second of audio reached the file")
+    t_silent = silence()
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        check(False, "pirec record still runs 60 s after the device fell silent")
+    t_exit = time.monotonic()
+    stdout = p.stdout.read()
+    reader.join(10)
+    stderr = "".join(err_lines)
+    print(p.returncode, stdout, stderr[-2500:])
+    print("%s: device silent -> take finalized and pirec exited in %.3f s"
+          % (name, t_exit - t_silent))
+    check(p.returncode == 1, "stalled take: exit %d, want 1" % p.returncode)
+    check("stopped delivering audio" in stderr, "no message that the device stalled")
+    check("device stalled" in stdout, "the summary does not say the device stalled")
+    check(("stuck in the driver" in stderr) == expect_stuck,
+          "abandoned capture thread: %s, expected %s" % (not expect_stuck, expect_stuck))
+    check(os.path.exists(out) and not os.path.exists(out + ".part"), "take not finalized")
+    t = subprocess.run(["flac", "-t", "-s", out], capture_output=True, text=True)
+    check(t.returncode == 0, "flac -t: " + t.stderr)
+    n = total_samples(out)
+    check(n >= RATE, "the stalled take kept %d frames" % n)
+    check("%d frames" % n in stdout, "summary and file disagree: %s" % stdout)
+    tg = tags(out)
+    print(tg)
+    loss = [x for x in tg if x.startswith("PIREC_LOSS=")]
+    check(len(loss) == 1, "the stall is not in the comments: %s" % tg)
+    at, rest = loss[0].split("=", 1)[1].split("+", 1)
+    check(int(at) == n - 1, "stall filed at frame %s, the take has %d" % (at, n))
+    missing = int(rest.split("@")[0])
+    check(missing >= 2 * RATE, "stall filed with %d missing frames, the bound is >= 2 s" % missing)
+    return t_exit - t_silent
+
+
+
 jack = JackDummy(TMP, rate=RATE, period=PERIOD)
 jack.start()
 try:
@@ -52,8 +112,8 @@ try:
     t0 = time.monotonic()
     r = subprocess.run([BIN, "record", "--pcm", JackDummy.PCM, "--format", "S32_LE", "--rate",
                         str(RATE), "--channels", "2", "--seconds", str(secs), "--out", out,
-                        "--min-free-mb", "1", "--timing-seconds", "2"], env=jack.env, capture_output=True, text=True,
-                       timeout=120)
+                        "--min-free-mb", "1", "--timing-seconds", "2"], env=jack.env,
+                       capture_output=True, text=True, timeout=120)
     wall = time.monotonic() - t0
     late = jack.xruns() - xruns0
     print(r.returncode, r.stdout, r.stderr[-1500:])
@@ -78,52 +138,20 @@ try:
               ("reported" if "LOSS OF TIMING" in r.stderr else "within the tolerance"))
 
     # 2. the server dies mid-take
-    out = os.path.join(TMP, "killed.flac")
-    p = subprocess.Popen([BIN, "record", "--pcm", JackDummy.PCM, "--format", "S32_LE",
-                          "--rate", str(RATE), "--channels", "2", "--seconds", "120",
-                          "--out", out, "--min-free-mb", "1", "--flush-ms", "200"],
-                         env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    err_lines = []
-    reader = threading.Thread(target=lambda: err_lines.extend(p.stderr), daemon=True)
-    reader.start()
-    end = time.monotonic() + 60
-    while time.monotonic() < end and p.poll() is None:
-        if os.path.exists(out + ".part") and total_samples(out + ".part") >= RATE:
-            break
-        time.sleep(0.05)
-    check(p.poll() is None, "pirec record ended before the kill: %s" % "".join(err_lines))
-    check(total_samples(out + ".part") >= RATE, "no second of audio reached the file")
-    t_kill = jack.kill()
+    took = take_until_silent("killed.flac", jack.kill, False)
+    print("watchdog: jackd killed -> take finalized and pirec exited in %.3f s" % took)
+
+    # 3. the server hangs mid-take; thawed once pirec is done, so that it can stop
+    jack.start()
+
+    def freeze():
+        jack.freeze()
+        return time.monotonic()
     try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        check(False, "pirec record still waits 60 s after the device fell silent")
-    t_exit = time.monotonic()
-    stdout = p.stdout.read()
-    reader.join(10)
-    stderr = "".join(err_lines)
-    print(p.returncode, stdout, stderr[-2500:])
-    print("watchdog: jackd killed -> take finalized and pirec exited in %.3f s" % (t_exit - t_kill))
-    check(p.returncode == 1, "stalled take: exit %d, want 1" % p.returncode)
-    check("stopped delivering audio" in stderr, "no message that the device stalled")
-    check("device stalled" in stdout, "the summary does not say the device stalled")
-    check(os.path.exists(out) and not os.path.exists(out + ".part"), "take not finalized")
-    t = subprocess.run(["flac", "-t", "-s", out], capture_output=True, text=True)
-    check(t.returncode == 0, "flac -t: " + t.stderr)
-    n = total_samples(out)
-    check(n >= RATE, "the stalled take kept %d frames" % n)
-    check("%d frames" % n in stdout, "summary and file disagree: %s" % stdout)
-    tg = tags(out)
-    print(tg)
-    loss = [x for x in tg if x.startswith("PIREC_LOSS=")]
-    check(len(loss) == 1, "the stall is not in the comments: %s" % tg)
-    at, rest = loss[0].split("=", 1)[1].split("+", 1)
-    check(int(at) == n - 1, "stall filed at frame %s, the take has %d" % (at, n))
-    missing = int(rest.split("@")[0])
-    check(missing >= 2 * RATE, "stall filed with %d missing frames, the bound is >= 2 s" % missing)
+        took = take_until_silent("frozen.flac", freeze, True)
+    finally:
+        jack.thaw()
+    print("watchdog: jackd frozen -> take finalized and pirec exited in %.3f s" % took)
 finally:
     jack.stop()
 print("ok")

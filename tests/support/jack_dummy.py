@@ -9,6 +9,7 @@ Each JackDummy runs its own server (a unique JACK_DEFAULT_SERVER name) and write
     jack.start()                     # jackd --no-realtime -d dummy, waits until it serves
     subprocess.run([BIN, "record", "--pcm", JackDummy.PCM, ...], env=jack.env)
     jack.kill()                      # the server dies: the device falls silent, no error
+    jack.freeze(); jack.thaw()       # the server hangs (SIGSTOP) and goes on (SIGCONT)
     jack.stop()                      # at the end (idempotent)
 
 jackd2 and libasound2-plugins come from `scripts/install-deps.sh --test`; a missing one
@@ -104,8 +105,17 @@ class JackDummy:
         self.proc = None
         return t
 
+    def freeze(self):
+        """SIGSTOP: a server that hangs (like a hung firmware): the PCM falls silent, and
+        every call into the JACK client (closing the PCM, too) blocks until thaw()."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)   # a frozen server cannot stop
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

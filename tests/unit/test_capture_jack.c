@@ -1,11 +1,12 @@
 /* capture on a real, clock-paced ALSA device whose sound server dies and comes back:
  * JACK's dummy backend behind the ALSA jack plugin (see docs/audio.md). Killing jackd
  * makes the PCM fall silent without an error (SIGTERM: a SIGKILLed server keeps its slot
- * in JACK's 8-slot server registry, which unique names would fill); the watchdog reports the stall, the capture
- * reopens the PCM with backoff while the server is away, and once a new jackd serves,
- * the device is back: frames flow again at the following ring positions and the whole
- * gap is filed as losses. Prints the watchdog's detection time (kill -> stalled event).
- * jackd2 and libasound2-plugins come from scripts/install-deps.sh --test. */
+ * in JACK's 8-slot server registry, which unique names would fill); the watchdog
+ * reports the stall, the capture reopens the PCM with backoff while the server is away,
+ * and once a new jackd serves, the device is back: frames flow again at the following
+ * ring positions and the whole gap is filed as losses. Prints the watchdog's detection
+ * time (kill -> stalled event). jackd2 and libasound2-plugins come from
+ * scripts/install-deps.sh --test. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
