@@ -15,6 +15,9 @@ test_pkgs=(flac sox socat python3 python3-websockets python3-jwt valgrind alsa-u
   wrk procps util-linux e2fsprogs ffmpeg time)
 # The libFuzzer harnesses of tests/fuzz/ (make fuzz, make check): clang and its runtimes.
 test_pkgs+=(clang libclang-rt-14-dev)
+# A clock-paced ALSA capture device without a sound card: JACK's dummy backend behind the
+# ALSA jack plugin (tests/support/jack_dummy.py).
+test_pkgs+=(jackd2 libasound2-plugins)
 browser_pkgs=(chromium)
 # Node.js may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
 # Debian's npm package): ask Debian for it only when the commands are missing.

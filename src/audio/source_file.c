@@ -199,7 +199,7 @@ static void file_close(struct audio_source *s)
     free(s);
 }
 
-static const struct audio_source_ops file_ops = {"file", file_read, file_close};
+static const struct audio_source_ops file_ops = {"file", file_read, file_close, NULL};
 
 int audio_source_open_file(struct audio_source **out, const char *path,
                            const struct audio_format *want,
@@ -253,6 +253,8 @@ int audio_source_open_file(struct audio_source **out, const char *path,
     if (opt)
         f->opt = *opt;
     f->pacer.rate = fmt.rate;
+    if (f->opt.pace_percent && f->opt.pace_percent < 100)
+        f->pacer.rate = (unsigned)((uint64_t)fmt.rate * f->opt.pace_percent / 100);
     s->ops = &file_ops;
     s->format = fmt;
     s->period_frames = fmt.rate / 100 ? fmt.rate / 100 : 1;

@@ -1,7 +1,8 @@
 """What a user sees when things go wrong during `pirec record`: the device vanishes
 (file source with --fail-at-frame: the file holds exactly those frames, exit 1 says
-"went away"), a stall loses frames (counted, on stderr, in PIREC_LOSSES/PIREC_LOSS), and
-bad input (unknown device, impossible format, unwritable folder, missing file) gets a
+"went away"), a stall loses frames (counted, on stderr, in PIREC_LOSSES/PIREC_LOSS), a
+clock that crawls (--pace-percent 50) is a loss of timing (exit 1, LOSS OF TIMING, in the
+file's comments), and bad input (unknown device, impossible format, unwritable folder, missing file) gets a
 clear message and exit 2 without touching anything."""
 import os, struct, subprocess, sys, wave
 
@@ -61,6 +62,26 @@ each = [x for x in t if x.startswith("PIREC_LOSS=")]
 check(len(each) == 1 and each[0].split("=")[1].startswith("24000+"), "PIREC_LOSS: %s" % each)
 check(subprocess.run(["flac", "-t", "-s", out]).returncode == 0, "stall: flac -t")
 
+# a crawling clock: half the frames the wall clock allows, over 1 s windows
+out = os.path.join(TMP, "crawl.flac")
+r = run("record", "--source", "file:" + src, "--realtime", "--pace-percent", "50",
+        "--timing-seconds", "1", "--seconds", "2", "--out", out, "--min-free-mb", "1")
+check(r.returncode == 1, "crawl: exit %d" % r.returncode)
+check("LOSS OF TIMING" in r.stderr, "crawl: no loss-of-timing message")
+check("device clock:" in r.stderr, "crawl: no measured clock")
+hz = float(r.stderr.split("device clock:")[1].split()[0])
+check(RATE * 0.3 < hz < RATE * 0.7, "crawl: clock measured at %.1f Hz" % hz)
+check(subprocess.run(["flac", "-t", "-s", out]).returncode == 0, "crawl: flac -t")
+n = subprocess.run(["metaflac", "--show-total-samples", out], capture_output=True, text=True).stdout
+check(int(n) == 2 * RATE, "crawl: %s samples, want %d" % (n.strip(), 2 * RATE))
+t = tags(out)
+print(t)
+each = [x for x in t if x.startswith("PIREC_LOSS=")]
+check(each, "crawl: the loss of timing is not in the comments: %s" % t)
+for x in each:   # each window missed about half a second
+    missing = int(x.split("=", 1)[1].split("+", 1)[1].split("@")[0])
+    check(RATE * 3 // 10 <= missing <= RATE * 7 // 10, "crawl: %s" % x)
+
 # bad input: clear messages, exit 2, nothing destroyed
 r = run("record", "--device", "no-such-device", "--seconds", "1", "--dir", TMP)
 check(r.returncode == 2 and "no capture device 'no-such-device'" in r.stderr, "unknown device")
@@ -68,6 +89,11 @@ r = run("record", "--source", "tone", "--rate", "12", "--seconds", "1", "--dir",
 check(r.returncode == 2 and "--rate" in r.stderr, "impossible rate")
 r = run("record", "--source", "tone", "--format", "S20_LE", "--seconds", "1", "--dir", TMP)
 check(r.returncode == 2 and "S16_LE" in r.stderr, "impossible format")
+for opt, val, want in (("--stall-seconds", "0", "--stall-seconds must be"),
+                       ("--timing-seconds", "0.1", "--timing-seconds must be"),
+                       ("--pace-percent", "0", "--pace-percent must be")):
+    r = run("record", "--source", "tone", opt, val, "--seconds", "1", "--dir", TMP)
+    check(r.returncode == 2 and want in r.stderr, "%s %s: %d %s" % (opt, val, r.returncode, r.stderr))
 r = run("record", "--source", "tone", "--bits", "24", "--seconds", "1", "--dir", TMP,
         "--min-free-mb", "1")
 check(r.returncode == 2 and "bits" in r.stderr, "24 bits from a 16-bit source")
