@@ -13,6 +13,9 @@ build_pkgs=(build-essential pkg-config
 # Peers and tools the tests and benchmarks drive.
 test_pkgs=(flac sox socat python3 python3-websockets python3-jwt valgrind alsa-utils
   wrk procps util-linux e2fsprogs ffmpeg time)
+# A clock-paced ALSA capture device without a sound card: JACK's dummy backend behind the
+# ALSA jack plugin (tests/support/jack_dummy.py).
+test_pkgs+=(jackd2 libasound2-plugins)
 browser_pkgs=(chromium)
 # Node.js may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
 # Debian's npm package): ask Debian for it only when the commands are missing.

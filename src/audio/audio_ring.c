@@ -19,9 +19,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct audio_ring {
-    uint8_t *buf;
+    uint8_t *buf;        /* its own mapping: locking it locks no one else's pages */
+    size_t buf_bytes;
     size_t cap;          /* frames */
     size_t fb;           /* bytes per frame */
     _Atomic uint64_t wpos;
@@ -39,11 +41,13 @@ int audio_ring_create(struct audio_ring **out, size_t capacity_frames, size_t fr
     struct audio_ring *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
-    r->buf = malloc(capacity_frames * frame_bytes);
-    if (!r->buf) {
+    r->buf_bytes = capacity_frames * frame_bytes;
+    void *m = mmap(NULL, r->buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
         free(r);
         return -ENOMEM;
     }
+    r->buf = m;
     r->cap = capacity_frames;
     r->fb = frame_bytes;
     *out = r;
@@ -54,8 +58,14 @@ void audio_ring_destroy(struct audio_ring *r)
 {
     if (!r)
         return;
-    free(r->buf);
+    munmap(r->buf, r->buf_bytes);   /* unlocks it too */
     free(r);
+}
+
+int audio_ring_lock(struct audio_ring *r)
+{
+    memset(r->buf, 0, r->buf_bytes);   /* prefault even when the lock is refused */
+    return mlock(r->buf, r->buf_bytes) == 0 ? 0 : -errno;
 }
 
 size_t audio_ring_capacity(const struct audio_ring *r) { return r->cap; }

@@ -24,6 +24,10 @@ struct audio_ring;
 /* 0 or -ENOMEM / -EINVAL. */
 int  audio_ring_create(struct audio_ring **out, size_t capacity_frames, size_t frame_bytes);
 void audio_ring_destroy(struct audio_ring *r);
+/* Owner, before the writer starts: touches every page of the ring and locks it in RAM
+ * (mlock). 0, or the negative errno of mlock (-ENOMEM / -EPERM past RLIMIT_MEMLOCK):
+ * the ring is then prefaulted but not locked. */
+int  audio_ring_lock(struct audio_ring *r);
 
 size_t   audio_ring_capacity(const struct audio_ring *r);
 size_t   audio_ring_frame_bytes(const struct audio_ring *r);

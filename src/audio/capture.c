@@ -2,9 +2,12 @@
  * capture: the per-device thread. Everything it touches is allocated by capture_start;
  * the loop only reads the source, writes the ring and feeds the meter. Losses go into a
  * fixed array of slots, each guarded by its own sequence number so that readers on other
- * threads can copy them without a lock and notice a slot being rewritten.
+ * threads can copy them without a lock and notice a slot being rewritten. The watchdog
+ * and the timing check are arithmetic on the monotonic clock (capture_watch.c); a stalled
+ * device is reopened here, on the capture thread, since nothing is captured meanwhile.
  */
 #include "audio/capture.h"
+#include "audio/capture_watch.h"
 #include "audio/futex.h"
 #include "common/log.h"
 
@@ -12,10 +15,15 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #define CAPTURE_MAX_LOSSES 64
+#define REOPEN_FIRST_NS 250000000LL    /* first retry after a failed reopen */
+#define REOPEN_MAX_NS 5000000000LL     /* backoff ceiling: a device back is seen within 5 s */
 
 struct loss_slot {
     _Atomic uint64_t seq;   /* index + 1 when complete, 0 while being written */
@@ -28,28 +36,62 @@ struct capture {
     struct meter *meter;
     void *buf;
     size_t buf_frames;
+    struct capture_config cfg;
     pthread_t thread;
     int thread_started;
-    _Atomic int stop;
+    _Atomic uint32_t stop;    /* also a futex: wakes the reopen backoff */
     _Atomic uint32_t state;   /* enum capture_state; also the futex of capture_wait_end */
     _Atomic int error;
     _Atomic uint64_t nlosses;
     struct loss_slot losses[CAPTURE_MAX_LOSSES];
+
+    /* capture thread only */
+    struct capture_watch watch;
+    int closed;                   /* the last reopen failed: do not read */
+    int64_t stall_last_frame_ns;  /* last frame before the current stall */
+    uint64_t stall_filed;         /* frames of the current stall filed so far */
+    int64_t next_reopen_ns;
+    int64_t backoff_ns;
+    unsigned attempts;            /* reopens during the current stall */
+
+    /* written by the capture thread, read by anyone (capture_get_stats) */
+    _Atomic uint64_t frames;
+    _Atomic int stalled;
+    _Atomic uint32_t stalls, reopens, timing_losses;
+    _Atomic int reopen_error;
+    _Atomic int64_t last_detect_ns, last_stall_ns;
+    _Atomic uint64_t timing_lost_frames, rate_mhz;
 };
 
-static void record_loss(struct capture *c, uint64_t at, uint64_t frames)
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void record_loss(struct capture *c, enum capture_loss_kind kind, uint64_t at,
+                        uint64_t frames, int64_t rt_ns)
 {
     uint64_t i = atomic_load_explicit(&c->nlosses, memory_order_relaxed);
     struct loss_slot *s = &c->losses[i % CAPTURE_MAX_LOSSES];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     atomic_store_explicit(&s->seq, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     s->loss.at_frame = at;
     s->loss.frames = frames;
-    s->loss.realtime_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    s->loss.realtime_ns = rt_ns;
+    s->loss.kind = kind;
     atomic_store_explicit(&s->seq, i + 1, memory_order_release);
     atomic_store_explicit(&c->nlosses, i + 1, memory_order_release);
+}
+
+static void emit(struct capture *c, enum capture_event_kind kind, uint64_t at, uint64_t frames,
+                 int64_t duration_ns, int64_t rt_ns)
+{
+    if (!c->cfg.on_event)
+        return;
+    struct capture_event ev = {kind, at, frames, duration_ns, rt_ns};
+    c->cfg.on_event(&ev, c->cfg.on_event_arg);
 }
 
 static void set_state(struct capture *c, enum capture_state st)
@@ -58,38 +100,166 @@ static void set_state(struct capture *c, enum capture_state st)
     futex_wake_all(&c->state);
 }
 
+/* The end of what arrived, as a position a reader that read everything has passed. */
+static uint64_t last_frame_pos(struct capture *c)
+{
+    uint64_t p = audio_ring_write_pos(c->ring);
+    return p ? p - 1 : 0;
+}
+
+static void try_reopen(struct capture *c)
+{
+    atomic_fetch_add(&c->reopens, 1);
+    c->attempts++;
+    int r = c->src->ops->reopen(c->src);
+    int64_t now = mono_ns();
+    atomic_store(&c->reopen_error, r);
+    c->closed = r < 0;
+    if (r == 0)
+        log_info("capture", "%s: reopened; waiting for frames", c->src->description);
+    else if ((c->attempts & (c->attempts - 1)) == 0)   /* 1, 2, 4, 8 ...: not every 5 s */
+        log_warn("capture", "%s: reopening failed (%s, attempt %u); next attempt in %.2f s",
+                 c->src->description, strerror(-r), c->attempts, (double)c->backoff_ns / 1e9);
+    /* after a reopen that worked, the device gets a bound's time to deliver */
+    int64_t wait = r < 0 ? c->backoff_ns : c->watch.bound_ns;
+    c->next_reopen_ns = now + (wait > c->backoff_ns ? wait : c->backoff_ns);
+    c->backoff_ns = c->backoff_ns * 2 < REOPEN_MAX_NS ? c->backoff_ns * 2 : REOPEN_MAX_NS;
+}
+
+/* Nothing arrived for longer than the bound: file what is missing so far, tell, and
+ * try to get the device back. */
+static void stalled(struct capture *c, int64_t now)
+{
+    if (!atomic_load_explicit(&c->stalled, memory_order_relaxed)) {
+        int64_t silent = now - c->watch.last_frame_ns;
+        uint64_t missing = watch_ns_to_frames(&c->watch, silent);
+        int64_t rt = realtime_ns();
+        uint64_t at = last_frame_pos(c);
+        c->stall_last_frame_ns = c->watch.last_frame_ns;
+        c->stall_filed = missing;
+        c->backoff_ns = REOPEN_FIRST_NS;
+        c->next_reopen_ns = now;
+        c->attempts = 0;
+        record_loss(c, CAPTURE_LOSS_STALL, at, missing, rt);
+        atomic_store(&c->last_detect_ns, silent);
+        atomic_fetch_add(&c->stalls, 1);
+        atomic_store(&c->stalled, 1);
+        watch_restart_window(&c->watch);
+        emit(c, CAPTURE_EV_STALLED, at, missing, silent, rt);
+        log_warn("capture", "%s: no frame for %.1f s: the device is stalled%s",
+                 c->src->description, (double)silent / 1e9,
+                 c->src->ops->reopen ? "; reopening it" : "");
+    }
+    if (c->src->ops->reopen && now >= c->next_reopen_ns)
+        try_reopen(c);
+}
+
+/* Frames again after a stall: file the rest of the gap where the new frames start. */
+static void back(struct capture *c, int64_t now)
+{
+    int64_t gap_ns = now - c->stall_last_frame_ns;
+    uint64_t gap = watch_ns_to_frames(&c->watch, gap_ns);
+    uint64_t at = audio_ring_write_pos(c->ring);
+    int64_t rt = realtime_ns();
+    if (gap > c->stall_filed)
+        record_loss(c, CAPTURE_LOSS_STALL, at, gap - c->stall_filed, rt);
+    atomic_store(&c->last_stall_ns, gap_ns);
+    atomic_store(&c->stalled, 0);
+    watch_restart_window(&c->watch);
+    emit(c, CAPTURE_EV_BACK, at, gap, gap_ns, rt);
+    log_info("capture", "%s: frames again after %.1f s", c->src->description,
+             (double)gap_ns / 1e9);
+}
+
+static void timing_lost(struct capture *c, uint64_t shortfall)
+{
+    int64_t rt = realtime_ns();
+    uint64_t at = last_frame_pos(c);
+    record_loss(c, CAPTURE_LOSS_TIMING, at, shortfall, rt);
+    atomic_fetch_add(&c->timing_losses, 1);
+    atomic_fetch_add(&c->timing_lost_frames, shortfall);
+    emit(c, CAPTURE_EV_TIMING, at, shortfall, c->watch.window_ns, rt);
+}
+
+/* Stalled with the source closed: sleep until the next reopen (a stop wakes it). */
+static void wait_reopen(struct capture *c)
+{
+    int64_t left = c->next_reopen_ns - mono_ns();
+    if (left > 0)
+        futex_wait_u32(&c->stop, 0, (int)((left + 999999) / 1000000));
+    if (!atomic_load(&c->stop) && mono_ns() >= c->next_reopen_ns)
+        try_reopen(c);
+}
+
 static void *capture_main(void *arg)
 {
     struct capture *c = arg;
     enum capture_state end = CAPTURE_STOPPED;
+    c->watch.last_frame_ns = mono_ns();   /* the bound runs from the thread's start */
     while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
+        if (c->closed) {
+            wait_reopen(c);
+            continue;
+        }
         ssize_t n = audio_source_read(c->src, c->buf, c->buf_frames);
+        int64_t now = mono_ns();
         if (n > 0) {
-            int64_t now = mono_ns();
+            if (atomic_load_explicit(&c->stalled, memory_order_relaxed))
+                back(c, now);
             audio_ring_write(c->ring, c->buf, (size_t)n);
             meter_process(c->meter, c->buf, (size_t)n, audio_ring_write_pos(c->ring), now);
+            atomic_fetch_add_explicit(&c->frames, (uint64_t)n, memory_order_relaxed);
+            uint64_t shortfall = watch_frames(&c->watch, (uint64_t)n,
+                                              (size_t)n == c->buf_frames, now);
+            if (c->watch.last_rate_mhz)
+                atomic_store_explicit(&c->rate_mhz, c->watch.last_rate_mhz, memory_order_relaxed);
+            if (shortfall)
+                timing_lost(c, shortfall);
             continue;
         }
         if (n == -EPIPE) {
             /* the ring position is where the gap sits in what readers see */
-            record_loss(c, audio_ring_write_pos(c->ring), c->src->last_xrun.frames);
-            continue;
-        }
-        if (n == -EAGAIN || n == -EINTR)
-            continue;   /* no data for a while: look at the stop flag and go on */
-        if (n == 0) {
-            end = CAPTURE_ENDED;
-        } else if (n == -ENODEV) {
-            end = CAPTURE_GONE;
+            record_loss(c, CAPTURE_LOSS_XRUN, audio_ring_write_pos(c->ring),
+                        c->src->last_xrun.frames, realtime_ns());
+            watch_lost(&c->watch, c->src->last_xrun.frames);
+        } else if (n == -EAGAIN || n == -EINTR) {
+            /* no data for a while: look at the stop flag and the watchdog, go on */
         } else {
-            end = CAPTURE_FAILED;
-            atomic_store(&c->error, (int)n);
+            if (n == 0) {
+                end = CAPTURE_ENDED;
+            } else if (n == -ENODEV) {
+                end = CAPTURE_GONE;
+            } else {
+                end = CAPTURE_FAILED;
+                atomic_store(&c->error, (int)n);
+            }
+            break;
         }
-        break;
+        if (watch_stalled(&c->watch, now))
+            stalled(c, now);
     }
     audio_ring_close(c->ring);
     set_state(c, end);
     return NULL;
+}
+
+/* Prefaults and locks the capture's buffers so that the first periods never wait for the
+ * kernel to find pages, and memory pressure never pages them out. */
+static void lock_memory(struct capture *c, size_t ring_bytes)
+{
+    memset(c->buf, 0, c->buf_frames * audio_frame_bytes(&c->src->format));
+    int r = audio_ring_lock(c->ring);
+    if (r == 0)
+        return;
+    struct rlimit rl = {0};
+    getrlimit(RLIMIT_MEMLOCK, &rl);
+    char lim[32] = "unlimited";
+    if (rl.rlim_cur != RLIM_INFINITY)
+        snprintf(lim, sizeof lim, "%.1f MiB", (double)rl.rlim_cur / 1048576.0);
+    log_warn("capture", "%s: cannot lock the %.1f MiB capture ring in memory (%s; "
+             "RLIMIT_MEMLOCK is %s): it is prefaulted but may be paged out under memory "
+             "pressure; raise the limit (LimitMEMLOCK= in the service, ulimit -l)",
+             c->src->description, (double)ring_bytes / 1048576.0, strerror(-r), lim);
 }
 
 int capture_start(struct capture **out, struct audio_source *src, const struct capture_config *cfg)
@@ -100,11 +270,15 @@ int capture_start(struct capture **out, struct audio_source *src, const struct c
     size_t fb = audio_frame_bytes(f);
     if (fb == 0 || f->rate == 0)
         return -EINVAL;
-    unsigned secs = cfg && cfg->ring_seconds ? cfg->ring_seconds : 20;
-    unsigned mrate = cfg && cfg->meter_rate ? cfg->meter_rate : 25;
     struct capture *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
+    if (cfg)
+        c->cfg = *cfg;
+    if (!c->cfg.ring_seconds)
+        c->cfg.ring_seconds = 20;
+    if (!c->cfg.meter_rate)
+        c->cfg.meter_rate = 25;
     c->src = src;
     /* several periods per read: fewer wake-ups when the source has more ready */
     c->buf_frames = src->period_frames ? (size_t)src->period_frames * 4 : f->rate / 25;
@@ -114,10 +288,14 @@ int capture_start(struct capture **out, struct audio_source *src, const struct c
     c->buf = malloc(c->buf_frames * fb);
     if (!c->buf)
         goto fail;
-    if ((r = audio_ring_create(&c->ring, (size_t)f->rate * secs, fb)) < 0)
+    size_t ring_frames = (size_t)f->rate * c->cfg.ring_seconds;
+    if ((r = audio_ring_create(&c->ring, ring_frames, fb)) < 0)
         goto fail;
-    if ((r = meter_create(&c->meter, f, mrate)) < 0)
+    if ((r = meter_create(&c->meter, f, c->cfg.meter_rate)) < 0)
         goto fail;
+    lock_memory(c, ring_frames * fb);
+    watch_init(&c->watch, f->rate, src->buffer_frames, (unsigned)c->buf_frames,
+               c->cfg.stall_ms, c->cfg.timing_window_ms, mono_ns());
     atomic_store(&c->state, CAPTURE_RUNNING);
 
     /* Real-time priority if we may; otherwise a normal thread works too. */
@@ -152,6 +330,7 @@ void capture_stop(struct capture *c)
     if (!c)
         return;
     atomic_store(&c->stop, 1);
+    futex_wake_all(&c->stop);
     if (c->thread_started)
         pthread_join(c->thread, NULL);
     if (atomic_load(&c->state) == CAPTURE_RUNNING)
@@ -177,6 +356,29 @@ enum capture_state capture_get_state(const struct capture *c)
 int capture_error(const struct capture *c)
 {
     return atomic_load(&((struct capture *)c)->error);
+}
+
+int capture_is_stalled(const struct capture *c)
+{
+    return atomic_load(&((struct capture *)c)->stalled);
+}
+
+void capture_get_stats(const struct capture *c, struct capture_stats *out)
+{
+    struct capture *cc = (struct capture *)c;
+    *out = (struct capture_stats){
+        .frames = atomic_load(&cc->frames),
+        .stalled = atomic_load(&cc->stalled),
+        .stalls = atomic_load(&cc->stalls),
+        .stall_bound_ns = cc->watch.bound_ns,
+        .last_detect_ns = atomic_load(&cc->last_detect_ns),
+        .last_stall_ns = atomic_load(&cc->last_stall_ns),
+        .reopens = atomic_load(&cc->reopens),
+        .reopen_error = atomic_load(&cc->reopen_error),
+        .timing_losses = atomic_load(&cc->timing_losses),
+        .timing_lost_frames = atomic_load(&cc->timing_lost_frames),
+        .measured_rate = (double)atomic_load(&cc->rate_mhz) / 1000.0,
+    };
 }
 
 size_t capture_get_losses(const struct capture *c, uint64_t since, struct capture_loss *out,

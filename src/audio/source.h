@@ -28,6 +28,13 @@ struct audio_source_ops {
      * hard error. */
     ssize_t (*read)(struct audio_source *src, void *buf, size_t max_frames);
     void (*close)(struct audio_source *src);
+    /* Optional (NULL: the source cannot be reopened). Closes the device and opens it again
+     * with the same name and exactly the same format; frames then continue from there.
+     * Called by the capture thread of a stalled device, so it may allocate and block for
+     * a moment (not for seconds). 0, or a negative errno (the device is still away, or
+     * came back with another format: -EINVAL); after a failure read() must not be called
+     * until a later reopen succeeded. */
+    int (*reopen)(struct audio_source *src);
 };
 
 struct audio_xrun {
@@ -39,6 +46,8 @@ struct audio_source {
     const struct audio_source_ops *ops;
     struct audio_format format;   /* what read() delivers */
     unsigned period_frames;       /* typical frames per read */
+    unsigned buffer_frames;       /* frames the device holds before an overrun (0: unknown,
+                                     about one period); sets the capture watchdog's bound */
     char description[128];        /* e.g. "hw:CARD=USB (S32_LE 192000 Hz 2 ch)" */
     struct audio_xrun last_xrun;
     void *priv;

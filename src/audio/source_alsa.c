@@ -7,6 +7,10 @@
  * silent device) and then reads what is there. Overruns are recovered with snd_pcm_prepare
  * and reported as -EPIPE with last_xrun filled; an unplugged device (-ENODEV, the
  * DISCONNECTED state, or a -ESTRPIPE that cannot be recovered) is reported as -ENODEV.
+ *
+ * reopen() closes the PCM and opens the same name again (from the same configuration
+ * tree) with the format negotiated the first time: the capture watchdog uses it when a
+ * device stops delivering without any error (a hung USB interface, a dead sound server).
  */
 #include "audio/source.h"
 #include "common/log.h"
@@ -20,7 +24,8 @@
 #define ALSA_WAIT_MS 500
 
 struct alsa_src {
-    snd_pcm_t *pcm;
+    snd_pcm_t *pcm;           /* NULL after a failed reopen */
+    char *name;               /* the PCM name, for reopen */
     snd_config_t *conf;       /* kept until close: the PCM was built from it */
     snd_pcm_uframes_t buffer_frames;
     uint64_t delivered;
@@ -81,6 +86,8 @@ static ssize_t recover_xrun(struct audio_source *s, struct alsa_src *a, int err)
 static ssize_t alsa_read(struct audio_source *s, void *buf, size_t max_frames)
 {
     struct alsa_src *a = s->priv;
+    if (!a->pcm)
+        return -ENODEV;   /* a reopen failed: only another reopen brings it back */
     if (snd_pcm_state(a->pcm) == SND_PCM_STATE_DISCONNECTED)
         return -ENODEV;
     if (!a->started) {
@@ -126,11 +133,13 @@ static void alsa_close(struct audio_source *s)
         snd_pcm_close(a->pcm);
     if (a->conf)
         snd_config_delete(a->conf);
+    free(a->name);
     free(a);
     free(s);
 }
 
-static const struct audio_source_ops alsa_ops = {"alsa", alsa_read, alsa_close};
+static int alsa_reopen(struct audio_source *s);
+static const struct audio_source_ops alsa_ops = {"alsa", alsa_read, alsa_close, alsa_reopen};
 
 static int set_params(struct audio_source *s, struct alsa_src *a, const char *pcm,
                       const struct audio_format *want)
@@ -197,8 +206,43 @@ static int set_params(struct audio_source *s, struct alsa_src *a, const char *pc
     s->format.rate = rate;
     s->format.channels = ch;
     s->period_frames = period ? (unsigned)period : rate / 100;
+    s->buffer_frames = (unsigned)a->buffer_frames;
     if ((r = snd_pcm_prepare(a->pcm)) < 0)
         return r;
+    return 0;
+}
+
+static int open_pcm(struct alsa_src *a)
+{
+    if (a->conf)
+        return snd_pcm_open_lconf(&a->pcm, a->name, SND_PCM_STREAM_CAPTURE, 0, a->conf);
+    return snd_pcm_open(&a->pcm, a->name, SND_PCM_STREAM_CAPTURE, 0);
+}
+
+static int alsa_reopen(struct audio_source *s)
+{
+    struct alsa_src *a = s->priv;
+    if (a->pcm)
+        snd_pcm_close(a->pcm);
+    a->pcm = NULL;
+    a->started = 0;
+    int r = open_pcm(a);
+    if (r < 0) {
+        a->pcm = NULL;
+        return r;
+    }
+    struct audio_source probe = *s;   /* set_params writes the format it got */
+    r = set_params(&probe, a, a->name, &s->format);
+    if (r == 0 && (probe.format.sample != s->format.sample || probe.format.rate != s->format.rate ||
+                   probe.format.channels != s->format.channels))
+        r = -EINVAL;
+    if (r < 0) {
+        snd_pcm_close(a->pcm);
+        a->pcm = NULL;
+        return r;
+    }
+    s->period_frames = probe.period_frames;
+    s->buffer_frames = probe.buffer_frames;
     return 0;
 }
 
@@ -221,7 +265,9 @@ int audio_source_open_alsa(struct audio_source **out, const char *pcm, const cha
     }
     s->ops = &alsa_ops;
     s->priv = a;
-    int r;
+    int r = -ENOMEM;
+    if (!(a->name = strdup(pcm)))
+        goto fail;
     if (conf) {
         snd_input_t *in = NULL;
         if ((r = snd_config_top(&a->conf)) < 0 ||
@@ -233,10 +279,8 @@ int audio_source_open_alsa(struct audio_source **out, const char *pcm, const cha
             log_err("alsa", "the ALSA configuration text does not parse: %s", snd_strerror(r));
             goto fail;
         }
-        r = snd_pcm_open_lconf(&a->pcm, pcm, SND_PCM_STREAM_CAPTURE, 0, a->conf);
-    } else {
-        r = snd_pcm_open(&a->pcm, pcm, SND_PCM_STREAM_CAPTURE, 0);
     }
+    r = open_pcm(a);
     if (r < 0) {
         log_err("alsa", "cannot open capture PCM %s: %s", pcm, snd_strerror(r));
         goto fail;

@@ -199,7 +199,7 @@ static void file_close(struct audio_source *s)
     free(s);
 }
 
-static const struct audio_source_ops file_ops = {"file", file_read, file_close};
+static const struct audio_source_ops file_ops = {"file", file_read, file_close, NULL};
 
 int audio_source_open_file(struct audio_source **out, const char *path,
                            const struct audio_format *want,

@@ -98,7 +98,7 @@ static void tone_close(struct audio_source *s)
     free(s);
 }
 
-static const struct audio_source_ops tone_ops = {"tone", tone_read, tone_close};
+static const struct audio_source_ops tone_ops = {"tone", tone_read, tone_close, NULL};
 
 int audio_source_open_tone(struct audio_source **out, const struct audio_format *want)
 {

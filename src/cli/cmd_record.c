@@ -30,6 +30,24 @@
 
 static volatile sig_atomic_t interrupted;
 
+/* What the capture thread tells the command (its on_event: flags only). */
+struct capture_news {
+    _Atomic int stalled;          /* the watchdog fired: the take ends */
+    _Atomic int64_t stall_ns;     /* how long nothing had arrived when it fired */
+    _Atomic uint32_t timing;      /* windows that delivered clearly too few frames */
+};
+
+static void on_capture_event(const struct capture_event *ev, void *arg)
+{
+    struct capture_news *n = arg;
+    if (ev->kind == CAPTURE_EV_STALLED) {
+        atomic_store(&n->stall_ns, ev->duration_ns);
+        atomic_store(&n->stalled, 1);
+    } else if (ev->kind == CAPTURE_EV_TIMING) {
+        atomic_fetch_add(&n->timing, 1);
+    }
+}
+
 static void on_sigint(int sig)
 {
     (void)sig;
@@ -74,7 +92,7 @@ static void throttle_close(struct audio_source *s)
     free(th);
 }
 
-static const struct audio_source_ops throttle_ops = {"file", throttle_read, throttle_close};
+static const struct audio_source_ops throttle_ops = {"file", throttle_read, throttle_close, NULL};
 
 static struct throttle *throttle_wrap(struct audio_source *inner)
 {
@@ -121,11 +139,14 @@ static void usage(FILE *out)
         "  --split-mb MB        start a new file past MB megabytes (gapless)\n"
         "  --min-free-mb MB     refuse to start / stop cleanly below this (default 256)\n"
         "  --flush-ms MS        header refresh + sync interval (default 2000)\n"
+        "  --stall-seconds S    a live device that delivers nothing for S seconds has stalled:\n"
+        "                       the take ends there (default: three buffer lengths, at least 2)\n"
         "test hooks of the file source:\n"
         "  --fail-at-frame N    the device vanishes after N frames\n"
         "  --stall-at-frame N --stall-ms MS   one read stalls, frames are lost\n\n"
-        "Exit status: 0 the take is complete with no loss; 1 something was lost or failed\n"
-        "(the message says what; the file keeps everything captured); 2 bad usage.\n");
+        "Exit status: 0 the take is complete with no loss; 1 something was lost or failed,\n"
+        "the device stalled or its clock fell behind the wall clock (the message says what,\n"
+        "the file keeps everything captured and has it in its comments); 2 bad usage.\n");
 }
 
 static int parse_uint(const char *s, const char *what, uint64_t *out)
@@ -196,7 +217,7 @@ int cmd_record(int argc, char **argv)
     enum {
         O_DEVICE = 256, O_PCM, O_SOURCE, O_REALTIME, O_ALSACONF, O_FORMAT, O_RATE, O_CHANNELS,
         O_OUT, O_DIR, O_NAME, O_BITS, O_COMP, O_SECONDS, O_PREROLL, O_MAXSEC, O_SPLITSEC,
-        O_SPLITMB, O_MINFREE, O_FLUSH, O_FAILAT, O_STALLAT, O_STALLMS,
+        O_SPLITMB, O_MINFREE, O_FLUSH, O_FAILAT, O_STALLAT, O_STALLMS, O_STALLSEC,
     };
     static const struct option opts[] = {
         {"device", required_argument, NULL, O_DEVICE},
@@ -222,6 +243,7 @@ int cmd_record(int argc, char **argv)
         {"fail-at-frame", required_argument, NULL, O_FAILAT},
         {"stall-at-frame", required_argument, NULL, O_STALLAT},
         {"stall-ms", required_argument, NULL, O_STALLMS},
+        {"stall-seconds", required_argument, NULL, O_STALLSEC},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -231,6 +253,7 @@ int cmd_record(int argc, char **argv)
     struct file_source_options fopt = {0};
     uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000, v;
     double split_mb = 0, seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
+    double stall_seconds = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -293,6 +316,13 @@ int cmd_record(int argc, char **argv)
         case O_STALLMS:
             if (parse_uint(optarg, "--stall-ms", &v)) return 2;
             fopt.stall_ms = (unsigned)v;
+            break;
+        case O_STALLSEC:
+            if (parse_secs(optarg, "--stall-seconds", &stall_seconds)) return 2;
+            if (stall_seconds < 0.1 || stall_seconds > 3600) {
+                fprintf(stderr, "pirec record: --stall-seconds must be 0.1..3600\n");
+                return 2;
+            }
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -408,7 +438,18 @@ int cmd_record(int argc, char **argv)
     /* ---- capture, then the take ---- */
     /* the ring covers the pre-roll and the encoder's scheduling; disk stalls are taken by
      * the take's queue of encoded blocks (memory follows the stall) */
-    struct capture_config ccfg = {.ring_seconds = (unsigned)ceil(preroll) + (th ? 2 : 3)};
+    static struct capture_news news;   /* outlives the capture thread that writes it */
+    struct capture_config ccfg = {
+        .ring_seconds = (unsigned)ceil(preroll) + (th ? 2 : 3),
+        .stall_ms = (int)llround(stall_seconds * 1000),
+        .on_event = on_capture_event,
+        .on_event_arg = &news,
+    };
+    if (th) {
+        /* held back by the take writer, not paced by a clock: no watchdog, no timing */
+        ccfg.stall_ms = -1;
+        ccfg.timing_window_ms = -1;
+    }
     struct capture *cap;
     if ((rc = capture_start(&cap, src, &ccfg)) < 0) {
         fprintf(stderr, "pirec record: cannot start the capture: %s\n", strerror(-rc));
@@ -428,7 +469,7 @@ int cmd_record(int argc, char **argv)
     if (realtime) {
         /* a live source has to have run for the pre-roll before the take can reach back */
         struct audio_ring *r = capture_ring(cap);
-        while (audio_ring_write_pos(r) < pre && !interrupted &&
+        while (audio_ring_write_pos(r) < pre && !interrupted && !atomic_load(&news.stalled) &&
                capture_get_state(cap) == CAPTURE_RUNNING)
             audio_ring_wait(r, audio_ring_write_pos(r), 100);
         uint64_t w = audio_ring_write_pos(r);
@@ -474,19 +515,46 @@ int cmd_record(int argc, char **argv)
                         " (%.3f s before the start)\n", start_pos,
                 (double)(realtime ? pre : 0) / fmt.rate);
 
-    while (!interrupted && take_wait(t, 100) == -ETIMEDOUT)
+    while (!interrupted && !atomic_load(&news.stalled) && take_wait(t, 100) == -ETIMEDOUT)
         ;
+    int stalled = atomic_load(&news.stalled);
     if (interrupted)
         fprintf(stderr, "interrupted: finishing the take\n");
+    else if (stalled)
+        fprintf(stderr, "the device stalled: finishing the take\n");
     struct take_status st;
     take_stop(t, &st);
     if (th)
         atomic_store(&th->cancel, 1);
+    struct capture_stats cs;
+    capture_get_stats(cap, &cs);
     capture_stop(cap);
 
     printf("wrote %u file%s, %" PRIu64 " frames, %.3f s, %" PRIu64 " bytes (%s)\n", st.files,
-           st.files == 1 ? "" : "s", st.frames, st.seconds, st.bytes, state_text(st.state));
+           st.files == 1 ? "" : "s", st.frames, st.seconds, st.bytes,
+           stalled && st.state == TAKE_DONE ? "device stalled" : state_text(st.state));
     int status = 0;
+    if (stalled) {
+        fprintf(stderr, "pirec record: the device stopped delivering audio (nothing for "
+                        "%.1f s): the take ends after %.3f s and keeps everything captured "
+                        "until then; the stall is in the file's comments (PIREC_LOSS). Check "
+                        "the device's connection, power or driver (or the sound server)\n",
+                (double)atomic_load(&news.stall_ns) / 1e9, st.seconds);
+        status = 1;
+    }
+    if (cs.measured_rate > 0)
+        fprintf(stderr, "device clock: %.1f Hz over the last timing window (nominal %u Hz)\n",
+                cs.measured_rate, fmt.rate);
+    if (cs.timing_losses) {
+        fprintf(stderr, "pirec record: LOSS OF TIMING: the device delivered %" PRIu64
+                        " frames (%.3f s) fewer than the wall clock allows, in %" PRIu32
+                        " window%s (last measured rate %.1f Hz, nominal %u Hz); its clock "
+                        "stopped or crawled. See PIREC_LOSS in the file's comments\n",
+                cs.timing_lost_frames, (double)cs.timing_lost_frames / fmt.rate,
+                cs.timing_losses, cs.timing_losses == 1 ? "" : "s", cs.measured_rate,
+                fmt.rate);
+        status = 1;
+    }
     if (st.loss_events) {
         fprintf(stderr, "pirec record: LOST %" PRIu64 " frames (%.3f s) in %" PRIu32
                         " event%s; see PIREC_LOSS in the file's comments\n",
