@@ -8,7 +8,9 @@
  * (library.c). Every event of docs/api.md is published to the hub through api_events.h.
  * A ticker thread publishes `level` ~25/s per device, enforces lease expiry on its own
  * (`expire` + `release`), notices takes that ended by themselves (limit, disk full,
- * device gone: `stop`), and sends `status` every 90 s.
+ * device gone: `stop`), reports what the capture watchdog saw (a stalled device: its take
+ * finalized, `stop` device_stalled + `error`; `back`; a loss of timing: `error`), and
+ * sends `status` every 90 s.
  *
  * The functions below return C results: 0 or a negative errno, and fill the caller's
  * struct. The API layer (api.c) turns them into status codes, JSON and prose.

@@ -105,14 +105,15 @@ try:
     m0 = mark("level")
     lv = wait_jack("level", m0, 10, "a level event of jack")
     check(len(lv.get("ch", [])) == 2, "level of 2 channels: %r" % lv)
-    # ~25 snapshots per second of audio: 50 of them span about 2 s of the capture's time
-    # (t: CLOCK_MONOTONIC ms of each block's last frame); generous bounds, a loaded
-    # machine merges some.
+    # The meter makes 25 snapshots per second of audio and the ticker sends the newest
+    # every 40 ms: 50 events span about 2 s of the capture's time (t: CLOCK_MONOTONIC ms
+    # of each block's last frame). Generous bounds: a loaded machine merges some; a clock
+    # at half speed would need 4 s. (The take below checks the rate itself.)
     wait_for(lambda: len(jack_events("level", m0)) >= 50, 20, "50 level events of jack")
     levels = jack_events("level", m0)[:50]
     span = (levels[-1]["t"] - levels[0]["t"]) / 1000.0
     print("meters: 50 level events over %.3f s of capture time" % span)
-    check(1.0 <= span <= 10.0 * SLOW, "50 level events spanned %.3f s of capture time" % span)
+    check(1.5 <= span <= 3.5 * SLOW, "50 level events spanned %.3f s of capture time" % span)
 
     tok = srv.take("jack", "jacktest")
     t0 = time.monotonic()
