@@ -48,7 +48,8 @@ static unsigned status_of(int err)
     case -ENOENT:
     case -ENODEV: return 404;
     case -EBUSY:
-    case -EALREADY: return 409;
+    case -EALREADY:
+    case -ENOLINK: return 409;
     case -EACCES:
     case -ETIME: return 401;
     case -EINVAL: return 400;
@@ -65,6 +66,7 @@ void api_errno(struct api_reply *out, int rc)
     case -ENODEV: msg = "not found"; break;
     case -EBUSY: msg = "busy"; break;
     case -EALREADY: msg = "already in that state"; break;
+    case -ENOLINK: msg = "the device is stalled (no audio); it is being reopened"; break;
     case -EACCES: msg = "bad token"; break;
     case -ETIME: msg = "token expired"; break;
     case -EINVAL: msg = "bad request"; break;
@@ -155,6 +157,9 @@ static void do_start(struct recorder *r, const struct api_request *rq, struct ap
         fail(out, 409, "%s is already recording %s", id, ti.file);
     else if (rc == -EBUSY)
         fail(out, 409, "%s is busy starting or stopping a take: try again", id);
+    else if (rc == -ENOLINK)
+        fail(out, 409, "the device %s is stalled (no audio for %.0f s); it is being reopened: "
+             "start again when it is back", id, ti.silent_seconds);
     else if (rc == -ENOSPC)
         fail(out, 507, "the disk is nearly full: free some space or delete old takes");
     else

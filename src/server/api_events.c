@@ -68,6 +68,11 @@ void api_event_error(struct event_hub *h, const char *id, const char *message)
     publish(h, "error", json_pack("{s:s,s:s}", "id", id, "message", message));
 }
 
+void api_event_back(struct event_hub *h, const char *id, double silent_seconds)
+{
+    publish(h, "back", json_pack("{s:s,s:f}", "id", id, "silent_seconds", silent_seconds));
+}
+
 void api_event_status(struct event_hub *h, const struct recorder_status *st)
 {
     publish(h, "status", api_json_status(st));

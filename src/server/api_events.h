@@ -26,6 +26,8 @@ void api_event_stop(struct event_hub *h, const char *id, const struct take_statu
 void api_event_add(struct event_hub *h, const char *id, const char *name);
 void api_event_remove(struct event_hub *h, const char *id);
 void api_event_error(struct event_hub *h, const char *id, const char *message);
+/* A stalled device delivers audio again after silent_seconds. */
+void api_event_back(struct event_hub *h, const char *id, double silent_seconds);
 /* A volatile `level` event (25/s per device: formatted without jansson). */
 void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m);
 void api_event_status(struct event_hub *h, const struct recorder_status *st);

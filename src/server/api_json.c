@@ -17,11 +17,19 @@ static json_t *device_json(const struct recorder_device_status *d)
         fmt = json_pack("{s:s,s:i,s:i,s:i}", "sample", sample_format_name(d->format.sample),
                         "rate", (int)d->format.rate, "channels", (int)d->format.channels,
                         "bits", (int)d->bits);
-    return json_pack("{s:s,s:s,s:b,s:o,s:b,s:s,s:I,s:b,s:s,s:f}", "id", d->id, "name", d->name,
-                     "connected", d->connected, "format", fmt, "taken", d->taken, "holder",
-                     d->taken ? d->holder : "", "expires",
-                     (json_int_t)(d->taken ? d->expires : 0), "recording", d->recording,
-                     "file", d->recording ? d->file : "", "elapsed", d->elapsed);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:o,s:b,s:s,s:I,s:b,s:s,s:f}", "id", d->id, "name",
+                          d->name, "connected", d->connected, "format", fmt, "taken", d->taken,
+                          "holder", d->taken ? d->holder : "", "expires",
+                          (json_int_t)(d->taken ? d->expires : 0), "recording", d->recording,
+                          "file", d->recording ? d->file : "", "elapsed", d->elapsed);
+    /* the capture watchdog (docs/api.md): not in the original's per-id object */
+    if (o) {
+        json_object_set_new(o, "stalled", json_boolean(d->stalled));
+        json_object_set_new(o, "stalled_since", json_integer((json_int_t)d->stalled_since));
+        json_object_set_new(o, "timing_losses", json_integer((json_int_t)d->timing_losses));
+        json_object_set_new(o, "measured_rate", json_real(d->measured_rate));
+    }
+    return o;
 }
 
 /* Top-level fields an id must not shadow in the original's per-id keys. */

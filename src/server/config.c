@@ -117,6 +117,24 @@ static int parse_size(const char *v, uint64_t unit, uint64_t *out)
     return 0;
 }
 
+/* The capture watchdog's bound: "0" automatic (0), "off" (-1), or 0.1..3600 s (in ms). */
+static int parse_stall_seconds(const char *v, int *ms)
+{
+    if (strcasecmp(v, "off") == 0) {
+        *ms = -1;
+        return 0;
+    }
+    if (!isdigit((unsigned char)v[0]))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    double x = strtod(v, &end);
+    if (errno || *end || (x != 0 && (x < 0.1 || x > 3600)))
+        return -EINVAL;
+    *ms = (int)(x * 1000 + 0.5);
+    return 0;
+}
+
 static int parse_bool(const char *v, int *out)
 {
     static const char *yes[] = {"true", "yes", "1", "on"}, *no[] = {"false", "no", "0", "off"};
@@ -330,9 +348,13 @@ static int device_key(struct parse_state *ps, struct device_config *d, int idx, 
         if (parse_uint(v, 32, &x) < 0 || (x != 0 && x != 16 && x != 24 && x != 32))
             return fail(ps, "bits: '%s' is not 16, 24, 32 or 0 (automatic)", v);
         d->bits = (unsigned)x;
+    } else if (strcmp(key, "stall_seconds") == 0) {
+        if (parse_stall_seconds(v, &d->stall_ms) < 0)
+            return fail(ps, "stall_seconds: '%s' is not 0 (automatic: three buffer lengths, "
+                        "at least 2 s), a number of seconds from 0.1 to 3600, or off", v);
     } else {
         return fail(ps, "unknown key '%s' in [device %s] (known: pcm, format, rate, channels, "
-                    "bits)", key, d->id);
+                    "bits, stall_seconds)", key, d->id);
     }
     return 1;
 }

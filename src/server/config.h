@@ -28,6 +28,7 @@
  *   rate = 192000
  *   channels = 2
  *   bits = 24
+ *   stall_seconds = 0                     (no audio that long = stalled; 0 auto, off)
  *
  * Threads: load on the main thread before anything starts; read-only afterwards.
  */
@@ -45,6 +46,7 @@ struct device_config {
     char pcm[96];          /* ALSA PCM, or "tone" for a demo tone device */
     struct audio_format format;  /* fields 0/SF_UNKNOWN = device's best */
     unsigned bits;         /* stored FLAC depth, 0 = auto */
+    int stall_ms;          /* stall_seconds: silence that makes a stall; 0 auto, -1 off */
 };
 
 struct server_config {

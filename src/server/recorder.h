@@ -8,7 +8,9 @@
  * (library.c). Every event of docs/api.md is published to the hub through api_events.h.
  * A ticker thread publishes `level` ~25/s per device, enforces lease expiry on its own
  * (`expire` + `release`), notices takes that ended by themselves (limit, disk full,
- * device gone: `stop`), and sends `status` every 90 s.
+ * device gone: `stop`), reports what the capture watchdog saw (a stalled device: its take
+ * finalized, `stop` device_stalled + `error`; `back`; a loss of timing: `error`), and
+ * sends `status` every 90 s.
  *
  * The functions below return C results: 0 or a negative errno, and fill the caller's
  * struct. The API layer (api.c) turns them into status codes, JSON and prose.
@@ -16,7 +18,8 @@
  * is not connected; -EBUSY held by another client (take), a start or stop of that device
  * under way, or a recording still being written (delete); -EALREADY already recording
  * (start) / not recording (stop); -EACCES bad, forged, other-device or superseded token,
- * -ETIME expired token; -EINVAL bad name; -ENOSPC disk nearly full; others: failures.
+ * -ETIME expired token; -EINVAL bad name; -ENOSPC disk nearly full; -ENOLINK the device is
+ * stalled (start); others: failures.
  *
  * Threads: every function is thread-safe and may be called from any thread. Those that
  * touch the disk (start, stop: finalizing with fsync; list; delete) can block for as long
@@ -65,8 +68,10 @@ int recorder_release(struct recorder *r, const char *id, const char *token);
 struct recorder_take_info {
     char file[256];            /* final name of the take file, no directory */
     char started[64];          /* ISO time of its first frame (pre-roll included) */
+    double silent_seconds;     /* -ENOLINK: how long the device has delivered nothing */
 };
-/* out->file names the running take on -EALREADY. */
+/* out->file names the running take on -EALREADY. -ENOLINK: the device is stalled (no
+ * audio; its capture is being reopened): a take starts once it is back. */
 int recorder_start(struct recorder *r, const char *id, const char *token,
                    struct recorder_take_info *out);
 /* 0 when the take was finalized with audio (out->error may still say what went wrong);
@@ -87,6 +92,10 @@ struct recorder_device_status {
     int recording;
     char file[256];
     double elapsed;
+    int stalled;               /* connected, but no audio: the capture is reopening it */
+    time_t stalled_since;      /* epoch s of the last frame before the stall, 0 if not */
+    unsigned timing_losses;    /* windows that delivered clearly fewer frames than wall time */
+    double measured_rate;      /* frames/s over the last timing window, 0 before one */
 };
 
 struct recorder_status {

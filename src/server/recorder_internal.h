@@ -22,6 +22,7 @@
 #include "store/take.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 enum dev_kind { DEV_ALSA, DEV_TONE, DEV_FILE };
@@ -47,6 +48,17 @@ struct rec_device {
     char take_file[256];      /* final name of the current take file */
     char take_started[64];    /* ISO time */
     uint64_t meter_seq;
+
+    /* The capture watchdog (docs/server.md "A device that goes silent"). The capture
+     * thread's on_event only sets these atomics; the ticker reads and clears them. */
+    int stall_ms;                      /* capture_config.stall_ms: 0 auto, -1 off */
+    _Atomic uint32_t capture_news;     /* 1u << enum capture_event_kind, since the last tick */
+    _Atomic int64_t stall_start_ns;    /* STALLED: CLOCK_REALTIME of the last frame */
+    _Atomic int64_t stall_silent_ns;   /* STALLED: silence when it was noticed */
+    _Atomic uint64_t timing_short;     /* TIMING: missing frames since the last tick */
+    _Atomic int64_t timing_window_ns;
+    int stalled;                       /* under r->lock: the ticker reported the stall */
+    time_t stalled_since;              /* epoch s of the last frame before the stall */
 };
 
 struct recorder {

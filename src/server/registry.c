@@ -87,6 +87,26 @@ static int open_source(struct rec_device *d, const char *pcm, struct audio_sourc
     return -EINVAL;
 }
 
+/* The capture thread's watchdog events: atomics only (capture.h: no lock, no I/O, no
+ * allocation); the ticker reports them within a tick (status.c). */
+static void on_capture_event(const struct capture_event *ev, void *arg)
+{
+    struct rec_device *d = arg;
+    switch (ev->kind) {
+    case CAPTURE_EV_STALLED:
+        atomic_store(&d->stall_silent_ns, ev->duration_ns);
+        atomic_store(&d->stall_start_ns, ev->realtime_ns - ev->duration_ns);
+        break;
+    case CAPTURE_EV_BACK:         /* the ticker polls the capture's counters */
+        break;
+    case CAPTURE_EV_TIMING:
+        atomic_fetch_add(&d->timing_short, ev->frames);
+        atomic_store(&d->timing_window_ns, ev->duration_ns);
+        break;
+    }
+    atomic_fetch_or(&d->capture_news, 1u << ev->kind);
+}
+
 /* Opens the device's source and starts its capture (slow: no r->lock; d is busy). */
 static int connect_device(struct recorder *r, struct rec_device *d, const char *pcm)
 {
@@ -98,8 +118,15 @@ static int connect_device(struct recorder *r, struct rec_device *d, const char *
     }
     /* pre-roll + the encoder's scheduling: disk stalls go to the take's queue of encoded
      * blocks (store/take.h queue_bytes), which grows only while the disk stalls */
-    struct capture_config cc = {.ring_seconds = r->cfg->preroll_seconds + 3, .meter_rate = 25};
+    struct capture_config cc = {.ring_seconds = r->cfg->preroll_seconds + 3, .meter_rate = 25,
+                                .stall_ms = d->stall_ms, .on_event = on_capture_event,
+                                .on_event_arg = d};   /* d outlives the capture */
+    if (d->kind == DEV_FILE && !d->fopt.realtime) {
+        cc.stall_ms = -1;            /* read as fast as it goes: no clock to watch */
+        cc.timing_window_ms = -1;
+    }
     struct capture *cap = NULL;
+    atomic_store(&d->capture_news, 0);    /* nothing left from a previous capture */
     rc = capture_start(&cap, src, &cc);
     if (rc < 0) {
         log_warn("recorder", "%s: cannot start capturing: %s", d->id, strerror(-rc));
@@ -109,6 +136,7 @@ static int connect_device(struct recorder *r, struct rec_device *d, const char *
     d->cap = cap;
     d->connected = 1;
     d->meter_seq = 0;
+    d->stalled = 0;
     pthread_mutex_unlock(&r->lock);
     log_info("recorder", "%s: capturing %s", d->id, capture_description(cap));
     return 0;
@@ -140,6 +168,7 @@ void registry_disconnect(struct recorder *r, struct rec_device *d, const char *w
 
     pthread_mutex_lock(&r->lock);
     d->connected = 0;
+    d->stalled = 0;
     d->take_file[0] = 0;
     api_event_remove(r->hub, d->id);
     rec_set_idle(r, d);
@@ -249,6 +278,7 @@ int registry_add_configured(struct recorder *r, const struct device_config *dc)
     d->configured = 1;
     d->want = dc->format;
     d->bits = dc->bits;
+    d->stall_ms = dc->stall_ms;
     d->card_index = -1;
     if (strcmp(dc->pcm, "tone") == 0) {
         d->kind = DEV_TONE;

@@ -6,11 +6,13 @@
  */
 #include "server/recorder_internal.h"
 
+#include "common/log.h"
 #include "common/timeutil.h"
 #include "server/api_events.h"
 #include "store/naming.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,14 @@ static void device_status(struct recorder *r, struct rec_device *d, time_t now,
     o->recording = d->take != NULL || (d->busy && d->take_file[0]);
     if (o->recording)
         rec_set_str(o->file, sizeof(o->file), d->take_file);
+    o->stalled = d->connected && d->stalled;
+    o->stalled_since = o->stalled ? d->stalled_since : 0;
+    if (d->connected && d->cap) {
+        struct capture_stats cs;
+        capture_get_stats(d->cap, &cs);
+        o->timing_losses = cs.timing_losses;
+        o->measured_rate = cs.measured_rate;
+    }
 }
 
 /* Format for the disk-time estimate: the connected device with the highest data rate. */
@@ -123,12 +133,16 @@ static void publish_level(struct recorder *r, struct rec_device *d)
     api_event_level(r->hub, d->id, &m);
 }
 
+static void publish_status(struct recorder *r);
+
 /* Slow work the ticker hands to r->slow: the device is busy until it is done. */
 struct slow_job {
     struct recorder *r;
     struct rec_device *d;
     struct take *take;         /* a take that ended by itself, or NULL: disconnect */
     char why[160];
+    const char *reason;        /* the take's `stop` reason; NULL: from its state */
+    char error[256];           /* if set: an `error` event after the `stop`, then `status` */
 };
 
 static void do_slow_job(struct slow_job *j)
@@ -139,11 +153,15 @@ static void do_slow_job(struct slow_job *j)
         registry_disconnect(r, d, j->why);
     } else {
         struct take_status fin;
-        (void)takes_finish(r, d, j->take, 0, NULL, &fin);
+        (void)takes_finish(r, d, j->take, 0, j->reason, &fin);
+        if (j->error[0])
+            api_event_error(r->hub, d->id, j->error);
         pthread_mutex_lock(&r->lock);
         d->take_file[0] = 0;
         rec_set_idle(r, d);
         pthread_mutex_unlock(&r->lock);
+        if (j->error[0])
+            publish_status(r);
     }
 }
 
@@ -153,28 +171,100 @@ static void run_slow_job(void *arg)
     free(arg);
 }
 
-/* d is marked busy (r->lock held). Returns 1 when the job ran here, with the lock
+/* job->d is marked busy (r->lock held). Returns 1 when the job ran here, with the lock
  * released meanwhile (the caller restarts its pass: the list may have changed). */
-static int hand_off(struct recorder *r, struct rec_device *d, struct take *t, const char *why)
+static int hand_off_job(struct recorder *r, struct slow_job *job)
 {
-    d->busy = 1;
-    struct slow_job *j = calloc(1, sizeof(*j));
+    job->d->busy = 1;
+    struct slow_job *j = malloc(sizeof(*j));
     if (j) {
-        j->r = r;
-        j->d = d;
-        j->take = t;
-        snprintf(j->why, sizeof(j->why), "%s", why ? why : "");
+        *j = *job;
         if (workers_submit(r->slow, run_slow_job, j) == 0)
             return 0;
         free(j);
     }
     /* No worker (out of memory, or shutting down): do it here. */
-    struct slow_job here = {.r = r, .d = d, .take = t};
-    snprintf(here.why, sizeof(here.why), "%s", why ? why : "");
     pthread_mutex_unlock(&r->lock);
-    do_slow_job(&here);
+    do_slow_job(job);
     pthread_mutex_lock(&r->lock);
     return 1;
+}
+
+static int hand_off(struct recorder *r, struct rec_device *d, struct take *t, const char *why)
+{
+    struct slow_job job = {.r = r, .d = d, .take = t};
+    snprintf(job.why, sizeof(job.why), "%s", why ? why : "");
+    return hand_off_job(r, &job);
+}
+
+/* ---- the capture watchdog (capture.h): what on_capture_event (registry.c) noted ---------- */
+
+#define NEWS(kind) (1u << (kind))
+
+static void report_timing(struct recorder *r, struct rec_device *d)
+{
+    uint64_t shortfall = atomic_exchange(&d->timing_short, 0);
+    double window_s = (double)atomic_load(&d->timing_window_ns) / 1e9;
+    struct capture_stats cs;
+    capture_get_stats(d->cap, &cs);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "loss of timing: the device delivered %" PRIu64 " frames fewer "
+             "than the wall clock allows over %.0f s (%.1f Hz measured, %u nominal)%s",
+             shortfall, window_s, cs.measured_rate, capture_format(d->cap)->rate,
+             d->take ? "; the take goes on and its comments have the shortfall" : "");
+    log_warn("recorder", "%s: %s", d->id, msg);
+    api_event_error(r->hub, d->id, msg);
+}
+
+/* A stall: the running take is finalized with everything captured (reason device_stalled)
+ * on r->slow; the lease stays. Returns what hand_off_job does, or 0. */
+static int report_stall(struct recorder *r, struct rec_device *d)
+{
+    double silent = (double)atomic_load(&d->stall_silent_ns) / 1e9;
+    d->stalled = 1;
+    d->stalled_since = (time_t)(atomic_load(&d->stall_start_ns) / 1000000000LL);
+    struct slow_job job = {.r = r, .d = d, .take = d->take, .reason = "device_stalled"};
+    snprintf(job.error, sizeof(job.error), "the device stopped delivering audio (nothing for "
+             "%.1f s)%s; reopening the device", silent,
+             d->take ? ": the take was finalized with everything captured" : "");
+    log_warn("recorder", "%s: %s", d->id, job.error);
+    if (!d->take) {
+        api_event_error(r->hub, d->id, job.error);
+        r->last_status = 0;      /* a `status` on the next tick (ticker_main) */
+        return 0;
+    }
+    d->take = NULL;
+    return hand_off_job(r, &job);
+}
+
+/* The watchdog's news for a connected device that is not busy (r->lock held). A loss of
+ * timing is reported (the take goes on); a new stall ends the take; frames again after a
+ * stall are reported as `back`: no take starts by itself. Returns 1 when the lock was
+ * released (the caller restarts its pass), -1 when the device is now busy, else 0. */
+static int tick_watchdog(struct recorder *r, struct rec_device *d)
+{
+    uint32_t news = atomic_exchange(&d->capture_news, 0);
+    if (news & NEWS(CAPTURE_EV_TIMING))
+        report_timing(r, d);
+    /* A take cannot start while stalled (recorder_start): d->take here means a stall the
+     * device came back from while it was busy; it still ends the take. */
+    if ((news & NEWS(CAPTURE_EV_STALLED)) && (!d->stalled || d->take)) {
+        if (report_stall(r, d))
+            return 1;
+        return d->busy ? -1 : 0;
+    }
+    /* polled, not from the news: the BACK event may not have been raised yet */
+    if (d->stalled && !capture_is_stalled(d->cap)) {
+        struct capture_stats cs;
+        capture_get_stats(d->cap, &cs);
+        d->stalled = 0;
+        d->stalled_since = 0;
+        log_info("recorder", "%s: audio again after %.1f s of silence", d->id,
+                 (double)cs.last_stall_ns / 1e9);
+        api_event_back(r->hub, d->id, (double)cs.last_stall_ns / 1e9);
+        r->last_status = 0;      /* a `status` on the next tick */
+    }
+    return 0;
 }
 
 /* One pass over the devices. Returns 1 when it released the lock to do slow work (the
@@ -206,6 +296,11 @@ static int tick_devices(struct recorder *r)
                 return 1;
             continue;
         }
+        int w = tick_watchdog(r, d);
+        if (w > 0)
+            return 1;
+        if (w < 0)
+            continue;
         if (d->take) {
             struct take_status st;
             take_get_status(d->take, &st);

@@ -68,6 +68,20 @@ static uint64_t preroll_start(const struct recorder *r, struct capture *cap, str
     return wpos - want;
 }
 
+/* The device delivers no audio (r->lock held): the ticker reported the stall, or the
+ * watchdog fired and the ticker has not reported it yet. *silent_s: for how long. */
+static int device_stalled(const struct rec_device *d, double *silent_s)
+{
+    if (!d->stalled && !(d->cap && capture_is_stalled(d->cap)))
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t since = atomic_load(&d->stall_start_ns);
+    int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    *silent_s = since > 0 && now_ns > since ? (double)(now_ns - since) / 1e9 : 0;
+    return 1;
+}
+
 int recorder_start(struct recorder *r, const char *id, const char *token,
                    struct recorder_take_info *out)
 {
@@ -84,6 +98,13 @@ int recorder_start(struct recorder *r, const char *id, const char *token,
             rec_set_str(out->file, sizeof(out->file), d->take_file);
         pthread_mutex_unlock(&r->lock);
         return rc;
+    }
+    double silent;
+    if (device_stalled(d, &silent)) {
+        if (out)
+            out->silent_seconds = silent;
+        pthread_mutex_unlock(&r->lock);
+        return -ENOLINK;
     }
     d->busy = 1;
     struct capture *cap = d->cap;

@@ -249,6 +249,34 @@ static void test_example_file(void **state)
     assert_memory_equal(&c, &d, sizeof(c));
 }
 
+/* stall_seconds: the capture watchdog's bound per device, in ms (0 auto, -1 off). */
+static void test_stall_seconds(void **state)
+{
+    (void)state;
+    static const struct { const char *v; int ms; } ok[] = {
+        {"0", 0}, {"2", 2000}, {"2.5", 2500}, {"0.1", 100}, {"3600", 3600000}, {"off", -1},
+        {"OFF", -1},
+    };
+    char text[128], err[512];
+    struct server_config c;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "[device x]\npcm = hw:0\nstall_seconds = %s\n", ok[i].v);
+        write_file(text);
+        config_defaults(&c);
+        assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+        assert_int_equal(c.devices[0].stall_ms, ok[i].ms);
+    }
+    write_file("[device x]\npcm = hw:0\n");
+    config_defaults(&c);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.devices[0].stall_ms, 0);   /* automatic unless configured */
+    const char *bad[] = {"0.05", "-1", "3601", "2s", "forever", "nan", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "[device x]\npcm = hw:0\nstall_seconds = %s\n", bad[i]);
+        expect_error(text, 3, "stall_seconds: '");
+    }
+}
+
 static void test_unreadable(void **state)
 {
     (void)state;
@@ -268,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_problem),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_stall_seconds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
