@@ -41,7 +41,7 @@
   };
 
   // Counters the browser test reads (window.pirec.stats).
-  var stats = { levels: 0, framesDrawn: 0, connects: 0, opens: 0, events: 0 };
+  var stats = { levels: 0, framesDrawn: 0, connects: 0, opens: 0, events: 0, lastOpenUrl: '' };
   window.pirec = { stats: stats, state: S };   // feedLevel is added below (for tests)
 
   var $ = function (id) { return document.getElementById(id); };
@@ -886,6 +886,7 @@
     try { es = new EventSource(url); } catch (e) { scheduleReconnect(); return; }
     S.es = es;
     stats.opens++;
+    stats.lastOpenUrl = url;
     if (!S.connected) setConn('connecting');
     es.onopen = function () {
       if (S.es !== es) return;
