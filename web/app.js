@@ -8,7 +8,9 @@
   var WATCHDOG_MS = 40000;        // no event nor heartbeat (15 s) for this long: reopen
   var METER_MIN_DB = -60;
   var METER_TICKS = [-48, -24, -12, -6, -3, 0];
-  var PEAK_FALL_DB_S = 24;        // display ballistics between level events
+  // Display ballistics, applied when a level event arrives (the meter is drawn only then:
+  // redrawing at the display rate for 25 Hz data costs an iPad that films a lot of battery).
+  var PEAK_FALL_DB_S = 24;
   var RMS_FALL_DB_S = 18;
 
   // `reason` of a stop event (see src/server/recorder.c); '' = an ordinary stop.
@@ -537,7 +539,7 @@
     S.cards.forEach(function (c) {
       var m = c.meter;
       if (m.last && now - m.last > 1500) {
-        for (var i = 0; i < m.channels; i++) { m.tPeak[i] = -120; m.tRms[i] = -120; m.hold[i] = null; }
+        for (var i = 0; i < m.channels; i++) { m.peak[i] = -120; m.rms[i] = -120; m.hold[i] = null; }
         m.last = 0;
         m.dirty = true;
         requestDraw();
@@ -557,7 +559,7 @@
 
   // ---- meters --------------------------------------------------------------------------
   function newMeter() {
-    return { channels: 2, peak: [], rms: [], hold: [], clip: [], clips: [], tPeak: [], tRms: [],
+    return { channels: 2, peak: [], rms: [], hold: [], clip: [], clips: [],
       dirty: true, w: 0, h: 0, dpr: 1, last: 0 };
   }
 
@@ -597,13 +599,14 @@
     var m = c.meter;
     if (data.ch.length !== m.channels) { m.channels = data.ch.length; sizeCanvas(c); }
     var now = performance.now();
+    // seconds since the previous event: how far the shown peak and RMS may fall meanwhile
+    var dt = m.last ? Math.min(0.5, (now - m.last) / 1000) : 0;
     for (var i = 0; i < data.ch.length; i++) {
       var x = data.ch[i] || {};
       var p = typeof x.peak === 'number' ? x.peak : -120;
       var r = typeof x.rms === 'number' ? x.rms : -120;
-      m.tPeak[i] = p; m.tRms[i] = r;
-      if (m.peak[i] == null || p >= m.peak[i]) m.peak[i] = p;
-      if (m.rms[i] == null || r >= m.rms[i]) m.rms[i] = r;
+      m.peak[i] = m.peak[i] == null ? p : Math.max(p, m.peak[i] - PEAK_FALL_DB_S * dt);
+      m.rms[i] = m.rms[i] == null ? r : Math.max(r, m.rms[i] - RMS_FALL_DB_S * dt);
       m.hold[i] = typeof x.hold === 'number' ? x.hold : p;
       // clip counts samples at full scale since the capture started: latch on an increase
       var n = x.clip | 0;
@@ -619,75 +622,96 @@
 
   window.pirec.feedLevel = onLevel;
 
-  var drawPending = false, lastDrawAt = 0;
+  // One animation frame draws the meters that changed; nothing is drawn between events.
+  var drawPending = false;
   function requestDraw() {
     if (drawPending) return;
     drawPending = true;
     requestAnimationFrame(drawAll);
   }
 
-  function drawAll(ts) {
+  function drawAll() {
     drawPending = false;
-    var dt = lastDrawAt ? Math.min(0.25, (ts - lastDrawAt) / 1000) : 0;
-    lastDrawAt = ts;
-    var again = false;
     S.cards.forEach(function (c) {
-      var m = c.meter;
-      // fall towards the latest values between events
-      for (var i = 0; i < m.channels; i++) {
-        if (m.peak[i] != null && m.peak[i] > m.tPeak[i]) { m.peak[i] = Math.max(m.tPeak[i], m.peak[i] - PEAK_FALL_DB_S * dt); again = true; m.dirty = true; }
-        if (m.rms[i] != null && m.rms[i] > m.tRms[i]) { m.rms[i] = Math.max(m.tRms[i], m.rms[i] - RMS_FALL_DB_S * dt); again = true; m.dirty = true; }
-      }
-      if (m.dirty) { drawMeter(c); m.dirty = false; }
+      if (c.meter.dirty) { drawMeter(c); c.meter.dirty = false; }
     });
-    if (again) requestDraw(); else lastDrawAt = 0;
   }
 
-  function drawMeter(c) {
-    var m = c.meter, ctx = c.canvas.getContext('2d');
-    if (!ctx || !m.w) return;
-    var W = m.w, H = m.h;
-    ctx.setTransform(m.dpr, 0, 0, m.dpr, 0, 0);
-    ctx.clearRect(0, 0, W, H);
-    var left = 26, right = 60;                     // channel label, numeric readout
-    var x0 = left, x1 = W - right, bw = x1 - x0;
-    var top = 18, n = m.channels || 1, gap = 6;
-    var bh = (H - top - 4 - gap * (n - 1)) / n;
-    var xs = function (db) { return x0 + iec(db) * bw; };
+  // Geometry of a meter in CSS pixels.
+  function meterLayout(m) {
+    var W = m.w, H = m.h, left = 26, right = 60;   // channel label, numeric readout
+    var x0 = left, x1 = W - right, n = m.channels || 1, top = 18, gap = 6;
+    return { W: W, H: H, x0: x0, x1: x1, bw: x1 - x0, right: right, top: top, gap: gap, n: n,
+      bh: (H - top - 4 - gap * (n - 1)) / n };
+  }
 
-    // scale
-    ctx.font = '600 12px -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Arial, sans-serif';
+  var METER_FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Arial, sans-serif';
+
+  // What does not move (scale, labels, empty tracks, ticks) is drawn once per size into a
+  // canvas of its own; each level event then copies it and draws only the bars.
+  function drawMeterBackground(c) {
+    var m = c.meter, L = meterLayout(m);
+    var bg = m.bg || (m.bg = document.createElement('canvas'));
+    bg.width = c.canvas.width; bg.height = c.canvas.height;
+    var ctx = bg.getContext('2d');
+    ctx.setTransform(m.dpr, 0, 0, m.dpr, 0, 0);
+    var xs = function (db) { return L.x0 + iec(db) * L.bw; };
+    ctx.font = '600 12px ' + METER_FONT;
     ctx.textBaseline = 'top';
     ctx.textAlign = 'center';
     ctx.fillStyle = '#d9dde2';
     // labels from 0 dB down, each only where it does not overlap the one to its right
-    var edge = x1 + 8;
+    var edge = L.x1 + 8;
     METER_TICKS.concat([METER_MIN_DB]).sort(function (a, b) { return b - a; }).forEach(function (t) {
       var label = String(t), tw = ctx.measureText(label).width;
-      var x = t === 0 ? x1 - tw / 2 + 2 : t === METER_MIN_DB ? x0 + tw / 2 : xs(t);
+      var x = t === 0 ? L.x1 - tw / 2 + 2 : t === METER_MIN_DB ? L.x0 + tw / 2 : xs(t);
       if (x + tw / 2 > edge - 4) return;
       ctx.fillText(label, x, 2);
       edge = x - tw / 2;
     });
     ctx.textAlign = 'left';
-    ctx.fillText('dB', x1 + 8, 2);
-
-    var yellowAt = xs(-12), redAt = xs(-3);
-    for (var i = 0; i < n; i++) {
-      var y = top + i * (bh + gap);
-      // track
+    ctx.fillText('dB', L.x1 + 8, 2);
+    ctx.font = '700 14px ' + METER_FONT;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    for (var i = 0; i < L.n; i++) {
+      var y = L.top + i * (L.bh + L.gap);
       ctx.fillStyle = '#2c3138';
-      ctx.fillRect(x0, y, bw, bh);
+      ctx.fillRect(L.x0, y, L.bw, L.bh);
+      ctx.fillStyle = '#d9dde2';
+      ctx.fillText(L.n === 2 ? (i ? 'R' : 'L') : String(i + 1), L.x0 / 2, y + L.bh / 2);
+    }
+    m.bgKey = [bg.width, bg.height, L.n].join('x');
+  }
+
+  function drawMeter(c) {
+    var m = c.meter, ctx = c.canvas.getContext('2d');
+    if (!ctx || !m.w) return;
+    var L = meterLayout(m), n = L.n, x0 = L.x0, x1 = L.x1, bh = L.bh;
+    if (m.bgKey !== [c.canvas.width, c.canvas.height, n].join('x')) drawMeterBackground(c);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, c.canvas.width, c.canvas.height);
+    ctx.drawImage(m.bg, 0, 0);
+    ctx.setTransform(m.dpr, 0, 0, m.dpr, 0, 0);
+    var xs = function (db) { return x0 + iec(db) * L.bw; };
+    var yellowAt = xs(-12), redAt = xs(-3);
+    ctx.font = '700 14px ' + METER_FONT;
+    ctx.textBaseline = 'middle';
+    for (var i = 0; i < n; i++) {
+      var y = L.top + i * (bh + L.gap);
       // RMS bar in zones
       var r = m.rms[i] != null ? xs(m.rms[i]) : x0;
       if (r > x0) {
         ctx.fillStyle = '#2fc25b'; ctx.fillRect(x0, y, Math.min(r, yellowAt) - x0, bh);
         if (r > yellowAt) { ctx.fillStyle = '#f2c318'; ctx.fillRect(yellowAt, y, Math.min(r, redAt) - yellowAt, bh); }
         if (r > redAt) { ctx.fillStyle = '#ff3b30'; ctx.fillRect(redAt, y, r - redAt, bh); }
+        // ticks over the bar
+        ctx.fillStyle = 'rgba(0,0,0,0.55)';
+        for (var k = 0; k < METER_TICKS.length; k++) {
+          var tx = Math.round(xs(METER_TICKS[k]));
+          if (METER_TICKS[k] < 0 && tx < r) ctx.fillRect(tx, y, 1, bh);
+        }
       }
-      // ticks over the track
-      ctx.fillStyle = 'rgba(0,0,0,0.55)';
-      METER_TICKS.forEach(function (t) { if (t < 0) ctx.fillRect(Math.round(xs(t)), y, 1, bh); });
       // peak line
       if (m.peak[i] != null && m.peak[i] > METER_MIN_DB) {
         var px = xs(m.peak[i]);
@@ -700,29 +724,21 @@
         ctx.fillStyle = m.hold[i] > -3 ? '#ff3b30' : '#ffd84a';
         ctx.fillRect(hx - 2, y, 4, bh);
       }
-      // channel label
-      ctx.fillStyle = '#d9dde2';
-      ctx.textAlign = 'center';
-      ctx.textBaseline = 'middle';
-      ctx.font = '700 14px -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Arial, sans-serif';
-      ctx.fillText(n === 2 ? (i ? 'R' : 'L') : String(i + 1), left / 2, y + bh / 2);
       // readout: peak hold in dB, or CLIP latched until tapped
       if (m.clip[i]) {
         ctx.fillStyle = '#ff1f1f';
-        ctx.fillRect(x1 + 6, y, right - 8, bh);
+        ctx.fillRect(x1 + 6, y, L.right - 8, bh);
         ctx.fillStyle = '#ffffff';
-        ctx.fillText('CLIP', x1 + 6 + (right - 8) / 2, y + bh / 2);
+        ctx.textAlign = 'center';
+        ctx.fillText('CLIP', x1 + 6 + (L.right - 8) / 2, y + bh / 2);
       } else {
         ctx.fillStyle = '#f4f6f8';
         ctx.textAlign = 'right';
         var hv = m.hold[i];
-        ctx.fillText(hv == null || hv <= -99 ? '–∞' : hv.toFixed(1), W - 6, y + bh / 2);
+        ctx.fillText(hv == null || hv <= -99 ? '–∞' : hv.toFixed(1), L.W - 6, y + bh / 2);
       }
-      ctx.textBaseline = 'top';
-      ctx.font = '600 12px -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Arial, sans-serif';
     }
     stats.framesDrawn++;
-    c.canvas.dataset.frames = String(stats.framesDrawn);
   }
 
   // ---- takes ---------------------------------------------------------------------------

@@ -426,7 +426,12 @@ def main():
     ap.add_argument('--demo', action='store_true', help='ignored (always a demo device)')
     ap.add_argument('--state-dir', help='ignored')
     ap.add_argument('--config', help='INI file; [server] lease_seconds is used')
+    ap.add_argument('--web', help='serve the page from this folder instead of web/ '
+                    '(to measure an older page, e.g. git archive main web | tar -x -C DIR)')
     a = ap.parse_args()
+    if a.web:
+        global WEB
+        WEB = a.web
     if a.config:
         import configparser
         cp = configparser.ConfigParser()

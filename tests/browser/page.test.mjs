@@ -82,6 +82,16 @@ try {
     assert(lit > 10, `meter bars lit (${lit} pixels)`);
   });
 
+  await step('the meters are drawn only when new levels arrive (not at the display rate)', async () => {
+    const s0 = await ipad.eval(() => Object.assign({}, window.pirec.stats));
+    const s1 = await until('40 more level events', async () => {
+      const s = await ipad.eval(() => Object.assign({}, window.pirec.stats));
+      return s.levels >= s0.levels + 40 ? s : null;
+    }, 10000);
+    const frames = s1.framesDrawn - s0.framesDrawn, levels = s1.levels - s0.levels;
+    assert(frames <= levels + 2, `${frames} meter frames drawn for ${levels} level events`);
+  });
+
   await step('a clip latches the red CLIP flag until the meter is tapped', async () => {
     await ipad.eval((id) => window.pirec.feedLevel({ id, t: 0, ch: [
       { peak: 0, rms: -6, hold: 0, clip: 1e9 }, { peak: -20, rms: -30, hold: -20, clip: 0 }] }), dev);
