@@ -198,7 +198,9 @@
 
   // r: a take/renew/takeover answer. `lease` names the lease in events (not secret).
   function setLease(id, r) {
-    var v = { token: r.token, expires: r.expires, lease: r.lease || '', instance: S.instance };
+    var prev = memLeases[id] || {};
+    var v = { token: r.token, expires: r.expires, lease: r.lease || '', instance: S.instance,
+      lease_seconds: r.lease_seconds || prev.lease_seconds || 0 };
     try { sessionStorage.setItem(leaseKey(id), JSON.stringify(v)); }
     catch (e) { /* storage full or disabled: the lease only lives in memory then */ }
     memLeases[id] = v;
@@ -330,7 +332,10 @@
       renderCard(id);
       say('You control ' + devName(id) + (r.previous ? ', taken over from ' + r.previous : '') + '.');
       reopen('lease');           // the event stream now tells the server this page is here
-    }, function (e) { fail(e, id, how); });
+    }, function (e) {
+      fail(e, id, how);
+      if (how === 'takeover') { closeConfirm(id); fetchStatus(); }
+    });
   }
 
   function release(id) {
@@ -348,12 +353,18 @@
     });
   }
 
+  // A renewal replaces the token: what needs the token waits for a renewal in flight.
+  function afterRenew(id) {
+    var all = [];
+    Object.keys(renewing).forEach(function (k) { if (renewing[k] && (id == null || k === id)) all.push(renewing[k]); });
+    return Promise.all(all);
+  }
+
   function renew(id) {
     var l = lease(id);
     if (!l || renewing[id]) return;
-    renewing[id] = true;
     stats.renews++;
-    ctl(id, 'renew', l.token).then(function (r) {
+    renewing[id] = ctl(id, 'renew', l.token).then(function (r) {
       setLease(id, r);
       var d = S.devices.get(id);
       if (d) {
@@ -365,7 +376,7 @@
     }, function (e) {
       if (e.status === 0) return;          // offline: try again on the next tick
       fail(e, id, 'renew');
-    }).then(function () { renewing[id] = false; });
+    }).then(function () { renewing[id] = null; });
   }
 
   // Renew leases about to run out, while the page is visible and someone uses it (or it
@@ -378,7 +389,8 @@
       if (!l || !l.expires || !holds(id)) return;
       if (idle && !d.recording) return;       // forgotten: let the lease run out
       var left = l.expires - nowServerMs() / 1000;
-      if (now || left <= RENEW_BEFORE_S) renew(id);
+      var before = Math.min(RENEW_BEFORE_S, (l.lease_seconds || 600) / 2);
+      if (now || left <= before) renew(id);
     });
   }
 
@@ -391,7 +403,11 @@
     var btn = card.recBtn;
     btn.setAttribute('aria-busy', 'true');
     var action = d.recording ? 'stop' : 'start';
-    ctl(id, action, l.token).then(function (r) {
+    afterRenew(id).then(function () {
+      var cur = lease(id);
+      if (!cur) throw new ApiError(401, {}, 'no lease');
+      return ctl(id, action, cur.token);
+    }).then(function (r) {
       if (action === 'start') {
         startTake(d, r);
         say(devName(id) + ' is recording' + (d.preroll ? ', with ' + d.preroll.toFixed(1) + ' s of pre-roll' : '') + '.');
@@ -493,7 +509,8 @@
         var restarted = (st.instance && l.instance && st.instance !== l.instance) || S.sawClose;
         showMessage(restarted
           ? 'The recorder restarted: your control of ' + devName(nd.id) + ' ended. Take it again to record.'
-          : 'Your control of ' + devName(nd.id) + ' ended while this page was away.');
+          : 'Your control of ' + devName(nd.id) + ' ended while this page was away' +
+            (nd.taken && nd.holder ? '; ' + nd.holder + ' controls it now.' : '.'));
       }
     });
     S.devices.forEach(function (d, id) { if (!seen[id]) removeDevice(id); });
@@ -568,7 +585,8 @@
     });
     S.cards.set(id, c);
     $('devices').appendChild(el);
-    if (window.ResizeObserver) new ResizeObserver(function () { sizeCanvas(c); }).observe(c.canvas);
+    // (in the next frame: sizing the canvas inside the callback would resize it again, a loop)
+    if (window.ResizeObserver) new ResizeObserver(function () { requestAnimationFrame(function () { sizeCanvas(c); }); }).observe(c.canvas);
     sizeCanvas(c);
     return c;
   }
@@ -586,7 +604,8 @@
 
   // Take-over is offered once the server says the holder has been away long enough.
   function canTakeOver(d) {
-    return !!(d.taken && d.takeover_at && nowServerMs() / 1000 >= d.takeover_at);
+    // (a second of margin: this page knows the server's clock to about a second)
+    return !!(d.taken && d.takeover_at && nowServerMs() / 1000 >= d.takeover_at + 1);
   }
 
   function renderCard(id) {
@@ -1045,10 +1064,12 @@
           return;
         }
         clearTimeout(armTimer);
-        var tok = anyLeaseToken();
-        if (!tok) { showMessage('Take control of a device to delete takes.'); return; }
         del.setAttribute('aria-busy', 'true');
-        api('DELETE', url, tok).then(function () {
+        afterRenew().then(function () {
+          var tok = anyLeaseToken();
+          if (!tok) throw new ApiError(401, {}, 'no lease');
+          return api('DELETE', url, tok);
+        }).then(function () {
           say('Deleted ' + t.name + '.');
           S.takes = S.takes.filter(function (x) { return x.name !== t.name; });
           renderTakes();
@@ -1302,6 +1323,14 @@
       renderTakes();
     });
     on('clock', function () { fetchStatus(); });
+    // the holder's screen came or went: when a take-over becomes possible
+    on('presence', function (d) {
+      var dev = S.devices.get(d.id); if (!dev) return;
+      if (d.lease && dev.lease && d.lease !== dev.lease) return;
+      dev.takeover_at = d.takeover_at || 0;
+      if (d.holder_seen) dev.holder_seen = d.holder_seen;
+      renderCard(d.id);
+    });
     on('close', function () {
       S.closedByServer = true;
       S.sawClose = true;
@@ -1411,7 +1440,7 @@
   function renderClock(st) {
     var box = $('clock-warning');
     var unsynced = st.clock_synchronised === false;
-    var offset = typeof st.clock_offset === 'number' && st.clock_offset !== 0 && st.clock_source && st.clock_source !== 'system';
+    var offset = !!st.clock_source && st.clock_source !== 'system';
     var dismissed = false;
     try { dismissed = sessionStorage.getItem('pirec.clockDismissed') === (offset ? 'offset' : 'unsynced'); } catch (e) { /* ignore */ }
     box.hidden = !unsynced || dismissed;
@@ -1428,9 +1457,10 @@
   }
 
   function useMyTime() {
-    var token = anyLeaseToken();
-    if (!token) { showMessage('Take control of a device first, then give the recorder this screen’s time.'); return; }
-    api('POST', '/api/clock?now=' + Date.now(), token).then(function () {
+    if (!anyLeaseToken()) { showMessage('Take control of a device first, then give the recorder this screen’s time.'); return; }
+    afterRenew().then(function () {
+      return api('POST', '/api/clock?now=' + Date.now(), anyLeaseToken());
+    }).then(function () {
       say('The recorder now names takes with this screen’s time.');
       fetchStatus();
     }, function (e) {
@@ -1446,10 +1476,17 @@
     setConn('offline');
     scheduleReconnect(2000);
   });
+  function redrawWaves() { Array.prototype.forEach.call(document.querySelectorAll('.wave'), drawWave); }
   window.addEventListener('resize', function () {
     S.cards.forEach(sizeCanvas);
-    Array.prototype.forEach.call(document.querySelectorAll('.wave'), drawWave);
+    redrawWaves();
   });
+  // the overview's colour follows light and dark
+  if (window.matchMedia) {
+    var dark = window.matchMedia('(prefers-color-scheme: dark)');
+    if (dark.addEventListener) dark.addEventListener('change', redrawWaves);
+    else if (dark.addListener) dark.addListener(redrawWaves);      // Safari before 14
+  }
 
   function init() {
     var input = $('client-name');
@@ -1464,7 +1501,7 @@
     $('clock-use').addEventListener('click', useMyTime);
     $('clock-dismiss').addEventListener('click', function () {
       var st = S.status || {};
-      var offset = typeof st.clock_offset === 'number' && st.clock_offset !== 0 && st.clock_source && st.clock_source !== 'system';
+      var offset = !!st.clock_source && st.clock_source !== 'system';
       try { sessionStorage.setItem('pirec.clockDismissed', offset ? 'offset' : 'unsynced'); } catch (e) { /* ignore */ }
       $('clock-warning').hidden = true;
     });

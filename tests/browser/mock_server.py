@@ -113,8 +113,8 @@ class State:
         if ls is None:
             return 0
         if ls['streams'] > 0:
-            return int(now) + self.takeover_after     # at the earliest, once it goes away
-        return int(ls['seen'] + self.takeover_after)
+            return 0              # connected: no take-over (until it goes away)
+        return int(math.ceil(ls['seen'] + self.takeover_after))
 
     def device_status(self, now):
         d = dict(self.dev)
@@ -511,6 +511,9 @@ class Handler(BaseHTTPRequestHandler):
                 bound = ls
                 ls['streams'] += 1
                 ls['seen'] = time.time()
+                if ls['streams'] == 1:
+                    st.hub.publish('presence', {'id': st.dev['id'], 'lease': ls['id'], 'holder': ls['holder'],
+                                                'present': True, 'takeover_at': st.takeover_at(ls, time.time())})
         self.send_response(200)
         self.send_header('Content-Type', 'text/event-stream')
         self.send_header('Cache-Control', 'no-store')
@@ -555,6 +558,11 @@ class Handler(BaseHTTPRequestHandler):
                 with st.lock:
                     bound['streams'] -= 1
                     bound['seen'] = time.time()
+                    gone = bound['streams'] == 0 and st.lease is bound
+                    ev = {'id': st.dev['id'], 'lease': bound['id'], 'holder': bound['holder'], 'present': False,
+                          'holder_seen': int(bound['seen']), 'takeover_at': st.takeover_at(bound, time.time())}
+                if gone:
+                    st.hub.publish('presence', ev)
 
 
 def peaks_of(take, secs, complete=True):

@@ -51,9 +51,10 @@ run_engine() {
   local engine=$1 dir="$tmp/$1" url="" pid rc st deadline
   local log="$dir/server.log" extra=()
   mkdir -p "$dir/rec" "$dir/state"
-  # A short lease (64 s) lets the test see the page renew it by itself (60 s before the end).
+  # A short lease (20 s) lets the test see the page renew it by itself (halfway, at most 60 s
+  # before the end).
   if "$bin" serve --help 2>&1 | grep -q -- '--config'; then
-    printf '[server]\nlease_seconds = 64\n' >"$dir/pirec.ini"
+    printf '[server]\nlease_seconds = 20\n' >"$dir/pirec.ini"
     extra=(--config "$dir/pirec.ini")
   fi
   "$bin" serve --demo --listen 127.0.0.1:0 --recordings "$dir/rec" --state-dir "$dir/state" "${extra[@]}" >"$log" 2>&1 &
