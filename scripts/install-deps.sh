@@ -48,3 +48,23 @@ fi
 if [[ "${1:-}" == "--test" && -f tests/browser/package.json && ! -d tests/browser/node_modules/playwright-core ]]; then
   (cd tests/browser && npm install --no-audit --no-fund --silent)
 fi
+
+# The browser test also runs in WebKitGTK, the engine of iPad Safari: WebKitWebDriver
+# (webkit2gtk-driver) drives MiniBrowser under Xvfb; axe-core (npm) checks accessibility.
+if [[ "${1:-}" == "--test" ]]; then
+  webkit_missing=()
+  for p in webkit2gtk-driver xvfb; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || webkit_missing+=("$p")
+  done
+  if ((${#webkit_missing[@]})); then
+    echo "install-deps: installing ${webkit_missing[*]}"
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${webkit_missing[@]}"
+  fi
+  if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules/axe-core ]]; then
+    (cd tests/browser && npm install --no-audit --no-fund --silent)
+  fi
+fi

@@ -1,14 +1,21 @@
 #!/usr/bin/python3
-"""A stand-in for `pirec serve --demo`, for developing the web page without the C server.
+"""A stand-in for `pirec serve --demo`, for developing and testing the web page without the
+C server.
 
-Serves web/ and fakes the API and events of docs/api.md: one demo device "tone"
-(48 kHz, S16_LE, 2 ch), levels at 25 Hz, leases with tokens, start/stop of takes that
-write a small file, the recordings list, download with Range, delete with a lease token.
+Serves web/ and fakes the API and events of docs/api.md, including what
+/work/wt/briefs/i10-server.md asks of the server next (the page is tested against it here
+first): one demo device "tone" (48 kHz, S16_LE, 2 ch), levels at 25 Hz carrying the take's
+position, leases with tokens that a running take keeps alive, presence of the holder and an
+announced take-over, takes with a pre-roll, the recordings list with `take_added` and
+`delete` events, waveform peaks, download with Range, delete with a lease token, the
+manifest and icons, an unsynchronised clock and the tablet's time (--unsynced).
 Stdlib only.
 
     /usr/bin/python3 tests/browser/mock_server.py --listen 127.0.0.1:0 [--recordings DIR]
+        [--lease-seconds 300] [--takeover-after 120] [--preroll 5] [--unsynced] [--web DIR]
 prints "mock listening on http://127.0.0.1:PORT/" and runs until SIGTERM/SIGINT, when it
-sends `close` to every subscriber.
+sends `close` to every subscriber. `POST /mock/restart` acts as a restart of the server
+(the take ends, leases are forgotten, every event stream gets `close`).
 """
 import argparse
 import datetime as dt
@@ -30,12 +37,14 @@ from urllib.parse import urlsplit, parse_qs, unquote
 
 WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'web')
 TYPES = {'.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
-         '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml'}
+         '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png',
+         '.webmanifest': 'application/manifest+json'}
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]*\.flac$')
+PEAKS_PER_SECOND = 10
 
 
-def iso_now():
-    return dt.datetime.now().astimezone().isoformat(timespec='seconds')
+def iso(t):
+    return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec='milliseconds')
 
 
 class Hub:
@@ -44,6 +53,7 @@ class Hub:
         self.events = []          # (id, type, data, volatile)
         self.next_id = 1
         self.closed = False
+        self.generation = 0       # bumped by a simulated restart: every stream ends
 
     def publish(self, typ, data, volatile=False):
         with self.cond:
@@ -54,43 +64,100 @@ class Hub:
             self.cond.notify_all()
 
 
+def envelope(t, c):
+    """The demo signal's level (dB RMS) at t seconds, channel c: levels and peaks agree."""
+    env = 0.5 + 0.5 * math.sin(t * 0.9 + c * 1.3)
+    return -40 + 26 * env + 2 * math.sin(t * 7.0 + c)
+
+
 class State:
-    def __init__(self, rec_dir, lease_seconds):
+    def __init__(self, a, rec_dir):
         self.lock = threading.Lock()
         self.rec_dir = rec_dir
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = a.lease_seconds
+        self.takeover_after = a.takeover_after
+        self.preroll = a.preroll
+        self.synchronised = not a.unsynced
+        self.clock_offset = 0.0   # seconds the tablet's time is ahead of ours (for names)
+        self.clock_source = 'system'
         self.hub = Hub()
+        self.t_start = time.monotonic()
+        self.instance = secrets.token_hex(4)
         self.dev = {'id': 'tone', 'name': 'Demo tone', 'connected': True,
-                    'format': {'sample': 'S16_LE', 'rate': 48000, 'channels': 2}}
-        self.lease = None         # {'token','holder','expires'}
-        self.take = None          # {'file','started','t0'}
+                    'format': {'sample': 'S16_LE', 'rate': 48000, 'channels': 2, 'bits': 16}}
+        self.lease = None         # {'token','old','holder','expires','seen','streams'}
+        self.take = None          # {'file','started','t0','preroll'}
         self.clips = [0, 0]
+
+    # --- time: "now" as the server names things (its clock plus the tablet's offset) ---
+    def now(self):
+        return time.time() + self.clock_offset
+
+    def pos(self):
+        """The take's length as the file holds it (pre-roll included), in seconds."""
+        return round(time.monotonic() - self.take['t0'], 3) if self.take else 0.0
+
+    def lease_alive(self, now):
+        """The lease, unless it ran out; a running take keeps it alive."""
+        ls = self.lease
+        if ls is None:
+            return None
+        if ls['expires'] > now or self.take is not None:
+            return ls
+        return None
+
+    def present(self, ls, now):
+        return ls['streams'] > 0 or now - ls['seen'] < self.takeover_after
+
+    def takeover_at(self, ls, now):
+        if ls is None:
+            return 0
+        if ls['streams'] > 0:
+            return 0              # connected: no take-over (until it goes away)
+        return int(math.ceil(ls['seen'] + self.takeover_after))
 
     def device_status(self, now):
         d = dict(self.dev)
-        held = self.lease is not None and self.lease['expires'] > now
-        d.update(taken=held, holder=self.lease['holder'] if held else '',
-                 expires=self.lease['expires'] if held else 0,
+        ls = self.lease_alive(now)
+        d.update(taken=ls is not None, holder=ls['holder'] if ls else '', lease=ls['id'] if ls else '',
+                 expires=int(ls['expires']) if ls else 0,
+                 kept_by_take=bool(ls and self.take),
+                 holder_seen=int(now if ls and ls['streams'] else ls['seen']) if ls else 0,
+                 takeover_at=self.takeover_at(ls, now),
                  recording=self.take is not None,
                  file=self.take['file'] if self.take else '',
-                 elapsed=round(time.monotonic() - self.take['t0'], 2) if self.take else 0)
+                 started=self.take['started'] if self.take else '',
+                 preroll=self.take['preroll'] if self.take else 0,
+                 elapsed=self.pos())
         return d
 
     def status(self):
-        now = int(time.time())
+        now = time.time()
         with self.lock:
             d = self.device_status(now)
         st = os.statvfs(self.rec_dir)
         free = st.f_bavail * st.f_frsize
         return {'devices': [d],
                 'disk': {'free_bytes': free, 'seconds_left': free / (48000 * 2 * 2 * 0.6)},
-                'clock_synchronised': True, 'server_time': iso_now()}
+                'clock_synchronised': self.synchronised, 'clock_offset': round(self.clock_offset, 3),
+                'clock_source': self.clock_source,
+                'server_time': iso(self.now()), 'instance': self.instance,
+                'lease_seconds': self.lease_seconds, 'takeover_after_seconds': self.takeover_after}
 
     def status_event(self):
         s = self.status()
         for d in s['devices']:
             s[d['id']] = {'connected': d['connected'], 'taken': d['taken'], 'name': d['name']}
         return s
+
+    def find_lease(self, token, now):
+        """The live lease this token belongs to: 'ok', 'old' (taken over), or None."""
+        ls = self.lease_alive(now)
+        if ls and token and secrets.compare_digest(token, ls['token']):
+            return ls, 'ok'
+        if ls and token and token in ls.get('old', ()):
+            return ls, 'old'
+        return None, None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -125,6 +192,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.route('GET')
 
+    def do_HEAD(self):
+        self.route('HEAD')
+
     def do_POST(self):
         self.route('POST')
 
@@ -139,24 +209,30 @@ class Handler(BaseHTTPRequestHandler):
         m = re.match(r'^/api/status/([^/]+)$', path)
         if m and method == 'GET':
             return self.sse(q)
-        m = re.match(r'^/api/recording/([^/]+)/(take|renew|release|start|stop)(?:/([^/]+))?$', path)
+        m = re.match(r'^/api/recording/([^/]+)/(take|takeover|renew|release|start|stop)(?:/([^/]+))?$', path)
         if m:
             return self.control(m.group(1), m.group(2), self.token_of(m.group(3), q), q)
+        if path == '/api/clock' and method == 'POST':
+            return self.clock(self.token_of('', q), q)
         if path == '/api/recordings' and method == 'GET':
             return self.send_json(200, {'recordings': self.list_recordings()})
-        m = re.match(r'^/api/recordings/([^/]+?)(/delete)?$', path)
+        m = re.match(r'^/api/recordings/([^/]+?)(/delete|/peaks)?$', path)
         if m:
-            if method == 'DELETE' or (method == 'POST' and m.group(2)):
+            if method == 'DELETE' or (method == 'POST' and m.group(2) == '/delete'):
                 return self.delete(m.group(1), self.token_of('', q))
+            if method == 'GET' and m.group(2) == '/peaks':
+                return self.peaks(m.group(1))
             if method == 'GET' and not m.group(2):
                 return self.download(m.group(1))
+        if path == '/mock/restart' and method == 'POST':
+            return self.restart()
         if path.startswith('/api/'):
             return self.send_json(404, {'state': False, 'error': 'no such route'})
-        return self.static(path)
+        return self.static(path, method)
 
-    def static(self, path):
+    def static(self, path, method):
         name = 'index.html' if path == '/' else path.lstrip('/')
-        if not re.match(r'^[a-z0-9_-]+\.(html|js|css|svg)$', name):
+        if not re.match(r'^[a-z0-9_-]+\.(html|js|css|svg|png|webmanifest)$', name):
             return self.send_json(404, {'error': 'not found'})
         fn = os.path.join(WEB, name)
         try:
@@ -170,75 +246,147 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header('Content-Security-Policy', "default-src 'self'")
         self.send_header('Cache-Control', 'no-cache')
         self.end_headers()
-        self.wfile.write(body)
+        if method != 'HEAD':
+            self.wfile.write(body)
 
     # ---- control ----
+    def new_lease(self, client, now, old=()):
+        st = self.st
+        st.lease_serial = getattr(st, 'lease_serial', 0) + 1
+        st.lease = {'id': 'L%d' % st.lease_serial,      # names the lease in events; not secret
+                    'token': secrets.token_hex(16), 'old': list(old), 'holder': client,
+                    'expires': now + st.lease_seconds, 'seen': now, 'streams': 0}
+        return st.lease
+
+    def lease_answer(self, dev, ls, **extra):
+        st = self.st
+        ans = {'state': True, 'token': ls['token'], 'id': dev, 'lease': ls['id'], 'holder': ls['holder'],
+               'expires': int(ls['expires']), 'lease_seconds': st.lease_seconds,
+               'kept_by_take': st.take is not None}
+        ans.update(extra)
+        return ans
+
     def control(self, dev, action, token, q):
         st = self.st
-        now = int(time.time())
+        now = time.time()
         if dev != st.dev['id']:
             return self.send_json(404, {'state': False, 'token': '', 'error': 'no such device'})
         events = []
         with st.lock:
-            lease = st.lease if st.lease and st.lease['expires'] > now else None
-            valid = lease is not None and token == lease['token']
-            if action == 'take':
-                if lease:
-                    return self.send_json(409, {'state': False, 'token': '', 'holder': lease['holder'],
-                                                'expires': lease['expires']})
-                client = (q.get('client', ['web'])[0] or 'web')[:63]
-                st.lease = {'token': secrets.token_hex(16), 'holder': client,
-                            'expires': now + st.lease_seconds}
-                ans = {'state': True, 'token': st.lease['token'], 'id': dev, 'holder': client,
-                       'expires': st.lease['expires'], 'lease_seconds': st.lease_seconds}
-                events.append(('take', {'id': dev, 'holder': client, 'expires': st.lease['expires']}))
-            elif not valid:
+            live = st.lease_alive(now)
+            if live is None:
+                st.lease = None
+            ls, how = st.find_lease(token, now)
+            client = (q.get('client', ['web'])[0] or 'web')[:63]
+            if action in ('take', 'takeover'):
+                if live and action == 'take':
+                    return self.send_json(409, {'state': False, 'token': '', 'holder': live['holder'],
+                                                'expires': int(live['expires']),
+                                                'present': st.present(live, now),
+                                                'takeover_at': st.takeover_at(live, now)})
+                if live and st.present(live, now):
+                    return self.send_json(409, {'state': False, 'token': '', 'holder': live['holder'],
+                                                'expires': int(live['expires']), 'present': True,
+                                                'takeover_at': st.takeover_at(live, now),
+                                                'error': '%s is still connected' % live['holder']})
+                previous = live['holder'] if live else ''
+                old = (live.get('old', []) + [live['token']]) if live else []
+                nl = self.new_lease(client, now, old=old)
+                ans = self.lease_answer(dev, nl)
+                if previous:
+                    ans['previous'] = previous
+                    events.append(('takeover', {'id': dev, 'lease': nl['id'], 'holder': client, 'previous': previous,
+                                                'expires': int(nl['expires'])}))
+                else:
+                    events.append(('take', {'id': dev, 'lease': nl['id'], 'holder': client, 'expires': int(nl['expires']),
+                                            'kept_by_take': st.take is not None}))
+            elif how == 'old':
+                return self.send_json(401, {'state': False, 'token': '', 'taken_over_by': ls['holder'],
+                                            'error': 'control was taken over by %s' % ls['holder']})
+            elif not ls:
                 return self.send_json(401, {'state': False, 'token': '', 'error': 'bad or expired token'})
             elif action == 'renew':
-                st.lease = dict(lease, token=secrets.token_hex(16), expires=now + st.lease_seconds)
-                ans = {'state': True, 'token': st.lease['token'], 'id': dev, 'holder': lease['holder'],
-                       'expires': st.lease['expires'], 'lease_seconds': st.lease_seconds}
-                events.append(('take', {'id': dev, 'holder': lease['holder'], 'expires': st.lease['expires']}))
+                ls['token'] = secrets.token_hex(16)
+                ls['expires'] = now + st.lease_seconds
+                ls['seen'] = now
+                ans = self.lease_answer(dev, ls)
+                events.append(('take', {'id': dev, 'lease': ls['id'], 'holder': ls['holder'], 'expires': int(ls['expires']),
+                                        'kept_by_take': st.take is not None}))
             elif action == 'release':
                 st.lease = None
                 ans = {'state': True}
-                events.append(('release', {'id': dev, 'holder': lease['holder']}))
+                events.append(('release', {'id': dev, 'lease': ls['id'], 'holder': ls['holder']}))
             elif action == 'start':
+                ls['seen'] = now
                 if st.take:
                     return self.send_json(409, {'state': False, 'error': 'already recording'})
-                stamp = dt.datetime.now().astimezone().strftime('%Y-%m-%dT%H-%M-%S%z')
+                stamp = dt.datetime.fromtimestamp(st.now() - st.preroll).astimezone().strftime('%Y-%m-%dT%H-%M-%S%z')
                 f = 'tone_%s.flac' % stamp
                 n = 1
-                while os.path.exists(os.path.join(st.rec_dir, f)):
+                while os.path.exists(os.path.join(st.rec_dir, f)) or os.path.exists(os.path.join(st.rec_dir, f + '.part')):
                     n += 1
                     f = 'tone_%s-%d.flac' % (stamp, n)
-                st.take = {'file': f, 'started': iso_now(), 't0': time.monotonic()}
+                # the take begins `preroll` seconds before the request (what the ring held)
+                started = iso(st.now() - st.preroll)
+                st.take = {'file': f, 'started': started, 't0': time.monotonic() - st.preroll,
+                           'preroll': float(st.preroll)}
                 open(os.path.join(st.rec_dir, f + '.part'), 'wb').close()
-                ans = {'state': True, 'file': f, 'started': st.take['started']}
-                events.append(('record', {'id': dev, 'file': f, 'started': st.take['started']}))
+                ans = {'state': True, 'file': f, 'started': started, 'preroll': float(st.preroll),
+                       'pos': st.pos()}
+                events.append(('record', {'id': dev, 'file': f, 'started': started,
+                                          'preroll': float(st.preroll), 'pos': st.pos()}))
             elif action == 'stop':
+                ls['seen'] = now
                 if not st.take:
                     return self.send_json(409, {'state': False, 'error': 'not recording'})
                 ans = self.finish_take('stopped', events)
+                # the lease's timer starts again when the take ends
+                ls['expires'] = max(ls['expires'], now + st.lease_seconds)
+                events.append(('take', {'id': dev, 'lease': ls['id'], 'holder': ls['holder'], 'expires': int(ls['expires']),
+                                        'kept_by_take': False}))
         for e in events:
             st.hub.publish(*e)
+        return self.send_json(200, ans)
+
+    def clock(self, token, q):
+        """The tablet's time for naming takes, when our clock is not synchronised."""
+        st = self.st
+        now = time.time()
+        with st.lock:
+            ls, how = st.find_lease(token, now)
+            if how != 'ok':
+                return self.send_json(401, {'state': False, 'error': 'take control of a device first'})
+            if st.synchronised:
+                return self.send_json(409, {'state': False, 'error': 'the clock is synchronised already'})
+            try:
+                client_ms = float(q.get('now', [''])[0])
+            except ValueError:
+                return self.send_json(400, {'state': False, 'error': 'now=UNIX_MS is missing or not a number'})
+            st.clock_offset = client_ms / 1000.0 - now
+            st.clock_source = ls['holder']
+            ans = {'state': True, 'clock_offset': round(st.clock_offset, 3), 'clock_source': st.clock_source,
+                   'server_time': iso(st.now())}
+        st.hub.publish('clock', {'clock_offset': ans['clock_offset'], 'clock_source': st.clock_source})
         return self.send_json(200, ans)
 
     def finish_take(self, reason, events):
         st = self.st
         t = st.take
+        secs = st.pos()
         st.take = None
-        secs = round(time.monotonic() - t['t0'], 3)
         part = os.path.join(st.rec_dir, t['file'] + '.part')
         write_flac(part, secs)
         os.rename(part, os.path.join(st.rec_dir, t['file']))
+        with open(os.path.join(st.rec_dir, t['file'] + '.peaks.json'), 'w') as f:
+            json.dump(peaks_of(t, secs), f)
         meta = {'name': t['file'], 'device': 'tone', 'started': t['started'], 'seconds': secs,
                 'bytes': os.path.getsize(os.path.join(st.rec_dir, t['file'])), 'format': 'flac',
-                'rate': 48000, 'channels': 2, 'bits': 16, 'complete': True}
+                'rate': 48000, 'channels': 2, 'bits': 16, 'complete': True, 'peaks': True}
         with open(os.path.join(st.rec_dir, t['file'] + '.json'), 'w') as f:
             json.dump(meta, f)
         events.append(('stop', {'id': 'tone', 'file': t['file'], 'seconds': secs, 'bytes': meta['bytes'],
                                 'lost_frames': 0, 'reason': reason}))
+        events.append(('take_added', meta))
         return {'state': True, 'file': t['file'], 'seconds': secs, 'bytes': meta['bytes'], 'lost_frames': 0}
 
     def list_recordings(self):
@@ -252,12 +400,26 @@ class Handler(BaseHTTPRequestHandler):
             elif fn.endswith('.flac.part'):
                 with st.lock:
                     t = st.take
-                secs = round(time.monotonic() - t['t0'], 1) if t and t['file'] == fn[:-5] else 0
+                    secs = st.pos() if t and t['file'] == fn[:-5] else 0
                 out.append({'name': fn[:-5], 'device': 'tone', 'started': t['started'] if t else '',
                             'seconds': secs, 'bytes': int(secs * 48000 * 4 * 0.55), 'format': 'flac',
-                            'rate': 48000, 'channels': 2, 'bits': 16, 'complete': False})
+                            'rate': 48000, 'channels': 2, 'bits': 16, 'complete': False, 'peaks': True})
         out.sort(key=lambda r: r['started'], reverse=True)
         return out
+
+    def peaks(self, name):
+        st = self.st
+        if not NAME_RE.match(name):
+            return self.send_json(400, {'state': False, 'error': 'bad name'})
+        p = os.path.join(st.rec_dir, name + '.peaks.json')
+        if os.path.isfile(p):
+            with open(p) as f:
+                return self.send_json(200, json.load(f))
+        with st.lock:
+            t = st.take
+            if t and t['file'] == name:
+                return self.send_json(200, peaks_of(t, st.pos(), complete=False))
+        return self.send_json(404, {'state': False, 'error': 'no peaks for this take'})
 
     def download(self, name):
         if not NAME_RE.match(name):
@@ -296,9 +458,10 @@ class Handler(BaseHTTPRequestHandler):
         st = self.st
         if not NAME_RE.match(name):
             return self.send_json(400, {'state': False, 'error': 'bad name'})
-        now = int(time.time())
+        now = time.time()
         with st.lock:
-            if not (st.lease and st.lease['expires'] > now and st.lease['token'] == token):
+            ls, how = st.find_lease(token, now)
+            if how != 'ok':
                 return self.send_json(401, {'state': False, 'error': 'a lease token is needed'})
             if st.take and st.take['file'] == name:
                 return self.send_json(409, {'state': False, 'error': 'take still being written'})
@@ -306,20 +469,51 @@ class Handler(BaseHTTPRequestHandler):
         if not os.path.isfile(p):
             return self.send_json(404, {'state': False, 'error': 'no such take'})
         os.unlink(p)
-        try:
-            os.unlink(p + '.json')
-        except OSError:
-            pass
+        for extra in ('.json', '.peaks.json'):
+            try:
+                os.unlink(p + extra)
+            except OSError:
+                pass
+        st.hub.publish('delete', {'name': name, 'by': ls['holder']})
+        return self.send_json(200, {'state': True})
+
+    def restart(self):
+        """Acts as a restart of the server: the take ends, leases are forgotten."""
+        st = self.st
+        events = []
+        with st.lock:
+            if st.take:
+                self.finish_take('shutdown', events)
+            st.lease = None
+            st.instance = secrets.token_hex(4)
+        for e in events:
+            st.hub.publish(*e)
+        st.hub.publish('close', {})
+        with st.hub.cond:
+            st.hub.generation += 1
+            st.hub.cond.notify_all()
         return self.send_json(200, {'state': True})
 
     # ---- events ----
     def sse(self, q):
-        hub = self.st.hub
+        st = self.st
+        hub = st.hub
         last = self.headers.get('Last-Event-ID') or q.get('lastEventId', [''])[0]
         try:
             last = int(last)
         except ValueError:
             last = 0
+        # a stream opened with the holder's token makes the holder present while it lasts
+        bound = None
+        with st.lock:
+            ls, how = st.find_lease(q.get('token', [''])[0], time.time())
+            if how == 'ok':
+                bound = ls
+                ls['streams'] += 1
+                ls['seen'] = time.time()
+                if ls['streams'] == 1:
+                    st.hub.publish('presence', {'id': st.dev['id'], 'lease': ls['id'], 'holder': ls['holder'],
+                                                'present': True, 'takeover_at': st.takeover_at(ls, time.time())})
         self.send_response(200)
         self.send_header('Content-Type', 'text/event-stream')
         self.send_header('Cache-Control', 'no-store')
@@ -327,26 +521,25 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         with hub.cond:
-            if last:
-                backlog = [e for e in hub.events if e[0] > last and not e[3]]
-            else:
-                backlog = []
+            backlog = [e for e in hub.events if e[0] > last and not e[3]] if last else []
             cursor = hub.next_id - 1
+            gen = hub.generation
         try:
             out = 'retry: 2000\n\n'
             for (i, typ, data, _) in backlog:
                 out += 'id: %d\nevent: %s\ndata: %s\n\n' % (i, typ, data)
             # a status on connect (with the id of the newest event, as the server does)
             out += 'id: %d\nevent: status\ndata: %s\n\n' % (
-                cursor, json.dumps(self.st.status_event(), separators=(',', ':')))
+                cursor, json.dumps(st.status_event(), separators=(',', ':')))
             self.wfile.write(out.encode())
             self.wfile.flush()
             beat = time.monotonic()
             while True:
                 with hub.cond:
-                    hub.cond.wait_for(lambda: hub.next_id - 1 > cursor or hub.closed, timeout=1.0)
+                    hub.cond.wait_for(lambda: hub.next_id - 1 > cursor or hub.closed or hub.generation != gen,
+                                      timeout=1.0)
                     new = [e for e in hub.events if e[0] > cursor]
-                    closed = hub.closed
+                    ended = hub.closed or hub.generation != gen
                     if new:
                         cursor = new[-1][0]
                 chunk = ''.join('id: %d\nevent: %s\ndata: %s\n\n' % (i, t, d) for (i, t, d, _) in new)
@@ -356,10 +549,37 @@ class Handler(BaseHTTPRequestHandler):
                 if chunk:
                     self.wfile.write(chunk.encode())
                     self.wfile.flush()
-                if closed and not new:
+                if ended and not new:
                     return
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
+        finally:
+            if bound is not None:
+                with st.lock:
+                    bound['streams'] -= 1
+                    bound['seen'] = time.time()
+                    gone = bound['streams'] == 0 and st.lease is bound
+                    ev = {'id': st.dev['id'], 'lease': bound['id'], 'holder': bound['holder'], 'present': False,
+                          'holder_seen': int(bound['seen']), 'takeover_at': st.takeover_at(bound, time.time())}
+                if gone:
+                    st.hub.publish('presence', ev)
+
+
+def peaks_of(take, secs, complete=True):
+    """Waveform overview: PEAKS_PER_SECOND buckets, per channel the largest |sample| of the
+    bucket on a 0..255 scale (linear), computed from the demo signal's envelope."""
+    n = int(secs * PEAKS_PER_SECOND)
+    base = take['t0']
+    chans = []
+    for c in range(2):
+        vals = []
+        for i in range(n):
+            t = (base + i / PEAKS_PER_SECOND) % 10000
+            db = min(0.0, envelope(t, c) + 8)
+            vals.append(max(0, min(255, int(round(255 * 10 ** (db / 20))))))
+        chans.append(vals)
+    return {'per_second': PEAKS_PER_SECOND, 'seconds': secs, 'channels': 2, 'complete': complete,
+            'peaks': chans}
 
 
 def write_flac(path, secs):
@@ -386,11 +606,10 @@ def level_loop(state, stop):
         n += 1
         nxt = t0 + n / 25.0
         time.sleep(max(0.0, nxt - time.monotonic()))
-        t = time.monotonic() - t0
+        t = time.monotonic()
         ch = []
         for c in range(2):
-            env = 0.5 + 0.5 * math.sin(t * 0.9 + c * 1.3)
-            rms = -40 + 26 * env + 2 * math.sin(t * 7.0 + c)
+            rms = envelope(t % 10000, c)
             peak = min(0.0, rms + 8 + 2 * math.sin(t * 13.0))
             if n % 500 == 499 and c == 1:      # a clip every 20 s on the right channel
                 state.clips[c] += 3
@@ -406,16 +625,20 @@ def level_loop(state, stop):
             ch[c]['hold'] = round(hv, 1)
             newh.append((hv, ht))
         state.hold = newh
-        state.hub.publish('level', {'id': 'tone', 't': int(t * 1000), 'ch': ch}, volatile=True)
-        # lease expiry driven by a timer, as the server does
+        ev = {'id': 'tone', 't': int((t - t0) * 1000), 'ch': ch}
+        with state.lock:
+            if state.take:
+                ev['pos'] = state.pos()      # the take's length in the file, for the counter
+        state.hub.publish('level', ev, volatile=True)
+        # lease expiry driven by a timer, as the server does (never while a take runs)
         if n % 25 == 0:
-            now = int(time.time())
+            now = time.time()
             with state.lock:
-                expired = state.lease if state.lease and state.lease['expires'] <= now else None
+                expired = state.lease if state.lease and state.lease_alive(now) is None else None
                 if expired:
                     state.lease = None
             if expired:
-                state.hub.publish('expire', {'id': 'tone', 'holder': expired['holder']})
+                state.hub.publish('expire', {'id': 'tone', 'lease': expired['id'], 'holder': expired['holder']})
 
 
 def main():
@@ -423,10 +646,19 @@ def main():
     ap.add_argument('--listen', default='127.0.0.1:0')
     ap.add_argument('--recordings')
     ap.add_argument('--lease-seconds', type=int, default=300)
+    ap.add_argument('--takeover-after', type=int, default=120,
+                    help='seconds the holder must be away before another client may take over')
+    ap.add_argument('--preroll', type=float, default=5.0)
+    ap.add_argument('--unsynced', action='store_true', help='report the clock as not synchronised')
     ap.add_argument('--demo', action='store_true', help='ignored (always a demo device)')
     ap.add_argument('--state-dir', help='ignored')
     ap.add_argument('--config', help='INI file; [server] lease_seconds is used')
+    ap.add_argument('--web', help='serve the page from this folder instead of web/ '
+                    '(to measure an older page, e.g. git archive main web | tar -x -C DIR)')
     a = ap.parse_args()
+    if a.web:
+        global WEB
+        WEB = a.web
     if a.config:
         import configparser
         cp = configparser.ConfigParser()
@@ -435,7 +667,7 @@ def main():
     host, port = a.listen.rsplit(':', 1)
     rec = a.recordings or tempfile.mkdtemp(prefix='pirec-mock-')
     os.makedirs(rec, exist_ok=True)
-    state = State(rec, a.lease_seconds)
+    state = State(a, rec)
     srv = ThreadingHTTPServer((host, int(port)), Handler)
     srv.daemon_threads = True
     srv.state = state
