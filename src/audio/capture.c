@@ -35,6 +35,11 @@ struct capture {
     _Atomic int error;
     _Atomic uint64_t nlosses;
     struct loss_slot losses[CAPTURE_MAX_LOSSES];
+    /* the clock anchor: ring position after the latest write and CLOCK_REALTIME when its
+     * read returned, guarded by a sequence number (odd while being written) */
+    _Atomic uint64_t anchor_seq;
+    _Atomic uint64_t anchor_pos;
+    _Atomic int64_t anchor_rt;
 };
 
 static void record_loss(struct capture *c, uint64_t at, uint64_t frames)
@@ -52,6 +57,19 @@ static void record_loss(struct capture *c, uint64_t at, uint64_t frames)
     atomic_store_explicit(&c->nlosses, i + 1, memory_order_release);
 }
 
+static void set_anchor(struct capture *c, uint64_t pos)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t q = atomic_load_explicit(&c->anchor_seq, memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&c->anchor_pos, pos, memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_rt, (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_seq, q + 2, memory_order_release);
+}
+
 static void set_state(struct capture *c, enum capture_state st)
 {
     atomic_store(&c->state, (uint32_t)st);
@@ -67,6 +85,7 @@ static void *capture_main(void *arg)
         if (n > 0) {
             int64_t now = mono_ns();
             audio_ring_write(c->ring, c->buf, (size_t)n);
+            set_anchor(c, audio_ring_write_pos(c->ring));
             meter_process(c->meter, c->buf, (size_t)n, audio_ring_write_pos(c->ring), now);
             continue;
         }
@@ -218,4 +237,32 @@ int capture_wait_end(struct capture *c, int timeout_ms)
         }
         futex_wait_u32(&c->state, st, left);
     }
+}
+
+int capture_frame_time(const struct capture *c, uint64_t pos, int64_t *realtime_ns)
+{
+    struct capture *cc = (struct capture *)c;
+    uint64_t apos;
+    int64_t art;
+    for (;;) {
+        uint64_t q1 = atomic_load_explicit(&cc->anchor_seq, memory_order_acquire);
+        apos = atomic_load_explicit(&cc->anchor_pos, memory_order_relaxed);
+        art = atomic_load_explicit(&cc->anchor_rt, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t q2 = atomic_load_explicit(&cc->anchor_seq, memory_order_relaxed);
+        if (q1 == q2 && !(q1 & 1))
+            break;
+    }
+    if (apos == 0)
+        return -EAGAIN;
+    /* frames between pos and the anchor, plus the time the losses between them took */
+    int64_t frames = (int64_t)apos - (int64_t)pos;
+    struct capture_loss l[CAPTURE_MAX_LOSSES];
+    size_t n = capture_get_losses(c, pos < apos ? pos + 1 : apos, l, CAPTURE_MAX_LOSSES, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (l[i].at_frame > pos && l[i].at_frame < apos)
+            frames += (int64_t)l[i].frames;
+    unsigned rate = c->src->format.rate;
+    *realtime_ns = art - (int64_t)((double)frames * 1e9 / rate);
+    return 0;
 }

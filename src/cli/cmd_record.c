@@ -121,6 +121,8 @@ static void usage(FILE *out)
         "  --split-mb MB        start a new file past MB megabytes (gapless)\n"
         "  --min-free-mb MB     refuse to start / stop cleanly below this (default 256)\n"
         "  --flush-ms MS        header refresh + sync interval (default 2000)\n"
+        "  --no-gap-fill        lost frames are only counted (default: replaced by silence\n"
+        "                       at their place, so the take keeps the time that passed)\n"
         "test hooks of the file source:\n"
         "  --fail-at-frame N    the device vanishes after N frames\n"
         "  --stall-at-frame N --stall-ms MS   one read stalls, frames are lost\n\n"
@@ -196,7 +198,7 @@ int cmd_record(int argc, char **argv)
     enum {
         O_DEVICE = 256, O_PCM, O_SOURCE, O_REALTIME, O_ALSACONF, O_FORMAT, O_RATE, O_CHANNELS,
         O_OUT, O_DIR, O_NAME, O_BITS, O_COMP, O_SECONDS, O_PREROLL, O_MAXSEC, O_SPLITSEC,
-        O_SPLITMB, O_MINFREE, O_FLUSH, O_FAILAT, O_STALLAT, O_STALLMS,
+        O_SPLITMB, O_MINFREE, O_FLUSH, O_FAILAT, O_STALLAT, O_STALLMS, O_NOGAPFILL,
     };
     static const struct option opts[] = {
         {"device", required_argument, NULL, O_DEVICE},
@@ -222,6 +224,7 @@ int cmd_record(int argc, char **argv)
         {"fail-at-frame", required_argument, NULL, O_FAILAT},
         {"stall-at-frame", required_argument, NULL, O_STALLAT},
         {"stall-ms", required_argument, NULL, O_STALLMS},
+        {"no-gap-fill", no_argument, NULL, O_NOGAPFILL},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -231,7 +234,7 @@ int cmd_record(int argc, char **argv)
     struct file_source_options fopt = {0};
     uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000, v;
     double split_mb = 0, seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
-    int c;
+    int c, no_gap_fill = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -288,6 +291,7 @@ int cmd_record(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_NOGAPFILL: no_gap_fill = 1; break;
         case O_FAILAT: if (parse_uint(optarg, "--fail-at-frame", &fopt.fail_at_frame)) return 2; break;
         case O_STALLAT: if (parse_uint(optarg, "--stall-at-frame", &fopt.stall_at_frame)) return 2; break;
         case O_STALLMS:
@@ -447,6 +451,7 @@ int cmd_record(int argc, char **argv)
         .min_free_bytes = min_free_mb ? min_free_mb << 20 : 1,
         .on_file = on_file,
         .on_file_arg = (void *)&fmt.rate,
+        .no_gap_fill = no_gap_fill,
     };
     if (seconds > 0)
         tc.max_frames = pre + (uint64_t)llround(seconds * fmt.rate);
@@ -489,9 +494,10 @@ int cmd_record(int argc, char **argv)
     int status = 0;
     if (st.loss_events) {
         fprintf(stderr, "pirec record: LOST %" PRIu64 " frames (%.3f s) in %" PRIu32
-                        " event%s; see PIREC_LOSS in the file's comments\n",
+                        " event%s%s; see PIREC_LOSS in the file's comments\n",
                 st.lost_frames, (double)st.lost_frames / fmt.rate, st.loss_events,
-                st.loss_events == 1 ? "" : "s");
+                st.loss_events == 1 ? "" : "s",
+                st.filled_frames ? ", replaced by silence" : "");
         status = 1;
     }
     switch (st.state) {
