@@ -6,6 +6,7 @@
 #include "ingest/ingest.h"
 
 #include "common/log.h"
+#include "ingest/forwarded.h"
 #include "ingest/proto.h"
 #include "ingest/store.h"
 
@@ -271,6 +272,8 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
     struct ingest_stream *s;
     if (claim_or_fail(srv, c, name, nlen, &s) < 0 || c->closing)
         return 0;
+    if (forwarded_is_head(name, nlen) && !forwarded_on_head(name, nlen, data, dlen))
+        return 0;   /* stored (and acked) only once the forwarded copy is verified */
     int64_t t0 = now_us();
     int rc = ingest_store_append(srv->store, s, data, dlen);
     int64_t took = now_us() - t0;
@@ -286,6 +289,8 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
                          "bytes of complete messages", s->name, dlen, strerror(-rc),
                          (unsigned long long)s->size);
     ack_check(c, s, now_us());
+    if (forwarded_is_head(name, nlen))
+        forwarded_stored(name, nlen);
     return 0;
 }
 
@@ -620,6 +625,11 @@ int ingest_run(const struct ingest_config *cfg)
         log_err("ingest", "%s", err);
         return rc;
     }
+    if (forwarded_init(cfg->dir) < 0) {
+        forwarded_shutdown();
+        ingest_store_close(srv.store);
+        return -ENOMEM;
+    }
     if (cfg->fault_enospc_after >= 0)
         log_warn("ingest", "fault injection: writes fail with ENOSPC after %lld bytes",
                  (long long)cfg->fault_enospc_after);
@@ -637,6 +647,7 @@ int ingest_run(const struct ingest_config *cfg)
     srv.ctx = lws_create_context(&info);
     if (!srv.ctx) {
         log_err("ingest", "cannot create the libwebsockets context");
+        forwarded_shutdown();
         ingest_store_close(srv.store);
         return -ENOMEM;
     }
@@ -669,6 +680,7 @@ int ingest_run(const struct ingest_config *cfg)
                 any ? "*" : cfg->host, cfg->v6 ? "]" : "", cfg->port,
                 bind_error(cfg));
         lws_context_destroy(srv.ctx);
+        forwarded_shutdown();
         ingest_store_close(srv.store);
         return -EADDRNOTAVAIL;
     }
@@ -711,6 +723,7 @@ int ingest_run(const struct ingest_config *cfg)
     lws_context_destroy(srv.ctx);
     if (srv.nconns)
         log_warn("ingest", "%d connections were still open at exit", srv.nconns);
+    forwarded_shutdown();
     ingest_store_close(srv.store);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

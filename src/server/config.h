@@ -15,6 +15,11 @@
  *   name_pattern = %D_%Y-%m-%dT%H-%M-%S%z
  *   proc_asound = /proc/asound
  *   demo = false
+ *   gap_fill = true                     (lost frames become silence at their place)
+ *
+ *   [forward]                           (optional: mirror every take to a `pirec ingest`)
+ *   url = ws://nas.local:9090/          (or wss://; must end with '/')
+ *   recorder = stage-pi                 (folder name on the ingest; default: host name)
  *
  *   [device scarlett]
  *   pcm = hw:CARD=USB
@@ -22,6 +27,7 @@
  *   rate = 192000
  *   channels = 2
  *   bits = 24
+ *   forward = off                       (or a ws:// URL of its own; default: [forward])
  *
  * Threads: load on the main thread before anything starts; read-only afterwards.
  */
@@ -39,6 +45,7 @@ struct device_config {
     char pcm[96];          /* ALSA PCM, or "tone" for a demo tone device */
     struct audio_format format;  /* fields 0/SF_UNKNOWN = device's best */
     unsigned bits;         /* stored FLAC depth, 0 = auto */
+    char forward[512];     /* "" = [forward] url, "off" = not forwarded, else a URL */
 };
 
 struct server_config {
@@ -53,11 +60,16 @@ struct server_config {
     char name_pattern[256];
     char proc_asound[4096];
     int demo;
+    int gap_fill;          /* default 1 */
+    char forward_url[512]; /* "" = no forwarding */
+    char forward_recorder[64];
     struct device_config devices[CONFIG_MAX_DEVICES];
     unsigned n_devices;
 };
 
 void config_defaults(struct server_config *cfg);
+/* The forwarding URL of a device ("" = not forwarded). */
+const char *config_forward_url(const struct server_config *cfg, const char *device_id);
 /* 0, or -EINVAL with a message in err ("FILE:LINE: problem"), -errno if unreadable. */
 int config_load(const char *path, struct server_config *cfg, char *err, size_t err_len);
 

@@ -96,6 +96,9 @@ struct recorder_status {
     double seconds_left;       /* at the widest connected format */
     int clock_synchronised;
     char server_time[64];      /* ISO */
+    struct forward_info *forward;   /* remote copies of takes (server/forward.h), oldest
+                                       first; NULL when none */
+    size_t n_forward;
 };
 
 /* Fills *out (free it with recorder_status_free). 0 or -ENOMEM. */

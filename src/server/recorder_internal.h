@@ -17,6 +17,7 @@
 #include "audio/devices.h"
 #include "audio/source.h"
 #include "server/lease.h"
+#include "server/forward.h"
 #include "server/recorder.h"
 #include "store/take.h"
 
@@ -45,6 +46,7 @@ struct rec_device {
     struct take *take;
     char take_file[256];      /* final name of the current take file */
     char take_started[64];    /* ISO time */
+    struct forward_session *fwd;  /* the take's link to r->fwd (NULL: not forwarded) */
     uint64_t meter_seq;
 };
 
@@ -61,6 +63,7 @@ struct recorder {
     int stopping;             /* under lock */
     pthread_cond_t tick_cond; /* CLOCK_MONOTONIC */
     time_t last_status;
+    struct forwarder *fwd;    /* NULL: no device forwards */
 };
 
 /* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */

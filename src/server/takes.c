@@ -32,6 +32,8 @@ int takes_finish(struct recorder *r, struct rec_device *d, struct take *t, int b
 {
     memset(st, 0, sizeof(*st));
     int rc = take_stop(t, st);
+    forward_session_free(d->fwd);   /* its jobs go on until their copies are complete */
+    d->fwd = NULL;
     if (!reason)
         reason = reason_of(st->state, by_user);
     if (st->path[0] == 0)
@@ -102,9 +104,24 @@ int recorder_start(struct recorder *r, const char *id, const char *token,
         .max_frames = (uint64_t)r->cfg->max_take_seconds * f->rate,
         .min_free_bytes = r->cfg->min_free_bytes,
         .start_time = t0,
+        .no_gap_fill = !r->cfg->gap_fill,
     };
+    const char *fwd_url = config_forward_url(r->cfg, d->id);
+    if (r->fwd && fwd_url[0]) {
+        if (!(d->fwd = forward_session_new(r->fwd, fwd_url, d->id)))
+            log_err("recorder", "%s: out of memory: this take is not forwarded", d->id);
+        tc.on_open = forward_on_open;
+        tc.on_file = forward_on_file;
+        tc.on_file_arg = d->fwd;
+        if (!d->fwd)
+            tc.on_open = NULL, tc.on_file = NULL;
+    }
     struct take *t = NULL;
     rc = take_start(&t, cap, &tc, start);
+    if (rc < 0) {
+        forward_session_free(d->fwd);
+        d->fwd = NULL;
+    }
     struct take_status st;
     if (rc == 0)
         take_get_status(t, &st);
