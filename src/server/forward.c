@@ -54,8 +54,10 @@ struct fwd_job {
     unsigned rate;
     int64_t opened_ns;
 
-    /* set by forward_on_file (under f->lock) */
+    /* set by forward_on_file / forward_on_open (under f->lock) */
     int closed;
+    int superseded;           /* the take opened another file without closing this one:
+                                 it removed it (an empty file before a depth switch) */
     uint64_t frames;
 
     /* forwarder thread only */
@@ -394,6 +396,7 @@ static void pump(struct fwd_job *j)
     struct forwarder *f = j->f;
     pthread_mutex_lock(&f->lock);
     int closed = j->closed;
+    int superseded = j->superseded;
     uint64_t frames = j->frames;
     enum forward_state state = j->info.state;
     pthread_mutex_unlock(&f->lock);
@@ -407,10 +410,25 @@ static void pump(struct fwd_job *j)
         return;
     }
     uint64_t size = (uint64_t)sb.st_size;
-    if (!closed && sb.st_nlink == 0 && size <= j->header_len) {
+    if (!closed && (superseded || sb.st_nlink == 0) && size <= j->header_len) {
         j->dropped = 1;   /* an empty file the take removed */
         job_end(j);
         return;
+    }
+    if (!j->main) {
+        /* Started here, once the file holds a frame (or is finished): a file the take
+         * drops before its first frame (a depth switch) is never sent; the ingest appends
+         * to a name it knows, so its replacement of the same name must be the first. */
+        if (!closed && size <= j->header_len)
+            return;
+        int rc = start_main(j);
+        if (rc < 0) {
+            log_err("forward", "%s: cannot forward this file to %s: %s", j->info.file,
+                    j->main_url, strerror(-rc));
+            job_set(j, FORWARD_LOST, 0, 0, size, 0);
+            job_end(j);
+            return;
+        }
     }
     record_stats_t ms = {0};
     record_get_stats(j->main, &ms);
@@ -564,8 +582,6 @@ void forward_on_open(const char *part_path, const char *final_path, void *arg)
         j->ring_mem = malloc(RING_BYTES);
         rc = j->ring_mem ? ringbuffer_create(&j->ring, j->ring_mem, RING_BYTES) : -ENOMEM;
     }
-    if (rc == 0)
-        rc = start_main(j);
     if (rc < 0) {
         log_err("forward", "%s: cannot forward this file to %s: %s", file, s->url,
                 strerror(-rc));
@@ -575,8 +591,11 @@ void forward_on_open(const char *part_path, const char *final_path, void *arg)
     log_info("forward", "%s: forwarding to %s", file, j->main_url);
     pthread_mutex_lock(&f->lock);
     struct fwd_job **pp = &f->jobs;
-    while (*pp)
+    while (*pp) {
+        if (!(*pp)->closed && strcmp((*pp)->info.device, s->device) == 0)
+            (*pp)->superseded = 1;
         pp = &(*pp)->next;
+    }
     *pp = j;
     struct forward_info copy = j->info;
     pthread_cond_signal(&f->cond);
