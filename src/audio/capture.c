@@ -40,6 +40,11 @@ struct capture {
     _Atomic uint64_t anchor_seq;
     _Atomic uint64_t anchor_pos;
     _Atomic int64_t anchor_rt;
+    /* capture thread only: the smallest (capture time - position / rate) seen, which is
+     * the read least delayed by scheduling; it may rise slowly (the device's clock runs
+     * slower than the system's) and starts again after a loss */
+    int64_t best_off;
+    int have_off;
 };
 
 static void record_loss(struct capture *c, uint64_t at, uint64_t frames)
@@ -57,16 +62,26 @@ static void record_loss(struct capture *c, uint64_t at, uint64_t frames)
     atomic_store_explicit(&c->nlosses, i + 1, memory_order_release);
 }
 
+#define ANCHOR_RISE_NS 10000   /* per read: 1 ms/s at 100 reads/s, far above clock drift */
+
 static void set_anchor(struct capture *c, uint64_t pos)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    int64_t at = (int64_t)((double)pos * 1e9 / c->src->format.rate);
+    int64_t off = now - at;
+    if (!c->have_off || off < c->best_off)
+        c->best_off = off;
+    else
+        c->best_off += off - c->best_off < ANCHOR_RISE_NS ? off - c->best_off : ANCHOR_RISE_NS;
+    c->have_off = 1;
+    now = at + c->best_off;
     uint64_t q = atomic_load_explicit(&c->anchor_seq, memory_order_relaxed);
     atomic_store_explicit(&c->anchor_seq, q + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&c->anchor_pos, pos, memory_order_relaxed);
-    atomic_store_explicit(&c->anchor_rt, (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec,
-                          memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_rt, now, memory_order_relaxed);
     atomic_store_explicit(&c->anchor_seq, q + 2, memory_order_release);
 }
 
@@ -92,6 +107,7 @@ static void *capture_main(void *arg)
         if (n == -EPIPE) {
             /* the ring position is where the gap sits in what readers see */
             record_loss(c, audio_ring_write_pos(c->ring), c->src->last_xrun.frames);
+            c->have_off = 0;   /* the timeline jumped by the loss */
             continue;
         }
         if (n == -EAGAIN || n == -EINTR)

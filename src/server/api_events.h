@@ -32,5 +32,8 @@ void api_event_status(struct event_hub *h, const struct recorder_status *st);
 /* Where a take's remote copy stands (server/forward.h). */
 struct forward_info;
 void api_event_forward(struct event_hub *h, const struct forward_info *fi);
+/* Record all: state "recording" or "stopped". */
+void api_event_session(struct event_hub *h, const struct recorder_all_info *info,
+                       const char *state);
 
 #endif

@@ -65,6 +65,28 @@ json_t *api_json_status(const struct recorder_status *st)
     return o;
 }
 
+json_t *api_json_session(const struct recorder_all_info *info, const char *state)
+{
+    json_t *devs = json_array();
+    int stopped = strcmp(state, "stopped") == 0;
+    for (size_t i = 0; devs && i < info->n; i++) {
+        const struct recorder_all_device *d = &info->dev[i];
+        json_t *o = json_pack("{s:s,s:s}", "id", d->id, "file", d->file);
+        if (!o)
+            continue;
+        if (stopped)
+            json_object_set_new(o, "seconds", json_real(d->seconds));
+        else
+            json_object_set_new(o, "offset_us", json_integer(d->offset_us));
+        if (d->error)
+            json_object_set_new(o, "error", json_string(strerror(-d->error)));
+        json_array_append_new(devs, o);
+    }
+    return devs ? json_pack("{s:b,s:s,s:s,s:s,s:o}", "state", 1, "session", info->session,
+                            "started", info->started, "recording", state, "devices", devs)
+                : NULL;
+}
+
 json_t *api_json_forward(const struct forward_info *fi)
 {
     return json_pack("{s:s,s:s,s:s,s:b,s:f,s:I,s:I,s:s}", "id", fi->device, "file", fi->file,

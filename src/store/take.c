@@ -771,8 +771,18 @@ fail:
 
 int take_stop(struct take *t, struct take_status *final)
 {
-    atomic_store(&t->stop_pos, audio_ring_write_pos(t->ring));
+    return take_stop_at(t, audio_ring_write_pos(t->ring), final);
+}
+
+void take_request_stop(struct take *t, uint64_t stop_pos)
+{
+    atomic_store(&t->stop_pos, stop_pos);
     atomic_store(&t->stop_requested, 1);
+}
+
+int take_stop_at(struct take *t, uint64_t stop_pos, struct take_status *final)
+{
+    take_request_stop(t, stop_pos);
     pthread_join(t->thread, NULL);
     int rc = t->st.error;
     if (final)

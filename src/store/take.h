@@ -99,6 +99,13 @@ int  take_start(struct take **out, struct capture *cap, const struct take_config
 /* Any state: stops at the current write position, finalizes, fills *final (may be NULL),
  * frees. Returns 0 or the take's error. */
 int  take_stop(struct take *t, struct take_status *final);
+/* The same, ending at absolute ring position stop_pos instead of the current write
+ * position (several takes stopped at one capture instant); a position not captured yet
+ * is waited for (until the capture ends). */
+int  take_stop_at(struct take *t, uint64_t stop_pos, struct take_status *final);
+/* Tells the writer where to end without waiting (several takes asked at once, then each
+ * take_stop_at()'ed with the same position). */
+void take_request_stop(struct take *t, uint64_t stop_pos);
 void take_get_status(struct take *t, struct take_status *st);
 /* Waits until the take ended by itself (limit, disk, device gone, source end).
  * 0 once ended, -ETIMEDOUT. */
