@@ -562,7 +562,11 @@ void forward_on_open(const char *part_path, const char *final_path, void *arg)
     j->f = f;
     j->fd = -1;
     pthread_mutex_init(&j->wl, NULL);
-    pthread_cond_init(&j->wc, NULL);
+    pthread_condattr_t ca;   /* job_data_ready's deadline is on CLOCK_MONOTONIC */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->wc, &ca);
+    pthread_condattr_destroy(&ca);
     const char *file = base_of(final_path);
     snprintf(j->info.device, sizeof j->info.device, "%s", s->device);
     snprintf(j->info.file, sizeof j->info.file, "%s", file);
