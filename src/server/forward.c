@@ -34,10 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_BYTES (1 << 20)
+#define RING_BYTES (1 << 20)         /* refilled every BUSY_TICK_MS while catching up */
 #define WINDOW_BYTES (4u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
 #define LINK_BUFFER (16 << 20)
 #define TICK_MS 50
+#define BUSY_TICK_MS 5                /* while a job catches up */
 #define HEAD_RETRY_MIN_MS 250
 #define HEAD_RETRY_MAX_MS 30000
 #define KEEP_FINISHED 64              /* finished jobs kept for the status */
@@ -71,6 +72,7 @@ struct fwd_job {
     int64_t head_sent_ns;
     int head_retry_ms;
     int finished;             /* complete, lost or dropped: handles gone */
+    int behind;               /* bytes wait to go into the ring: tick fast */
     int dropped;              /* an empty file the take removed: not shown */
 
     /* data_ready wait */
@@ -263,6 +265,17 @@ static void job_end(struct fwd_job *j)
         record_unregister(j->main);
     j->head = j->main = NULL;
     j->finished = 1;
+    j->behind = 0;
+    /* a finished job is kept for the status only: let go of its buffers and file */
+    free(j->ring_mem);
+    free(j->header);
+    free(j->head_msg);
+    j->ring_mem = NULL;
+    j->header = NULL;
+    j->head_msg = NULL;
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
 }
 
 static rec_hdl_t open_handle(const char *from, const char *to)
@@ -443,6 +456,7 @@ static void pump(struct fwd_job *j)
             job_end(j);
             return;
         }
+        j->behind = j->offset < size;
         if (ms.state == RECORD_FAILED) {
             log_err("forward", "%s: the stream to the ingest failed (%s); the remote copy "
                     "stops at %" PRIu64 " bytes", j->info.file, strerror(-ms.error), acked);
@@ -520,17 +534,19 @@ static void *forward_main(void *arg)
     struct forwarder *f = arg;
     pthread_mutex_lock(&f->lock);
     while (!f->quit) {
+        int busy = 0;
         for (struct fwd_job *j = f->jobs; j && !f->quit; j = j->next) {
             if (j->finished)
                 continue;
             pthread_mutex_unlock(&f->lock);
             pump(j);   /* jobs are only freed by this thread */
             pthread_mutex_lock(&f->lock);
+            busy |= j->behind;
         }
         prune(f);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += TICK_MS * 1000000L;
+        ts.tv_nsec += (busy ? BUSY_TICK_MS : TICK_MS) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;

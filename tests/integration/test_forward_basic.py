@@ -48,9 +48,11 @@ def main():
         if sse:
             sse.close()
         rc = srv.stop()
+        irc = ing.stop()
         print(srv.stderr()[-3000:])
         print(ing.log()[-2000:])
     check(rc == 0, "pirec serve exit %d" % rc)
+    check(irc == 0, "pirec ingest exit %d (a leak under the sanitizers?)" % irc)
     print("ok")
 
 
