@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "server/api_events.h"
+#include "server/forward_head.h"
 
 #include <pirec/record.h>
 #include <pirec/ringbuffer.h>
@@ -42,7 +43,6 @@
 #define HEAD_RETRY_MIN_MS 250
 #define HEAD_RETRY_MAX_MS 30000
 #define KEEP_FINISHED 64              /* finished jobs kept for the status */
-#define MAX_HEADER (1 << 20)
 
 struct fwd_job {
     struct fwd_job *next;
@@ -115,90 +115,6 @@ const char *forward_state_name(enum forward_state s)
     case FORWARD_LOST: return "lost";
     }
     return "lost";
-}
-
-static int name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '+' || c == ',' || c == '=';
-}
-
-int forward_stream_name(char *out, size_t n, const char *recorder, const char *device,
-                        const char *file)
-{
-    int r = snprintf(out, n, "fwd~%s~%s~%s", recorder, device, file);
-    if (r < 0 || (size_t)r >= n || r > 240)   /* room for ".head" within 255 */
-        return -ENAMETOOLONG;
-    for (char *p = out + 4; *p; p++)
-        if (*p != '~' && !name_char(*p))
-            *p = '_';
-    /* only the two separators: a '~' in the file's own name would shift the fields */
-    char *third = strchr(strchr(out + 4, '~') + 1, '~') + 1;
-    for (char *p = third; *p; p++)
-        if (*p == '~')
-            *p = '_';
-    return 0;
-}
-
-/* ---- the header of a FLAC file: its metadata blocks ---------------------------------- */
-
-/* Length of "fLaC" + all metadata blocks, and the stream's sample rate. 0 or -EINVAL. */
-static int parse_header(const uint8_t *b, size_t n, size_t *len, unsigned *rate)
-{
-    if (n < 42 || memcmp(b, "fLaC", 4) != 0 || (b[4] & 0x7f) != 0)
-        return -EINVAL;
-    *rate = ((unsigned)b[18] << 12) | ((unsigned)b[19] << 4) | (b[20] >> 4);
-    size_t off = 4;
-    for (;;) {
-        if (off + 4 > n)
-            return -EINVAL;
-        int last = b[off] & 0x80;
-        size_t blen = ((size_t)b[off + 1] << 16) | ((size_t)b[off + 2] << 8) | b[off + 3];
-        off += 4 + blen;
-        if (off > n)
-            return -EINVAL;
-        if (last) {
-            *len = off;
-            return 0;
-        }
-    }
-}
-
-static int pread_all(int fd, uint8_t *buf, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return -ENODATA;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* Reads the header as it is on disk now. */
-static int read_header(int fd, uint8_t **out, size_t *len, unsigned *rate)
-{
-    size_t cap = 16384;
-    for (;;) {
-        uint8_t *b = malloc(cap);
-        if (!b)
-            return -ENOMEM;
-        ssize_t r = pread(fd, b, cap, 0);
-        int rc = r < 0 ? -errno : parse_header(b, (size_t)r, len, rate);
-        if (rc == 0) {
-            *out = b;
-            return 0;
-        }
-        free(b);
-        if (r < (ssize_t)cap || cap >= MAX_HEADER)
-            return rc;
-        cap *= 4;
-    }
 }
 
 /* ---- events ---------------------------------------------------------------------------- */
@@ -324,31 +240,20 @@ static int build_head(struct fwd_job *j, uint64_t size)
     uint8_t *h;
     size_t hlen;
     unsigned rate;
-    int rc = read_header(j->fd, &h, &hlen, &rate);
+    int rc = forward_read_header(j->fd, &h, &hlen, &rate);
     if (rc < 0)
         return rc;
-    if (hlen != j->header_len) {
-        free(h);
-        return -EINVAL;   /* the writer rewrites in place: cannot happen */
-    }
     char md5[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(md5 + 2 * i, 3, "%02x", h[26 + i]);
-    char line[160];
-    int ll = snprintf(line, sizeof line, "pirec-forward-head 1 %" PRIu64 " %zu %s\n", size,
-                      hlen, md5);
-    j->head_msg = malloc((size_t)ll + hlen);
-    if (!j->head_msg) {
-        free(h);
-        return -ENOMEM;
-    }
-    memcpy(j->head_msg, line, (size_t)ll);
-    memcpy(j->head_msg + ll, h, hlen);
-    j->head_len = (size_t)ll + hlen;
+    if (hlen != j->header_len)
+        rc = -EINVAL;   /* the writer rewrites in place: cannot happen */
+    else
+        rc = forward_head_message(h, hlen, size, &j->head_msg, &j->head_len, md5);
+    free(h);
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&j->f->lock);
     snprintf(j->info.md5, sizeof j->info.md5, "%s", md5);
     pthread_mutex_unlock(&j->f->lock);
-    free(h);
     return 0;
 }
 
@@ -373,7 +278,7 @@ static int feed(struct fwd_job *j, uint64_t size, uint64_t acked)
                 n = j->header_len - j->offset;
             memcpy(buf, j->header + j->offset, (size_t)n);
         } else {
-            int rc = pread_all(j->fd, buf, (size_t)n, j->offset);
+            int rc = forward_pread_all(j->fd, buf, (size_t)n, j->offset);
             if (rc < 0)
                 return rc;
         }
@@ -596,7 +501,7 @@ void forward_on_open(const char *part_path, const char *final_path, void *arg)
         rc = -ENAMETOOLONG;
     if (rc == 0) {
         j->fd = open(part_path, O_RDONLY | O_CLOEXEC);
-        rc = j->fd < 0 ? -errno : read_header(j->fd, &j->header, &j->header_len, &j->rate);
+        rc = j->fd < 0 ? -errno : forward_read_header(j->fd, &j->header, &j->header_len, &j->rate);
     }
     if (rc == 0) {
         j->ring_mem = malloc(RING_BYTES);

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "server/api_events.h"
+#include "store/naming.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -41,16 +42,6 @@ static int any_lease(struct recorder *r, const char *token, time_t now, char *ho
             rc = -ETIME;
     }
     return rc;
-}
-
-static void iso_ms(char *out, size_t n, int64_t ns)
-{
-    time_t sec = (time_t)(ns / 1000000000LL);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char base[40];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "%s.%03dZ", base, (int)(ns % 1000000000LL / 1000000));
 }
 
 struct starter {
@@ -126,7 +117,7 @@ int recorder_start_all(struct recorder *r, const char *token, struct recorder_al
         memset(rnd, 0, sizeof rnd);
     for (int i = 0; i < 8; i++)
         snprintf(out->session + 2 * i, 3, "%02x", rnd[i]);
-    iso_ms(out->started, sizeof(out->started), t);
+    take_utc_time_ms(out->started, sizeof(out->started), t);
     struct timespec t0 = {.tv_sec = (time_t)(t / 1000000000LL), .tv_nsec = (long)(t % 1000000000LL)};
 
     int started = 0;

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "store/flac_writer.h"
 #include "store/naming.h"
+#include "store/take_gap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -34,18 +35,6 @@
 #define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 #define DISK_CHECK_NS 100000000LL
 #define TAKE_MAX_EXTRA 8
-
-/* "PIREC_START_TIME=2026-12-01T11:45:12.345Z": UTC to the millisecond, for aligning the
- * take with video. */
-static void start_time_comment(char *out, size_t n, int64_t ns)
-{
-    time_t sec = (time_t)(ns / 1000000000LL);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char base[40];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "PIREC_START_TIME=%s.%03dZ", base, (int)(ns % 1000000000LL / 1000000));
-}
 
 struct loss_note {
     uint64_t at_frame;   /* frame index in the file where the gap is */
@@ -75,10 +64,7 @@ struct take {
     /* writer thread only */
     uint64_t pos;             /* next ring position to read */
     _Atomic uint64_t pub_pos; /* pos, for take_read_pos() */
-    uint64_t loss_since;      /* capture losses at or after this were not looked at yet */
-    uint64_t silence_left;    /* gap fill: frames of silence to write before more audio */
-    size_t held, held_off;    /* gap fill: frames read after a gap, written after its
-                                 silence (in raw, from frame held_off) */
+    struct take_gap gap;      /* losses, and with gap fill the silence they become */
     uint64_t start_pos;       /* ring position of the take's first frame */
     int64_t start_rt_ns;      /* its capture time (0: not known yet) */
     uint64_t file_first_total;/* frames_total when the current file began */
@@ -265,7 +251,7 @@ static size_t loss_comments(struct take *t, char (*buf)[96], const char **ptrs)
 {
     size_t n = 0;
     if (file_start_time(t)) {
-        start_time_comment(buf[n], 96, t->file_start_ns);
+        take_gap_time_comment(buf[n], 96, t->file_start_ns);
         ptrs[n] = buf[n];
         n++;
     }
@@ -287,8 +273,7 @@ static size_t loss_comments(struct take *t, char (*buf)[96], const char **ptrs)
 static void note_loss(struct take *t, uint64_t at_file_frame, uint64_t frames, int64_t rt_ns,
                       const char *what)
 {
-    if (!t->cfg.no_gap_fill)
-        t->silence_left += frames;   /* written at this very place, before more audio */
+    take_gap_owe(&t->gap, frames);   /* with gap fill: silence here, before more audio */
     t->file_events++;
     t->file_lost += frames;
     if (t->n_notes < MAX_LOSS_NOTES)
@@ -303,41 +288,17 @@ static void note_loss(struct take *t, uint64_t at_file_frame, uint64_t frames, i
              at_file_frame, t->final, t->cfg.no_gap_fill ? "" : " (filled with silence)");
 }
 
-/* Capture xruns whose gap lies inside what this take has read. With gap fill the writer
- * stops reading at a gap (see next_gap) and this runs with the gap at t->pos, so its
- * silence goes exactly there. */
+/* Capture xruns whose gap lies inside what this take has read (with gap fill: at the
+ * current place, see take_gap.h). */
 static void poll_capture_losses(struct take *t)
 {
-    if (!t->cfg.no_gap_fill && (t->held || t->silence_left))
-        return;   /* the frames before the gap are not all written yet */
-    struct capture_loss l[16];
-    uint64_t total;
-    size_t n = capture_get_losses(t->cap, t->loss_since, l, 16, &total);
-    for (size_t i = 0; i < n; i++) {
-        if (t->cfg.no_gap_fill ? l[i].at_frame >= t->pos : l[i].at_frame > t->pos)
-            break;
+    struct capture_loss l;
+    while (take_gap_next_loss(&t->gap, t->pos, &l)) {
         uint64_t at = t->cfg.no_gap_fill
-                          ? (l[i].at_frame > t->file_first_pos ? l[i].at_frame - t->file_first_pos : 0)
+                          ? (l.at_frame > t->file_first_pos ? l.at_frame - t->file_first_pos : 0)
                           : t->file_frames;
-        note_loss(t, at, l[i].frames, l[i].realtime_ns, "capture overrun");
-        t->loss_since = l[i].at_frame + 1;
+        note_loss(t, at, l.frames, l.realtime_ns, "capture overrun");
     }
-}
-
-/* Gap fill: how many frames may be read from t->pos without passing a capture gap. The
- * capture records a gap before it writes the frames after it, so a gap below the write
- * position read first is always visible. */
-static size_t frames_before_gap(struct take *t, size_t want)
-{
-    uint64_t wpos = audio_ring_write_pos(t->ring);
-    if (wpos > t->pos && wpos - t->pos < want)
-        want = (size_t)(wpos - t->pos);
-    struct capture_loss l[16];
-    size_t n = capture_get_losses(t->cap, t->loss_since, l, 16, NULL);
-    for (size_t i = 0; i < n; i++)
-        if (l[i].at_frame > t->pos && l[i].at_frame - t->pos < want)
-            want = (size_t)(l[i].at_frame - t->pos);
-    return want;
 }
 
 static int flush_file(struct take *t)
@@ -438,11 +399,9 @@ static void *writer_main(void *arg)
             s32_mask = 0;
         int stopping = atomic_load(&t->stop_requested);
         uint64_t stop_pos = atomic_load(&t->stop_pos);
-        int filling = t->silence_left || t->held;
-        if (!filling && !t->cfg.no_gap_fill) {
+        if (!t->cfg.no_gap_fill)
             poll_capture_losses(t);   /* a gap right here: its silence first */
-            filling = t->silence_left != 0;
-        }
+        int filling = take_gap_pending(&t->gap);
         if (stopping && t->pos >= stop_pos && !filling)
             break;
         size_t want = CHUNK_FRAMES;
@@ -454,19 +413,15 @@ static void *writer_main(void *arg)
             want = (size_t)(t->cfg.split_frames - t->file_frames);
         ssize_t n;
         const uint8_t *raw = t->raw;
-        int silence = 0;
-        if (t->silence_left) {
-            n = (ssize_t)(t->silence_left < want ? t->silence_left : want);
-            t->silence_left -= (uint64_t)n;
-            silence = 1;
-        } else if (t->held) {
-            n = (ssize_t)(t->held < want ? t->held : want);
-            raw = t->raw + t->held_off * audio_frame_bytes(&t->fmt);
-            t->held -= (size_t)n;
-            t->held_off += (size_t)n;
+        size_t gn = 0, goff = 0;
+        enum take_gap_next next = take_gap_next(&t->gap, want, &gn, &goff);
+        int silence = next == TAKE_GAP_SILENCE;
+        if (next != TAKE_GAP_READ) {
+            n = (ssize_t)gn;
+            if (next == TAKE_GAP_HELD)
+                raw = t->raw + goff * audio_frame_bytes(&t->fmt);
         } else {
-            if (!t->cfg.no_gap_fill)
-                want = frames_before_gap(t, want);
+            want = take_gap_limit(&t->gap, t->pos, want);
             uint64_t lost = 0;
             n = audio_ring_read(t->ring, &t->pos, t->raw, want, &lost);
             atomic_store_explicit(&t->pub_pos, t->pos, memory_order_release);
@@ -475,8 +430,7 @@ static void *writer_main(void *arg)
                           "the writer fell behind the ring");
                 if (!t->cfg.no_gap_fill && n > 0) {
                     /* the frames read come after the gap: keep them for after its silence */
-                    t->held = (size_t)n;
-                    t->held_off = 0;
+                    take_gap_hold(&t->gap, (size_t)n);
                     continue;
                 }
             }
@@ -714,7 +668,7 @@ int take_start(struct take **out, struct capture *cap, const struct take_config 
     t->pos = start_pos;
     atomic_store(&t->pub_pos, start_pos);
     t->start_pos = start_pos;
-    t->loss_since = start_pos + 1;
+    take_gap_init(&t->gap, cap, !cfg->no_gap_fill, start_pos);
     if (cfg->start_time.tv_sec) {
         t->t0 = cfg->start_time;
     } else {
