@@ -6,6 +6,7 @@
 #include "ingest/forwarded.h"
 
 #include "common/log.h"
+#include "ingest/store.h"
 
 #include <FLAC/stream_decoder.h>
 #include <ctype.h>
@@ -30,6 +31,9 @@ struct check {
     uint8_t *header;
     enum verdict verdict;     /* under lock */
     pthread_t thread;
+    char head[256];           /* the head's stream name */
+    uint8_t *msg;             /* the head message, held until the copy is verified */
+    size_t mlen;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,6 +57,7 @@ void forwarded_shutdown(void)
         struct check *n = c->next;
         pthread_join(c->thread, NULL);
         free(c->header);
+        free(c->msg);
         free(c);
         c = n;
     }
@@ -301,6 +306,23 @@ void forwarded_stored(const char *name, size_t len)
     }
 }
 
+void forwarded_tick(struct ingest_store *st)
+{
+    pthread_mutex_lock(&lock);
+    for (struct check *c = checks; c; c = c->next) {
+        if (c->verdict != V_OK || !c->msg)
+            continue;
+        /* the recorder's connection still owns the head stream: store it there, the next
+         * ack round tells the recorder; otherwise its resend is stored at once */
+        struct ingest_stream *s = ingest_store_find(st, c->head, strlen(c->head));
+        if (s && ingest_store_append(st, s, c->msg, c->mlen) == 0)
+            forwarded_stored(c->head, strlen(c->head));
+        free(c->msg);
+        c->msg = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 int forwarded_on_head(const char *name, size_t len, const void *data, size_t dlen)
 {
     struct check tmp;
@@ -331,6 +353,7 @@ int forwarded_on_head(const char *name, size_t len, const void *data, size_t dle
         pthread_mutex_unlock(&lock);
         pthread_join(c->thread, NULL);
         free(c->header);
+        free(c->msg);
         free(c);
     }
     const char *why = "";
@@ -345,10 +368,17 @@ int forwarded_on_head(const char *name, size_t len, const void *data, size_t dle
     }
     *c = tmp;
     c->verdict = V_RUNNING;
+    snprintf(c->head, sizeof c->head, "%.*s", (int)len, name);
+    c->msg = malloc(dlen);
+    if (c->msg) {
+        memcpy(c->msg, data, dlen);
+        c->mlen = dlen;
+    }
     pthread_mutex_lock(&lock);
     if (pthread_create(&c->thread, NULL, check_main, c) != 0) {
         pthread_mutex_unlock(&lock);
         free(c->header);
+        free(c->msg);
         free(c);
         return 0;
     }

@@ -6,9 +6,10 @@
  * "pirec-forward-head 1 SIZE HLEN MD5\n" and the take's final HLEN header bytes.
  *
  * On that message the copy's first HLEN bytes are replaced by it, and a background thread
- * decodes the copy and checks its MD5; while it runs (and if it fails) the head message is
- * dropped, so the recorder, which resends it, sees it acknowledged only once the copy is
- * verified. A verified copy moves to DIR/REC/DEV/FILE (folders created, no symlink
+ * decodes the copy and checks its MD5; the head message is held meanwhile and stored (which
+ * acknowledges it) by forwarded_tick() once the copy is verified, never if the check fails
+ * (the log says why; a resend of the head, which the recorder makes now and then, checks
+ * again). A verified copy moves to DIR/REC/DEV/FILE (folders created, no symlink
  * followed, nothing replaced).
  *
  * Owner: "C" (pirec ingest). forwarded_init/_shutdown on the thread of ingest_run;
@@ -26,11 +27,14 @@ void forwarded_shutdown(void);
 /* Is this stream name a forwarded take's head ("fwd~...~FILE.head")? */
 int  forwarded_is_head(const char *name, size_t len);
 /* A complete head message: 1 = the copy is verified, store the message (which acks it);
- * 0 = not (yet): drop the message. */
+ * 0 = not (yet): drop the message (a first one is held for forwarded_tick). */
 int  forwarded_on_head(const char *name, size_t len, const void *data, size_t dlen);
 
 /* After a verified head was stored (and acked): its file is only bookkeeping, removed so
  * that the folder keeps the takes alone. */
 void forwarded_stored(const char *name, size_t len);
+/* Service thread, now and then: stores the held head of every copy verified since. */
+struct ingest_store;
+void forwarded_tick(struct ingest_store *st);
 
 #endif

@@ -533,6 +533,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
                  "disk); clients buffered meanwhile", (long long)((now - srv->last_tick_us) / 1000));
     }
     srv->last_tick_us = now;
+    forwarded_tick(srv->store);
     ingest_store_foreach(srv->store, tick_one, &now);
     ingest_store_tick(srv->store, now);
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);

@@ -12,8 +12,8 @@
  *         every byte of it acknowledged: one line "pirec-forward-head 1 SIZE HLEN MD5"
  *         and the final header (STREAMINFO with total samples and MD5, comments). The
  *         ingest writes it over the copy's first HLEN bytes, decodes the copy, checks the
- *         MD5, and stores (acknowledges) the head only then. Until then the head is sent
- *         again now and then (the ingest drops it while it checks).
+ *         MD5, and stores (acknowledges) the head only then; after a failed check the
+ *         head is sent again now and then.
  */
 #include "server/forward.h"
 
@@ -40,9 +40,10 @@
 #define LINK_BUFFER (16 << 20)
 #define TICK_MS 50
 #define BUSY_TICK_MS 5                /* while a job catches up */
-#define HEAD_RETRY_MIN_MS 250
-#define HEAD_RETRY_MAX_MS 30000
-#define KEEP_FINISHED 64              /* finished jobs kept for the status */
+#define HEAD_RETRY_MIN_MS 30000     /* the ingest acks a verified head by itself */
+#define HEAD_RETRY_MAX_MS 300000
+#define KEEP_FINISHED 64
+#define SHUTDOWN_GRACE_MS 3000              /* finished jobs kept for the status */
 
 struct fwd_job {
     struct fwd_job *next;
@@ -228,7 +229,7 @@ static int start_head(struct fwd_job *j)
     j->head = open_handle(from, j->head_url);
     if (!j->head)
         return -EINVAL;
-    /* an unacknowledged head is dropped by the ingest while it checks: no point waiting */
+    /* an unacknowledged head is one the ingest's check refused: no point waiting */
     record_set_option(j->head, RECORD_OPT_STOP_TIMEOUT_MS, 50);
     j->head_sent_ns = mono_now();
     return record_start(j->head);
@@ -399,7 +400,7 @@ static void pump(struct fwd_job *j)
             return;
         }
         if (mono_now() - j->head_sent_ns > (int64_t)j->head_retry_ms * 1000000LL) {
-            /* the ingest drops the head while it checks the copy: ask again */
+            /* the ingest's check failed (or it restarted while checking): ask again */
             if (start_head(j) < 0)
                 log_warn("forward", "%s: cannot resend the header", j->info.file);
             j->head_retry_ms = j->head_retry_ms * 2 > HEAD_RETRY_MAX_MS ? HEAD_RETRY_MAX_MS
@@ -600,6 +601,20 @@ void forwarder_destroy(struct forwarder *f)
 {
     if (!f)
         return;
+    /* a take stopped just before the shutdown: let its copy complete while the ingest is
+     * reachable, for a few seconds at most */
+    int64_t end = mono_now() + SHUTDOWN_GRACE_MS * 1000000LL;
+    for (;;) {
+        int waiting = 0;
+        pthread_mutex_lock(&f->lock);
+        for (struct fwd_job *j = f->jobs; j; j = j->next)
+            waiting |= !j->finished && j->closed && j->info.connected;
+        pthread_mutex_unlock(&f->lock);
+        if (!waiting || mono_now() > end)
+            break;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     pthread_mutex_lock(&f->lock);
     f->quit = 1;
     pthread_cond_signal(&f->cond);
