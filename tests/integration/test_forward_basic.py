@@ -2,7 +2,8 @@
 """A take forwarded to `pirec ingest` while it is recorded: the status shows where the
 copy stands (sending with seconds behind, then complete with the MD5 the ingest verified),
 `forward` events tell the changes, and the copy in INGEST/RECORDER/DEVICE/ is the local
-take byte for byte (flac -t, metaflac --show-md5sum, same samples)."""
+take byte for byte (flac -t, metaflac --show-md5sum, same samples). A take stopped just
+before the server is stopped is still copied completely."""
 import os
 import sys
 
@@ -44,6 +45,15 @@ def main():
         check(not any(n.startswith("fwd~") for n in os.listdir(idir)),
               "the finished copy left its flat name: %s" % os.listdir(idir))
         check(forward_entry(srv, file)["md5"] == e["md5"], "md5 stays")
+
+        # a take stopped right before the server: its copy still completes (a grace period
+        # while the ingest is reachable)
+        file2 = record(srv, lambda e: e and e["remote_bytes"] > 0)
+        sse.close()
+        sse = None
+        rc = srv.stop()
+        check(rc == 0, "pirec serve exit %d" % rc)
+        check_copy(os.path.join(srv.rec, file2), remote_path(idir, file2))
     finally:
         if sse:
             sse.close()
