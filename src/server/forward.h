@@ -10,7 +10,7 @@
  * complete (or the forwarder is destroyed: then the unfinished copies are logged).
  *
  * Threads: forwarder_create/destroy on the control thread. The take callbacks
- * (forward_on_open, forward_on_file) run on take writer threads; forwarder_list from any
+ * (forward_on_open, forward_on_file) run on the threads take.h names; forwarder_list from any
  * thread. The forwarder's own thread ("forward") reads the files and feeds the record
  * module; the record module's workers call back into it (data_ready).
  * Ownership: a session (forward_session_new) belongs to the caller until

@@ -57,9 +57,10 @@ struct take_config {
     const char *const *extra_comments;  /* more "KEY=value" Vorbis comments for every file
                                      (copied at take_start) */
     size_t n_extra_comments;
-    /* Called on the writer thread right after a file was created and its header written
-     * (nothing rewritten yet), with its ".part" path and its final path (may be NULL;
-     * arg is on_file_arg). From then on the .part file only grows by whole FLAC frames,
+    /* Called right after a file was created and its header written (nothing rewritten
+     * yet), with its ".part" path and its final path (may be NULL; arg is on_file_arg):
+     * for the first file on the thread of take_start, for later ones (splits, a depth
+     * switch) on the writer thread. From then on the .part file only grows by whole FLAC frames,
      * except for its metadata blocks, which the writer rewrites in place (same size). */
     void (*on_open)(const char *part_path, const char *final_path, void *arg);
     /* Called on the writer thread after each file is finalized (may be NULL). */
