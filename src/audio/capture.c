@@ -62,6 +62,16 @@ struct capture {
     _Atomic int reopen_error;
     _Atomic int64_t last_detect_ns, last_stall_ns;
     _Atomic uint64_t timing_lost_frames, rate_mhz;
+    /* the clock anchor: ring position after the latest write and CLOCK_REALTIME when its
+     * read returned, guarded by a sequence number (odd while being written) */
+    _Atomic uint64_t anchor_seq;
+    _Atomic uint64_t anchor_pos;
+    _Atomic int64_t anchor_rt;
+    /* capture thread only: the smallest (capture time - position / rate) seen, which is
+     * the read least delayed by scheduling; it may rise slowly (the device's clock runs
+     * slower than the system's) and starts again after a loss */
+    int64_t best_off;
+    int have_off;
 };
 
 static int64_t realtime_ns(void)
@@ -93,6 +103,29 @@ static void emit(struct capture *c, enum capture_event_kind kind, uint64_t at, u
         return;
     struct capture_event ev = {kind, at, frames, duration_ns, rt_ns};
     c->cfg.on_event(&ev, c->cfg.on_event_arg);
+}
+
+#define ANCHOR_RISE_NS 10000   /* per read: 1 ms/s at 100 reads/s, far above clock drift */
+
+static void set_anchor(struct capture *c, uint64_t pos)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    int64_t at = (int64_t)((double)pos * 1e9 / c->src->format.rate);
+    int64_t off = now - at;
+    if (!c->have_off || off < c->best_off)
+        c->best_off = off;
+    else
+        c->best_off += off - c->best_off < ANCHOR_RISE_NS ? off - c->best_off : ANCHOR_RISE_NS;
+    c->have_off = 1;
+    now = at + c->best_off;
+    uint64_t q = atomic_load_explicit(&c->anchor_seq, memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&c->anchor_pos, pos, memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_rt, now, memory_order_relaxed);
+    atomic_store_explicit(&c->anchor_seq, q + 2, memory_order_release);
 }
 
 static void set_state(struct capture *c, enum capture_state st)
@@ -208,6 +241,7 @@ static void *capture_main(void *arg)
             if (atomic_load_explicit(&c->stalled, memory_order_relaxed))
                 back(c, now);
             audio_ring_write(c->ring, c->buf, (size_t)n);
+            set_anchor(c, audio_ring_write_pos(c->ring));
             meter_process(c->meter, c->buf, (size_t)n, audio_ring_write_pos(c->ring), now);
             atomic_fetch_add_explicit(&c->frames, (uint64_t)n, memory_order_relaxed);
             uint64_t shortfall = watch_frames(&c->watch, (uint64_t)n,
@@ -223,6 +257,7 @@ static void *capture_main(void *arg)
             record_loss(c, CAPTURE_LOSS_XRUN, audio_ring_write_pos(c->ring),
                         c->src->last_xrun.frames, realtime_ns());
             watch_lost(&c->watch, c->src->last_xrun.frames);
+            c->have_off = 0;   /* the timeline jumped by the loss */
         } else if (n == -EAGAIN || n == -EINTR) {
             /* no data for a while: look at the stop flag and the watchdog, go on */
         } else {
@@ -451,4 +486,32 @@ int capture_wait_end(struct capture *c, int timeout_ms)
         }
         futex_wait_u32(&c->state, st, left);
     }
+}
+
+int capture_frame_time(const struct capture *c, uint64_t pos, int64_t *realtime_ns)
+{
+    struct capture *cc = (struct capture *)c;
+    uint64_t apos;
+    int64_t art;
+    for (;;) {
+        uint64_t q1 = atomic_load_explicit(&cc->anchor_seq, memory_order_acquire);
+        apos = atomic_load_explicit(&cc->anchor_pos, memory_order_relaxed);
+        art = atomic_load_explicit(&cc->anchor_rt, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t q2 = atomic_load_explicit(&cc->anchor_seq, memory_order_relaxed);
+        if (q1 == q2 && !(q1 & 1))
+            break;
+    }
+    if (apos == 0)
+        return -EAGAIN;
+    /* frames between pos and the anchor, plus the time the losses between them took */
+    int64_t frames = (int64_t)apos - (int64_t)pos;
+    struct capture_loss l[CAPTURE_MAX_LOSSES];
+    size_t n = capture_get_losses(c, pos < apos ? pos + 1 : apos, l, CAPTURE_MAX_LOSSES, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (l[i].at_frame > pos && l[i].at_frame < apos)
+            frames += (int64_t)l[i].frames;
+    unsigned rate = c->src->format.rate;
+    *realtime_ns = art - (int64_t)((double)frames * 1e9 / rate);
+    return 0;
 }

@@ -130,6 +130,10 @@ void capture_get_stats(const struct capture *c, struct capture_stats *out);
  * Returns the number copied; *total gets the count of all losses since the start. */
 size_t capture_get_losses(const struct capture *c, uint64_t since, struct capture_loss *out,
                           size_t max, uint64_t *total);
+/* CLOCK_REALTIME of the capture of absolute frame `pos` (also a future one), from the
+ * capture thread's own timestamp of its latest read, the losses in between counted as the
+ * time they took (any thread, lock-free). -EAGAIN before the first read. */
+int capture_frame_time(const struct capture *c, uint64_t pos, int64_t *realtime_ns);
 /* Waits until the state is no longer CAPTURE_RUNNING or timeout_ms passed. */
 int capture_wait_end(struct capture *c, int timeout_ms);
 

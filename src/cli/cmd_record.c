@@ -143,6 +143,8 @@ static void usage(FILE *out)
         "                       the take ends there (default: three buffer lengths, at least 2)\n"
         "  --timing-seconds S   window over which the frames are checked against the wall\n"
         "                       clock (default 10; a clear shortfall is a loss of timing)\n"
+        "  --no-gap-fill        lost frames are only counted (default: replaced by silence\n"
+        "                       at their place, so the take keeps the time that passed)\n"
         "test hooks of the file source:\n"
         "  --fail-at-frame N    the device vanishes after N frames\n"
         "  --stall-at-frame N --stall-ms MS   one read stalls, frames are lost\n"
@@ -222,7 +224,7 @@ int cmd_record(int argc, char **argv)
         O_DEVICE = 256, O_PCM, O_SOURCE, O_REALTIME, O_ALSACONF, O_FORMAT, O_RATE, O_CHANNELS,
         O_OUT, O_DIR, O_NAME, O_BITS, O_COMP, O_SECONDS, O_PREROLL, O_MAXSEC, O_SPLITSEC,
         O_SPLITMB, O_MINFREE, O_FLUSH, O_FAILAT, O_STALLAT, O_STALLMS, O_STALLSEC,
-        O_TIMINGSEC, O_PACE,
+        O_TIMINGSEC, O_PACE, O_NOGAPFILL,
     };
     static const struct option opts[] = {
         {"device", required_argument, NULL, O_DEVICE},
@@ -251,6 +253,7 @@ int cmd_record(int argc, char **argv)
         {"stall-seconds", required_argument, NULL, O_STALLSEC},
         {"timing-seconds", required_argument, NULL, O_TIMINGSEC},
         {"pace-percent", required_argument, NULL, O_PACE},
+        {"no-gap-fill", no_argument, NULL, O_NOGAPFILL},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -261,7 +264,7 @@ int cmd_record(int argc, char **argv)
     uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000, v;
     double split_mb = 0, seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
     double stall_seconds = 0, timing_seconds = 0;
-    int c;
+    int c, no_gap_fill = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -318,6 +321,7 @@ int cmd_record(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_NOGAPFILL: no_gap_fill = 1; break;
         case O_FAILAT: if (parse_uint(optarg, "--fail-at-frame", &fopt.fail_at_frame)) return 2; break;
         case O_STALLAT: if (parse_uint(optarg, "--stall-at-frame", &fopt.stall_at_frame)) return 2; break;
         case O_STALLMS:
@@ -510,6 +514,7 @@ int cmd_record(int argc, char **argv)
         .min_free_bytes = min_free_mb ? min_free_mb << 20 : 1,
         .on_file = on_file,
         .on_file_arg = (void *)&fmt.rate,
+        .no_gap_fill = no_gap_fill,
     };
     if (seconds > 0)
         tc.max_frames = pre + (uint64_t)llround(seconds * fmt.rate);
@@ -579,9 +584,10 @@ int cmd_record(int argc, char **argv)
     }
     if (st.loss_events) {
         fprintf(stderr, "pirec record: LOST %" PRIu64 " frames (%.3f s) in %" PRIu32
-                        " event%s; see PIREC_LOSS in the file's comments\n",
+                        " event%s%s; see PIREC_LOSS in the file's comments\n",
                 st.lost_frames, (double)st.lost_frames / fmt.rate, st.loss_events,
-                st.loss_events == 1 ? "" : "s");
+                st.loss_events == 1 ? "" : "s",
+                st.filled_frames ? ", replaced by silence" : "");
         status = 1;
     }
     switch (st.state) {

@@ -6,6 +6,7 @@
 #include "ingest/ingest.h"
 
 #include "common/log.h"
+#include "ingest/forwarded.h"
 #include "ingest/proto.h"
 #include "ingest/store.h"
 
@@ -273,6 +274,8 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
     struct ingest_stream *s;
     if (claim_or_fail(srv, c, name, nlen, &s) < 0 || c->closing)
         return 0;
+    if (forwarded_is_head(name, nlen) && !forwarded_on_head(name, nlen, data, dlen))
+        return 0;   /* stored (and acked) only once the forwarded copy is verified */
     int64_t t0 = now_us();
     int rc = ingest_store_append(srv->store, s, data, dlen);
     int64_t took = now_us() - t0;
@@ -288,6 +291,8 @@ static int on_binary(struct server *srv, struct conn *c, const unsigned char *p,
                          "bytes of complete messages", s->shown, dlen, strerror(-rc),
                          (unsigned long long)s->size);
     ack_check(c, s, now_us());
+    if (forwarded_is_head(name, nlen))
+        forwarded_stored(name, nlen);
     return 0;
 }
 
@@ -546,6 +551,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
                  "disk); clients buffered meanwhile", (long long)((now - srv->last_tick_us) / 1000));
     }
     srv->last_tick_us = now;
+    forwarded_tick(srv->store);
     ingest_store_foreach(srv->store, tick_one, &now);
     ingest_store_tick(srv->store, now);
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
@@ -640,6 +646,11 @@ int ingest_run(const struct ingest_config *cfg)
         log_err("ingest", "%s", err);
         return rc;
     }
+    if (forwarded_init(cfg->dir) < 0) {
+        forwarded_shutdown();
+        ingest_store_close(srv.store);
+        return -ENOMEM;
+    }
     if (cfg->fault_enospc_after >= 0)
         log_warn("ingest", "fault injection: writes fail with ENOSPC after %lld bytes",
                  (long long)cfg->fault_enospc_after);
@@ -657,6 +668,7 @@ int ingest_run(const struct ingest_config *cfg)
     srv.ctx = lws_create_context(&info);
     if (!srv.ctx) {
         log_err("ingest", "cannot create the libwebsockets context");
+        forwarded_shutdown();
         ingest_store_close(srv.store);
         return -ENOMEM;
     }
@@ -689,6 +701,7 @@ int ingest_run(const struct ingest_config *cfg)
                 any ? "*" : cfg->host, cfg->v6 ? "]" : "", cfg->port,
                 bind_error(cfg));
         lws_context_destroy(srv.ctx);
+        forwarded_shutdown();
         ingest_store_close(srv.store);
         return -EADDRNOTAVAIL;
     }
@@ -731,6 +744,7 @@ int ingest_run(const struct ingest_config *cfg)
     lws_context_destroy(srv.ctx);
     if (srv.nconns)
         log_warn("ingest", "%d connections were still open at exit", srv.nconns);
+    forwarded_shutdown();
     ingest_store_close(srv.store);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -257,9 +257,33 @@ void api_refuse(struct api_reply *out, enum api_refusal why)
     api_error(out, REFUSALS[why].status, REFUSALS[why].msg, NULL);
 }
 
+static void do_all(struct recorder *r, const struct api_request *rq, struct api_reply *out,
+                   int start)
+{
+    struct recorder_all_info info;
+    int rc = start ? recorder_start_all(r, rq->token, &info)
+                   : recorder_stop_all(r, rq->token, &info);
+    if (rc == 0)
+        reply(out, 200, api_json_session(&info, start ? "recording" : "stopped"));
+    else if (rc == -ETIME)
+        fail(out, 401, "the lease token has expired: take a device again");
+    else if (rc == -EACCES)
+        fail(out, 401, "record all needs the current lease token of a device");
+    else if (rc == -EALREADY)
+        fail(out, 409, start ? "session %s is recording: stop it first"
+                             : "no record-all session is recording%s", info.session);
+    else if (rc == -ENODEV)
+        fail(out, 409, "no connected device is free to record (all busy, recording or held "
+             "by another client)");
+    else
+        fail(out, status_of(rc), "record all: %s", strerror(-rc));
+}
+
 int api_route_is_slow(const struct route *rt)
 {
     switch (rt->action) {
+    case ROUTE_START_ALL:
+    case ROUTE_STOP_ALL:
     case ROUTE_START:
     case ROUTE_STOP:
     case ROUTE_LIST:
@@ -288,6 +312,8 @@ void api_handle(struct recorder *r, const struct api_request *rq, struct api_rep
     case ROUTE_STATUS: reply(out, 200, api_json_status_of(r)); break;
     case ROUTE_LIST: do_list(r, out); break;
     case ROUTE_DELETE: do_delete(r, rq, out); break;
+    case ROUTE_START_ALL: do_all(r, rq, out, 1); break;
+    case ROUTE_STOP_ALL: do_all(r, rq, out, 0); break;
     default: api_error(out, 500, "internal error: not an answer of the API layer", NULL); break;
     }
 }

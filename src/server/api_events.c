@@ -78,6 +78,17 @@ void api_event_status(struct event_hub *h, const struct recorder_status *st)
     publish(h, "status", api_json_status(st));
 }
 
+void api_event_session(struct event_hub *h, const struct recorder_all_info *info,
+                       const char *state)
+{
+    publish(h, "session", api_json_session(info, state));
+}
+
+void api_event_forward(struct event_hub *h, const struct forward_info *fi)
+{
+    publish(h, "forward", api_json_forward(fi));
+}
+
 void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m)
 {
     /* Built by hand: 25 a second per device, and `t` must keep its sub-ms digits. Device

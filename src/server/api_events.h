@@ -31,5 +31,11 @@ void api_event_back(struct event_hub *h, const char *id, double silent_seconds);
 /* A volatile `level` event (25/s per device: formatted without jansson). */
 void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m);
 void api_event_status(struct event_hub *h, const struct recorder_status *st);
+/* Where a take's remote copy stands (server/forward.h). */
+struct forward_info;
+void api_event_forward(struct event_hub *h, const struct forward_info *fi);
+/* Record all: state "recording" or "stopped". */
+void api_event_session(struct event_hub *h, const struct recorder_all_info *info,
+                       const char *state);
 
 #endif

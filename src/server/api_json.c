@@ -1,6 +1,8 @@
 /* api_json: docs/api.md's JSON shapes from C results. See api_json.h. */
 #include "server/api_json.h"
 
+#include "server/forward.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +64,44 @@ json_t *api_json_status(const struct recorder_status *st)
                                              st->seconds_left));
     json_object_set_new(o, "clock_synchronised", json_boolean(st->clock_synchronised));
     json_object_set_new(o, "server_time", json_string(st->server_time));
+    if (st->n_forward) {
+        json_t *fw = json_array();
+        for (size_t i = 0; fw && i < st->n_forward; i++)
+            json_array_append_new(fw, api_json_forward(&st->forward[i]));
+        json_object_set_new(o, "forward", fw);
+    }
     return o;
+}
+
+json_t *api_json_session(const struct recorder_all_info *info, const char *state)
+{
+    json_t *devs = json_array();
+    int stopped = strcmp(state, "stopped") == 0;
+    for (size_t i = 0; devs && i < info->n; i++) {
+        const struct recorder_all_device *d = &info->dev[i];
+        json_t *o = json_pack("{s:s,s:s}", "id", d->id, "file", d->file);
+        if (!o)
+            continue;
+        if (stopped)
+            json_object_set_new(o, "seconds", json_real(d->seconds));
+        else
+            json_object_set_new(o, "offset_us", json_integer(d->offset_us));
+        if (d->error)
+            json_object_set_new(o, "error", json_string(strerror(-d->error)));
+        json_array_append_new(devs, o);
+    }
+    return devs ? json_pack("{s:b,s:s,s:s,s:s,s:o}", "state", 1, "session", info->session,
+                            "started", info->started, "recording", state, "devices", devs)
+                : NULL;
+}
+
+json_t *api_json_forward(const struct forward_info *fi)
+{
+    return json_pack("{s:s,s:s,s:s,s:b,s:f,s:I,s:I,s:s}", "id", fi->device, "file", fi->file,
+                     "state", forward_state_name(fi->state), "connected", fi->connected,
+                     "seconds_behind", fi->seconds_behind, "local_bytes",
+                     (json_int_t)fi->local_bytes, "remote_bytes", (json_int_t)fi->remote_bytes,
+                     "md5", fi->md5);
 }
 
 json_t *api_json_status_of(struct recorder *r)

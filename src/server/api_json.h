@@ -19,6 +19,14 @@
 json_t *api_json_status(const struct recorder_status *st);
 /* The status object of `r` right now. */
 json_t *api_json_status_of(struct recorder *r);
+/* One remote copy: {"id","file","state","connected","seconds_behind","local_bytes",
+ * "remote_bytes","md5"}: an element of the status's "forward" and the `forward` event. */
+struct forward_info;
+json_t *api_json_forward(const struct forward_info *fi);
+/* Record all: {"state":true,"session","started","recording":"recording"|"stopped",
+ * "devices":[{"id","file","offset_us"|"seconds"[,"error"]}]}: the answer of the record_all
+ * routes and the `session` event. */
+json_t *api_json_session(const struct recorder_all_info *info, const char *state);
 /* {"recordings":[...]} */
 json_t *api_json_recordings(const struct recording_info *list, size_t n);
 /* {"state":false,"token":"","error":msg} */

@@ -37,6 +37,8 @@ static const char *home_dir(void)
     return pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
 }
 
+static int valid_device_id(const char *s);
+
 void config_defaults(struct server_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -67,6 +69,29 @@ void config_defaults(struct server_config *cfg)
     cfg->max_event_streams = 64;
     cfg->max_event_streams_per_client = 8;
     cfg->header_timeout_seconds = 10;
+    cfg->gap_fill = 1;
+    char host[64] = "";
+    if (gethostname(host, sizeof host - 1) < 0 || !valid_device_id(host))
+        copy_str(host, sizeof host, "pirec");
+    copy_str(cfg->forward_recorder, sizeof(cfg->forward_recorder), host);
+}
+
+const char *config_forward_url(const struct server_config *cfg, const char *device_id)
+{
+    for (unsigned i = 0; i < cfg->n_devices; i++)
+        if (strcmp(cfg->devices[i].id, device_id) == 0 && cfg->devices[i].forward[0])
+            return strcmp(cfg->devices[i].forward, "off") == 0 ? "" : cfg->devices[i].forward;
+    return cfg->forward_url;
+}
+
+/* ws://host[:port]/[path/] or wss://...: the stream names are appended to it. The record
+ * module checks the rest when the first take is forwarded. */
+static int valid_forward_url(const char *v, size_t max)
+{
+    const char *rest = strncmp(v, "ws://", 5) == 0 ? v + 5 : strncmp(v, "wss://", 6) == 0 ? v + 6 : NULL;
+    size_t n = strlen(v);
+    return rest && n < max && *rest && *rest != '/' && strchr(rest, '/') && v[n - 1] == '/' &&
+           !strpbrk(v, "?#% @");
 }
 
 /* ---- value parsers: 0 or -EINVAL; the caller words the message -------------------------- */
@@ -240,6 +265,12 @@ static int fail(struct parse_state *ps, const char *fmt, ...)
     return 0;   /* inih: error */
 }
 
+static const char SERVER_KEYS[] =
+    "listen, recordings, state_dir, lease_seconds, preroll_seconds, max_take_seconds, "
+    "min_free_mb, flush_ms, name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
+    "max_connections_per_client, max_event_streams, max_event_streams_per_client, "
+    "header_timeout_seconds, gap_fill";
+
 static int server_key(struct parse_state *ps, const char *key, const char *v)
 {
     struct server_config *c = ps->cfg;
@@ -305,20 +336,34 @@ static int server_key(struct parse_state *ps, const char *key, const char *v)
             *(unsigned *)((char *)c + LIMITS[i].off) = u;
             return 1;
         }
-        return fail(ps, "unknown key '%s' in [server] (known: listen, recordings, state_dir, "
-                    "lease_seconds, preroll_seconds, max_take_seconds, min_free_mb, flush_ms, "
-                    "name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
-                    "max_connections_per_client, max_event_streams, "
-                    "max_event_streams_per_client, header_timeout_seconds)", key);
+        return fail(ps, "unknown key '%s' in [server] (known: %s)", key, SERVER_KEYS);
     } else if (strcmp(key, "demo") == 0) {
         if (parse_bool(v, &c->demo) < 0)
             return fail(ps, "demo: '%s' is not true/false/yes/no/1/0", v);
+    } else if (strcmp(key, "gap_fill") == 0) {
+        if (parse_bool(v, &c->gap_fill) < 0)
+            return fail(ps, "gap_fill: '%s' is not true/false/yes/no/1/0", v);
     } else {
-        return fail(ps, "unknown key '%s' in [server] (known: listen, recordings, state_dir, "
-                    "lease_seconds, preroll_seconds, max_take_seconds, min_free_mb, flush_ms, "
-                    "name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
-                    "max_connections_per_client, max_event_streams, "
-                    "max_event_streams_per_client, header_timeout_seconds)", key);
+        return fail(ps, "unknown key '%s' in [server] (known: %s)", key, SERVER_KEYS);
+    }
+    return 1;
+}
+
+static int forward_key(struct parse_state *ps, const char *key, const char *v)
+{
+    struct server_config *c = ps->cfg;
+    if (strcmp(key, "url") == 0) {
+        if (!valid_forward_url(v, sizeof(c->forward_url)))
+            return fail(ps, "url: '%s' is not ws://HOST[:PORT]/ or wss://HOST[:PORT]/ (ending "
+                        "with '/': the take's name is appended)", v);
+        copy_str(c->forward_url, sizeof(c->forward_url), v);
+    } else if (strcmp(key, "recorder") == 0) {
+        if (!valid_device_id(v) || strlen(v) >= sizeof(c->forward_recorder))
+            return fail(ps, "recorder: '%s' is not a usable folder name (letters, digits, '_', "
+                        "'-', '.', at most 63, not starting with '.' or '-')", v);
+        copy_str(c->forward_recorder, sizeof(c->forward_recorder), v);
+    } else {
+        return fail(ps, "unknown key '%s' in [forward] (known: url, recorder)", key);
     }
     return 1;
 }
@@ -352,9 +397,14 @@ static int device_key(struct parse_state *ps, struct device_config *d, int idx, 
         if (parse_stall_seconds(v, &d->stall_ms) < 0)
             return fail(ps, "stall_seconds: '%s' is not 0 (automatic: three buffer lengths, "
                         "at least 2 s), a number of seconds from 0.1 to 3600, or off", v);
+    } else if (strcmp(key, "forward") == 0) {
+        if (strcmp(v, "off") != 0 && !valid_forward_url(v, sizeof(d->forward)))
+            return fail(ps, "forward: '%s' is neither 'off' nor ws://HOST[:PORT]/ or "
+                        "wss://HOST[:PORT]/ ending with '/'", v);
+        copy_str(d->forward, sizeof(d->forward), v);
     } else {
         return fail(ps, "unknown key '%s' in [device %s] (known: pcm, format, rate, channels, "
-                    "bits, stall_seconds)", key, d->id);
+                    "bits, stall_seconds, forward)", key, d->id);
     }
     return 1;
 }
@@ -368,6 +418,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         copy_str(ps->last_section, sizeof(ps->last_section), section);
     if (strcmp(section, "server") == 0)
         return server_key(ps, key, value);
+    if (strcmp(section, "forward") == 0)
+        return forward_key(ps, key, value);
     if (strncmp(section, "device", 6) == 0 && (section[6] == ' ' || section[6] == '\t')) {
         const char *name = section + 7;
         while (*name == ' ' || *name == '\t')
@@ -391,7 +443,7 @@ static int handler(void *user, const char *section, const char *key, const char 
         }
         return device_key(ps, &c->devices[idx], idx, key, value);
     }
-    return fail(ps, "unknown section [%s] (known: [server], [device NAME])", section);
+    return fail(ps, "unknown section [%s] (known: [server], [forward], [device NAME])", section);
 }
 
 int config_load(const char *path, struct server_config *cfg, char *err, size_t err_len)

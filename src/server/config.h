@@ -21,6 +21,11 @@
  *   max_event_streams = 64                (SSE, all clients together)
  *   max_event_streams_per_client = 8
  *   header_timeout_seconds = 10           (a request's headers must arrive by then: 408)
+ *   gap_fill = true                     (lost frames become silence at their place)
+ *
+ *   [forward]                           (optional: mirror every take to a `pirec ingest`)
+ *   url = ws://nas.local:9090/          (or wss://; must end with '/')
+ *   recorder = stage-pi                 (folder name on the ingest; default: host name)
  *
  *   [device scarlett]
  *   pcm = hw:CARD=USB
@@ -29,6 +34,7 @@
  *   channels = 2
  *   bits = 24
  *   stall_seconds = 0                     (no audio that long = stalled; 0 auto, off)
+ *   forward = off                       (or a ws:// URL of its own; default: [forward])
  *
  * Threads: load on the main thread before anything starts; read-only afterwards.
  */
@@ -47,6 +53,7 @@ struct device_config {
     struct audio_format format;  /* fields 0/SF_UNKNOWN = device's best */
     unsigned bits;         /* stored FLAC depth, 0 = auto */
     int stall_ms;          /* stall_seconds: silence that makes a stall; 0 auto, -1 off */
+    char forward[512];     /* "" = [forward] url, "off" = not forwarded, else a URL */
 };
 
 struct server_config {
@@ -67,11 +74,16 @@ struct server_config {
     unsigned max_event_streams;
     unsigned max_event_streams_per_client;
     unsigned header_timeout_seconds;
+    int gap_fill;          /* default 1 */
+    char forward_url[512]; /* "" = no forwarding */
+    char forward_recorder[64];
     struct device_config devices[CONFIG_MAX_DEVICES];
     unsigned n_devices;
 };
 
 void config_defaults(struct server_config *cfg);
+/* The forwarding URL of a device ("" = not forwarded). */
+const char *config_forward_url(const struct server_config *cfg, const char *device_id);
 /* 0, or -EINVAL with a message in err ("FILE:LINE: problem"), -errno if unreadable. */
 int config_load(const char *path, struct server_config *cfg, char *err, size_t err_len);
 

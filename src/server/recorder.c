@@ -192,6 +192,12 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     if (rc < 0)
         goto fail;
 
+    int forwards = cfg->forward_url[0] != 0;
+    for (unsigned i = 0; i < cfg->n_devices; i++)
+        forwards |= config_forward_url(cfg, cfg->devices[i].id)[0] != 0;
+    if (forwards && (rc = forwarder_create(&r->fwd, cfg->forward_recorder, hub)) < 0)
+        goto fail;
+
     rc = take_mkdir_p(cfg->recordings);
     if (rc < 0) {
         log_err("recorder", "cannot create the recordings directory %s: %s", cfg->recordings,
@@ -254,6 +260,7 @@ void recorder_destroy(struct recorder *r)
         free(d);
         d = n;
     }
+    forwarder_destroy(r->fwd);
     lease_mgr_destroy(r->leases);
     pthread_cond_destroy(&r->tick_cond);
     pthread_cond_destroy(&r->idle);

@@ -74,6 +74,29 @@ struct recorder_take_info {
  * audio; its capture is being reopened): a take starts once it is back. */
 int recorder_start(struct recorder *r, const char *id, const char *token,
                    struct recorder_take_info *out);
+/* Record all: one take on every connected device that is idle and not held by another
+ * client, all starting at the same capture instant (each capture's own timestamps;
+ * the measured offset of each first frame is in its file's comments), with one session
+ * id; stop_all ends every take of a session at one capture instant. token: a current
+ * lease token of any device (-EACCES/-ETIME). start_all: -ENODEV when no device could
+ * start; -EALREADY when a session is recording. stop_all: -EALREADY when none is. */
+#define RECORDER_ALL_MAX 32
+struct recorder_all_device {
+    char id[64];
+    char file[256];
+    int error;                 /* 0, or why this device did not start / stop cleanly */
+    int64_t offset_us;         /* first frame's capture time minus the session's instant */
+    double seconds;            /* stop_all: the take's length */
+};
+struct recorder_all_info {
+    char session[24];
+    char started[64];          /* ISO time (ms, UTC) of the session's first frame */
+    struct recorder_all_device dev[RECORDER_ALL_MAX];
+    size_t n;
+};
+int recorder_start_all(struct recorder *r, const char *token, struct recorder_all_info *out);
+int recorder_stop_all(struct recorder *r, const char *token, struct recorder_all_info *out);
+
 /* 0 when the take was finalized with audio (out->error may still say what went wrong);
  * a take that failed with nothing recorded returns its error. */
 int recorder_stop(struct recorder *r, const char *id, const char *token,
@@ -105,6 +128,9 @@ struct recorder_status {
     double seconds_left;       /* at the widest connected format */
     int clock_synchronised;
     char server_time[64];      /* ISO */
+    struct forward_info *forward;   /* remote copies of takes (server/forward.h), oldest
+                                       first; NULL when none */
+    size_t n_forward;
 };
 
 /* Fills *out (free it with recorder_status_free). 0 or -ENOMEM. */

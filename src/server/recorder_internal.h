@@ -17,6 +17,7 @@
 #include "audio/devices.h"
 #include "audio/source.h"
 #include "server/lease.h"
+#include "server/forward.h"
 #include "server/recorder.h"
 #include "server/workers.h"
 #include "store/take.h"
@@ -47,6 +48,8 @@ struct rec_device {
     struct take *take;
     char take_file[256];      /* final name of the current take file */
     char take_started[64];    /* ISO time */
+    struct forward_session *fwd;  /* the take's link to r->fwd (NULL: not forwarded) */
+    char session[24];         /* record-all session of the running take, "" if none */
     uint64_t meter_seq;
 
     /* The capture watchdog (docs/server.md "A device that goes silent"). The capture
@@ -75,6 +78,7 @@ struct recorder {
     pthread_cond_t tick_cond; /* CLOCK_MONOTONIC */
     time_t last_status;
     struct workers *slow;     /* finalizing and disconnecting for the ticker */
+    struct forwarder *fwd;    /* NULL: no device forwards */
 };
 
 /* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */
@@ -104,6 +108,14 @@ void registry_disconnect(struct recorder *r, struct rec_device *d, const char *w
  * reason NULL: from the take's own state ("stopped" when by_user). */
 int takes_finish(struct recorder *r, struct rec_device *d, struct take *t, int by_user,
                  const char *reason, struct take_status *st);
+/* The same, ending at ring position stop_pos (UINT64_MAX: now). */
+int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, int by_user,
+                    const char *reason, uint64_t stop_pos, struct take_status *st);
+/* Starts d's take at ring position `start` whose first frame is at wall time t0 (d busy,
+ * no r->lock; marks it idle again), with extra Vorbis comments. */
+int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, uint64_t start,
+                struct timespec t0, const char *const *extra, size_t n_extra,
+                struct recorder_take_info *out);
 
 /* ---- status.c: the ticker ---- */
 int  status_start_ticker(struct recorder *r);

@@ -168,6 +168,23 @@ int route_parse(const char *method, const char *path, struct route *r)
         }
         return 0;
     }
+    /* /api/record_all/VERB[/:token] */
+    if (nseg >= 3 && nseg <= 4 && SEG_IS(1, "record_all")) {
+        if (!SEG_IS(2, "start") && !SEG_IS(2, "stop"))
+            return set_error(r, 404, "unknown action");
+        if (!get_like(method) && !is_method(method, "POST")) {
+            r->allow = "GET, POST";
+            return set_error(r, 405, "method not allowed");
+        }
+        r->action = SEG_IS(2, "start") ? ROUTE_START_ALL : ROUTE_STOP_ALL;
+        r->needs_token = 1;
+        if (nseg == 4 && (copy(r->token, sizeof r->token, seg[3], len[3]) < 0 ||
+                          !route_valid_token(r->token))) {
+            r->token[0] = '\0';
+            return set_error(r, 401, "bad token");
+        }
+        return 0;
+    }
     if (nseg == 2 && SEG_IS(1, "status")) {
         if (!get_like(method)) {
             r->allow = "GET, HEAD";
@@ -248,11 +265,17 @@ void route_mask_path(const char *path, char *out, size_t out_len)
     if (!out_len)
         return;
     snprintf(out, out_len, "%s", path ? path : "");
-    /* /api/recording/ID/VERB/TOKEN: cut after the 4th '/' following the prefix */
-    if (strncmp(out, "/api/recording/", 15) != 0)
+    /* /api/recording/ID/VERB/TOKEN: cut after the 4th '/' following the prefix;
+     * /api/record_all/VERB/TOKEN after the 3rd */
+    int skip = 2;
+    char *p;
+    if (strncmp(out, "/api/recording/", 15) == 0)
+        p = out + 15;
+    else if (strncmp(out, "/api/record_all/", 16) == 0)
+        p = out + 16, skip = 1;
+    else
         return;
-    char *p = out + 15;
-    for (int i = 0; i < 2 && p; i++) {
+    for (int i = 0; i < skip && p; i++) {
         p = strchr(p, '/');
         if (p)
             p++;

@@ -37,6 +37,8 @@ enum route_action {
     ROUTE_DOWNLOAD,       /* GET /api/recordings/:name */
     ROUTE_DELETE,         /* DELETE /api/recordings/:name, POST .../:name/delete */
     ROUTE_STATIC,         /* anything else: name holds the asset path, e.g. "/index.html" */
+    ROUTE_START_ALL,      /* GET|POST /api/record_all/start[/:token] */
+    ROUTE_STOP_ALL,       /* GET|POST /api/record_all/stop[/:token] */
 };
 
 struct route {

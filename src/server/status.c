@@ -109,6 +109,10 @@ int recorder_get_status(struct recorder *r, struct recorder_status *out)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     take_iso_time(out->server_time, sizeof(out->server_time), &ts);
+    if (forwarder_list(r->fwd, &out->forward, &out->n_forward) < 0) {
+        recorder_status_free(out);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -119,6 +123,9 @@ void recorder_status_free(struct recorder_status *st)
     free(st->devices);
     st->devices = NULL;
     st->n_devices = 0;
+    free(st->forward);
+    st->forward = NULL;
+    st->n_forward = 0;
 }
 
 /* ---- the ticker -------------------------------------------------------------------------------- */

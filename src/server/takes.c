@@ -30,8 +30,17 @@ static const char *reason_of(enum take_state s, int by_user)
 int takes_finish(struct recorder *r, struct rec_device *d, struct take *t, int by_user,
                  const char *reason, struct take_status *st)
 {
+    return takes_finish_at(r, d, t, by_user, reason, UINT64_MAX, st);
+}
+
+int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, int by_user,
+                    const char *reason, uint64_t stop_pos, struct take_status *st)
+{
     memset(st, 0, sizeof(*st));
-    int rc = take_stop(t, st);
+    int rc = stop_pos == UINT64_MAX ? take_stop(t, st) : take_stop_at(t, stop_pos, st);
+    d->session[0] = 0;
+    forward_session_free(d->fwd);   /* its jobs go on until their copies are complete */
+    d->fwd = NULL;
     if (!reason)
         reason = reason_of(st->state, by_user);
     if (st->path[0] == 0)
@@ -113,7 +122,17 @@ int recorder_start(struct recorder *r, const char *id, const char *token,
     struct timespec t0;
     uint64_t back;
     uint64_t start = preroll_start(r, cap, &t0, &back);
+    return takes_begin(r, d, cap, start, t0, NULL, 0, out);
+}
+
+int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, uint64_t start,
+                struct timespec t0, const char *const *extra, size_t n_extra,
+                struct recorder_take_info *out)
+{
+    int rc;
     const struct audio_format *f = capture_format(cap);
+    uint64_t wpos = audio_ring_write_pos(capture_ring(cap));
+    uint64_t back = wpos > start ? wpos - start : 0;
     struct take_config tc = {
         .dir = r->cfg->recordings,
         .device_id = d->id,
@@ -123,9 +142,26 @@ int recorder_start(struct recorder *r, const char *id, const char *token,
         .max_frames = (uint64_t)r->cfg->max_take_seconds * f->rate,
         .min_free_bytes = r->cfg->min_free_bytes,
         .start_time = t0,
+        .no_gap_fill = !r->cfg->gap_fill,
+        .extra_comments = extra,
+        .n_extra_comments = n_extra,
     };
+    const char *fwd_url = config_forward_url(r->cfg, d->id);
+    if (r->fwd && fwd_url[0]) {
+        if (!(d->fwd = forward_session_new(r->fwd, fwd_url, d->id)))
+            log_err("recorder", "%s: out of memory: this take is not forwarded", d->id);
+        tc.on_open = forward_on_open;
+        tc.on_file = forward_on_file;
+        tc.on_file_arg = d->fwd;
+        if (!d->fwd)
+            tc.on_open = NULL, tc.on_file = NULL;
+    }
     struct take *t = NULL;
     rc = take_start(&t, cap, &tc, start);
+    if (rc < 0) {
+        forward_session_free(d->fwd);
+        d->fwd = NULL;
+    }
     struct take_status st;
     if (rc == 0)
         take_get_status(t, &st);

@@ -112,6 +112,16 @@ void take_iso_time(char *out, size_t n, const struct timespec *t)
         snprintf(out, n, "%s%s", base, off);
 }
 
+void take_utc_time_ms(char *out, size_t n, int64_t realtime_ns)
+{
+    time_t sec = (time_t)(realtime_ns / 1000000000LL);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char base[40];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%03dZ", base, (int)(realtime_ns % 1000000000LL / 1000000));
+}
+
 int take_mkdir_p(const char *dir)
 {
     return dir[0] ? fs_mkdir_p(dir, 0755) : 0;

@@ -8,6 +8,7 @@
 #define PIREC_STORE_NAMING_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #define TAKE_DEFAULT_PATTERN "%D_%Y-%m-%dT%H-%M-%S%z"
@@ -22,6 +23,8 @@ int take_name_expand(char *out, size_t n, const char *pattern, const char *devic
 
 /* ISO-8601 local time with offset: 2026-11-21T19:30:00+01:00. */
 void take_iso_time(char *out, size_t n, const struct timespec *t);
+/* "2026-12-01T11:45:12.345Z": CLOCK_REALTIME nanoseconds in UTC to the millisecond. */
+void take_utc_time_ms(char *out, size_t n, int64_t realtime_ns);
 
 /* mkdir -p with mode 0755. 0 or negative errno. */
 int take_mkdir_p(const char *dir);

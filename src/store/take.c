@@ -17,6 +17,7 @@
 #include "common/timeutil.h"
 #include "store/flac_writer.h"
 #include "store/naming.h"
+#include "store/take_gap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +34,7 @@
 #define MAX_LOSS_NOTES 128   /* per file; the totals are always complete */
 #define DEFAULT_MIN_FREE (256ull << 20)
 #define DISK_CHECK_NS 100000000LL
+#define TAKE_MAX_EXTRA 8
 
 struct loss_note {
     uint64_t at_frame;   /* frame index in the file where the gap is */
@@ -46,6 +48,7 @@ struct take {
     struct audio_format fmt;
     struct take_config cfg;
     char *dir, *device_id, *pattern, *out_path;
+    char **extra;             /* cfg.extra_comments, copied */
     unsigned bits;            /* depth of the current file */
     int auto_bits;            /* bits = 0 on S32_LE: 24 until a sample needs more */
     struct timespec t0;       /* wall time of the take's first frame */
@@ -61,7 +64,11 @@ struct take {
     /* writer thread only */
     uint64_t pos;             /* next ring position to read */
     _Atomic uint64_t pub_pos; /* pos, for take_read_pos() */
-    uint64_t loss_since;      /* capture losses at or after this were not looked at yet */
+    struct take_gap gap;      /* losses, and with gap fill the silence they become */
+    uint64_t start_pos;       /* ring position of the take's first frame */
+    int64_t start_rt_ns;      /* its capture time (0: not known yet) */
+    uint64_t file_first_total;/* frames_total when the current file began */
+    int64_t file_start_ns;    /* capture time of the file's first frame (0: not known yet) */
     uint64_t frames_total;
     uint64_t bytes_done;      /* bytes of files already closed */
     struct flac_writer *w;
@@ -161,7 +168,10 @@ static int open_file(struct take *t)
     snprintf(encoder, sizeof encoder, "ENCODER=pirec %s", PIREC_VERSION);
     snprintf(source, sizeof source, "SOURCE_FORMAT=%s %u Hz %u ch",
              sample_format_name(t->fmt.sample), t->fmt.rate, t->fmt.channels);
-    const char *comments[] = {device, date_c, encoder, source};
+    const char *comments[4 + TAKE_MAX_EXTRA] = {device, date_c, encoder, source};
+    size_t n_comments = 4;
+    for (size_t i = 0; i < t->cfg.n_extra_comments; i++)
+        comments[n_comments++] = t->extra[i];
     /* Above 48 kHz (where the subset allows blocks up to 16384 and LPC order up to 32):
      * 8192-sample blocks compress better at no CPU cost, and the default profile is
      * level 4 (loose mid-side: libFLAC estimates the stereo mode instead of encoding all
@@ -178,7 +188,7 @@ static int open_file(struct take *t)
         .blocksize = hirate ? 8192 : 0,
         .max_lpc_order = profile && hirate ? 12 : 0,
         .comments = comments,
-        .n_comments = 4,
+        .n_comments = n_comments,
         /* the encoder never waits for the disk: memory follows a stall (up to the bound),
          * instead of a ring sized for the worst stall being reserved up front */
         .queue_bytes = t->cfg.queue_bytes, /* 0: the writer's 64 MiB */
@@ -197,6 +207,8 @@ static int open_file(struct take *t)
         snprintf(t->final, sizeof t->final, "%s", cand);
         t->file_frames = 0;
         t->file_first_pos = t->pos;
+        t->file_first_total = t->frames_total;
+        t->file_start_ns = 0;
         t->file_lost = 0;
         t->file_events = 0;
         t->n_notes = 0;
@@ -205,15 +217,44 @@ static int open_file(struct take *t)
         t->st.files++;
         pthread_mutex_unlock(&t->lock);
         log_info("take", "recording to %s (%u bit)", t->final, t->bits);
+        if (t->cfg.on_open)
+            t->cfg.on_open(t->part, t->final, t->cfg.on_file_arg);
         return 0;
     }
     return -EEXIST;
 }
 
 /* The loss comments: totals first (they must always fit), then one per event. */
+/* Capture time of the current file's first frame, once the capture has a timestamp
+ * (at take_start it may not have read anything yet): with gap fill every frame is 1/rate
+ * after the take's first; without, the capture's clock at the file's ring position. */
+static int64_t file_start_time(struct take *t)
+{
+    if (!t->start_rt_ns && capture_frame_time(t->cap, t->start_pos, &t->start_rt_ns) == 0) {
+        pthread_mutex_lock(&t->lock);
+        t->st.start_realtime_ns = t->start_rt_ns;
+        pthread_mutex_unlock(&t->lock);
+    }
+    if (!t->file_start_ns && t->start_rt_ns) {
+        if (t->cfg.no_gap_fill) {
+            if (capture_frame_time(t->cap, t->file_first_pos, &t->file_start_ns) < 0)
+                t->file_start_ns = 0;
+        } else {
+            t->file_start_ns = t->start_rt_ns +
+                               (int64_t)((double)t->file_first_total * 1e9 / t->fmt.rate);
+        }
+    }
+    return t->file_start_ns;
+}
+
 static size_t loss_comments(struct take *t, char (*buf)[96], const char **ptrs)
 {
     size_t n = 0;
+    if (file_start_time(t)) {
+        take_gap_time_comment(buf[n], 96, t->file_start_ns);
+        ptrs[n] = buf[n];
+        n++;
+    }
     snprintf(buf[n], 96, "PIREC_LOSSES=%" PRIu32 ":%" PRIu64, t->file_events, t->file_lost);
     ptrs[n] = buf[n];
     n++;
@@ -232,6 +273,7 @@ static size_t loss_comments(struct take *t, char (*buf)[96], const char **ptrs)
 static void note_loss(struct take *t, uint64_t at_file_frame, uint64_t frames, int64_t rt_ns,
                       const char *what)
 {
+    take_gap_owe(&t->gap, frames);   /* with gap fill: silence here, before more audio */
     t->file_events++;
     t->file_lost += frames;
     if (t->n_notes < MAX_LOSS_NOTES)
@@ -239,30 +281,30 @@ static void note_loss(struct take *t, uint64_t at_file_frame, uint64_t frames, i
     pthread_mutex_lock(&t->lock);
     t->st.loss_events++;
     t->st.lost_frames += frames;
+    if (!t->cfg.no_gap_fill)
+        t->st.filled_frames += frames;
     pthread_mutex_unlock(&t->lock);
-    log_warn("take", "%s: %" PRIu64 " frames lost at frame %" PRIu64 " of %s", what, frames,
-             at_file_frame, t->final);
+    log_warn("take", "%s: %" PRIu64 " frames lost at frame %" PRIu64 " of %s%s", what, frames,
+             at_file_frame, t->final, t->cfg.no_gap_fill ? "" : " (filled with silence)");
 }
 
-/* Capture xruns whose gap lies inside what this take has read. */
+/* Capture xruns whose gap lies inside what this take has read (with gap fill: at the
+ * current place, see take_gap.h). */
 static void poll_capture_losses(struct take *t)
 {
-    struct capture_loss l[16];
-    uint64_t total;
-    size_t n = capture_get_losses(t->cap, t->loss_since, l, 16, &total);
-    for (size_t i = 0; i < n; i++) {
-        if (l[i].at_frame >= t->pos)
-            break;
-        uint64_t at = l[i].at_frame > t->file_first_pos ? l[i].at_frame - t->file_first_pos : 0;
-        note_loss(t, at, l[i].frames, l[i].realtime_ns, "capture overrun");
-        t->loss_since = l[i].at_frame + 1;
+    struct capture_loss l;
+    while (take_gap_next_loss(&t->gap, t->pos, &l)) {
+        uint64_t at = t->cfg.no_gap_fill
+                          ? (l.at_frame > t->file_first_pos ? l.at_frame - t->file_first_pos : 0)
+                          : t->file_frames;
+        note_loss(t, at, l.frames, l.realtime_ns, "capture overrun");
     }
 }
 
 static int flush_file(struct take *t)
 {
-    char buf[MAX_LOSS_NOTES + 1][96];
-    const char *ptrs[MAX_LOSS_NOTES + 1];
+    char buf[MAX_LOSS_NOTES + 2][96];
+    const char *ptrs[MAX_LOSS_NOTES + 2];
     size_t n = loss_comments(t, buf, ptrs);
     return flac_writer_flush(t->w, ptrs, n);
 }
@@ -272,8 +314,8 @@ static int close_file(struct take *t, int drop_empty)
 {
     if (!t->w)
         return 0;
-    char buf[MAX_LOSS_NOTES + 1][96];
-    const char *ptrs[MAX_LOSS_NOTES + 1];
+    char buf[MAX_LOSS_NOTES + 2][96];
+    const char *ptrs[MAX_LOSS_NOTES + 2];
     size_t n = loss_comments(t, buf, ptrs);
     uint64_t bytes = flac_writer_bytes(t->w);
     uint64_t whole = 0;
@@ -357,22 +399,45 @@ static void *writer_main(void *arg)
             s32_mask = 0;
         int stopping = atomic_load(&t->stop_requested);
         uint64_t stop_pos = atomic_load(&t->stop_pos);
-        if (stopping && t->pos >= stop_pos)
+        if (!t->cfg.no_gap_fill)
+            poll_capture_losses(t);   /* a gap right here: its silence first */
+        int filling = take_gap_pending(&t->gap);
+        if (stopping && t->pos >= stop_pos && !filling)
             break;
         size_t want = CHUNK_FRAMES;
-        if (stopping && stop_pos - t->pos < want)
+        if (stopping && !filling && stop_pos - t->pos < want)
             want = (size_t)(stop_pos - t->pos);
         if (t->cfg.max_frames && t->cfg.max_frames - t->frames_total < want)
             want = (size_t)(t->cfg.max_frames - t->frames_total);
         if (t->cfg.split_frames && t->cfg.split_frames - t->file_frames < want)
             want = (size_t)(t->cfg.split_frames - t->file_frames);
-        uint64_t lost = 0;
-        ssize_t n = audio_ring_read(t->ring, &t->pos, t->raw, want, &lost);
-        atomic_store_explicit(&t->pub_pos, t->pos, memory_order_release);
-        if (lost)
-            note_loss(t, t->file_frames, lost, now_ns(CLOCK_REALTIME),
-                      "the writer fell behind the ring");
-        if (n > 0) {
+        ssize_t n;
+        const uint8_t *raw = t->raw;
+        size_t gn = 0, goff = 0;
+        enum take_gap_next next = take_gap_next(&t->gap, want, &gn, &goff);
+        int silence = next == TAKE_GAP_SILENCE;
+        if (next != TAKE_GAP_READ) {
+            n = (ssize_t)gn;
+            if (next == TAKE_GAP_HELD)
+                raw = t->raw + goff * audio_frame_bytes(&t->fmt);
+        } else {
+            want = take_gap_limit(&t->gap, t->pos, want);
+            uint64_t lost = 0;
+            n = audio_ring_read(t->ring, &t->pos, t->raw, want, &lost);
+            atomic_store_explicit(&t->pub_pos, t->pos, memory_order_release);
+            if (lost) {
+                note_loss(t, t->file_frames, lost, now_ns(CLOCK_REALTIME),
+                          "the writer fell behind the ring");
+                if (!t->cfg.no_gap_fill && n > 0) {
+                    /* the frames read come after the gap: keep them for after its silence */
+                    take_gap_hold(&t->gap, (size_t)n);
+                    continue;
+                }
+            }
+        }
+        if (n > 0 && silence) {
+            memset(t->pcm, 0, (size_t)n * ch * sizeof *t->pcm);
+        } else if (n > 0) {
             size_t ns = (size_t)n * ch;
             int converted = 0;
             if (s32_mask) {
@@ -380,12 +445,12 @@ static void *writer_main(void *arg)
                  * otherwise go on at 32 bits in a new file rather than drop them.
                  * Check and convert in one pass (this loop runs on every sample) */
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                uint32_t any = s32_shift_check(t->raw, ns, 32 - t->bits, t->pcm);
+                uint32_t any = s32_shift_check(raw, ns, 32 - t->bits, t->pcm);
                 converted = 1;
 #else
                 uint32_t any = 0;
                 for (size_t i = 0; i < ns; i++)
-                    any |= (uint32_t)audio_sample_get(t->raw, SF_S32_LE, i);
+                    any |= (uint32_t)audio_sample_get(raw, SF_S32_LE, i);
 #endif
                 if (any & s32_mask) {
                     converted = 0;
@@ -411,7 +476,9 @@ static void *writer_main(void *arg)
                 }
             }
             if (!converted)
-                audio_samples_to_int32(t->raw, t->fmt.sample, ns, t->bits, t->pcm);
+                audio_samples_to_int32(raw, t->fmt.sample, ns, t->bits, t->pcm);
+        }
+        if (n > 0) {
             int rc = flac_writer_process(t->w, t->pcm, (size_t)n);
             if (rc < 0) {
                 end = rc == -ENOSPC || rc == -EDQUOT ? TAKE_DISK_FULL : TAKE_FAILED;
@@ -505,6 +572,9 @@ static void take_free(struct take *t)
     free(t->device_id);
     free(t->pattern);
     free(t->out_path);
+    for (size_t i = 0; t->extra && i < t->cfg.n_extra_comments; i++)
+        free(t->extra[i]);
+    free(t->extra);
     free(t->raw);
     free(t->pcm);
     pthread_mutex_destroy(&t->lock);
@@ -570,6 +640,21 @@ int take_start(struct take **out, struct capture *cap, const struct take_config 
     t->raw = malloc(CHUNK_FRAMES * audio_frame_bytes(fmt));
     t->pcm = malloc(CHUNK_FRAMES * fmt->channels * sizeof *t->pcm);
     int rc = -ENOMEM;
+    if (cfg->n_extra_comments > TAKE_MAX_EXTRA) {
+        log_err("take", "%zu extra comments: at most %d", cfg->n_extra_comments, TAKE_MAX_EXTRA);
+        rc = -EINVAL;
+        t->cfg.n_extra_comments = 0;
+        goto fail;
+    }
+    if (cfg->n_extra_comments) {
+        t->extra = calloc(cfg->n_extra_comments, sizeof *t->extra);
+        for (size_t i = 0; t->extra && i < cfg->n_extra_comments; i++)
+            if (!(t->extra[i] = strdup(cfg->extra_comments[i])))
+                goto fail;
+        if (!t->extra)
+            goto fail;
+    }
+    t->cfg.extra_comments = NULL;
     if ((cfg->dir && !t->dir) || (cfg->device_id && !t->device_id) ||
         (cfg->name_pattern && !t->pattern) || (cfg->out_path && !t->out_path) || !t->raw ||
         !t->pcm)
@@ -588,7 +673,8 @@ int take_start(struct take **out, struct capture *cap, const struct take_config 
     }
     t->pos = start_pos;
     atomic_store(&t->pub_pos, start_pos);
-    t->loss_since = start_pos + 1;
+    t->start_pos = start_pos;
+    take_gap_init(&t->gap, cap, !cfg->no_gap_fill, start_pos);
     if (cfg->start_time.tv_sec) {
         t->t0 = cfg->start_time;
     } else {
@@ -645,8 +731,18 @@ fail:
 
 int take_stop(struct take *t, struct take_status *final)
 {
-    atomic_store(&t->stop_pos, audio_ring_write_pos(t->ring));
+    return take_stop_at(t, audio_ring_write_pos(t->ring), final);
+}
+
+void take_request_stop(struct take *t, uint64_t stop_pos)
+{
+    atomic_store(&t->stop_pos, stop_pos);
     atomic_store(&t->stop_requested, 1);
+}
+
+int take_stop_at(struct take *t, uint64_t stop_pos, struct take_status *final)
+{
+    take_request_stop(t, stop_pos);
     pthread_join(t->thread, NULL);
     int rc = t->st.error;
     if (final)

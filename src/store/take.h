@@ -49,6 +49,20 @@ struct take_config {
                                      64 MiB: ~70 s at 192 kHz stereo 24-bit) */
     struct timespec start_time;   /* wall time of the take's first frame (for the name);
                                      0 = now minus the pre-roll */
+    int no_gap_fill;              /* 0 (default): every lost frame (a reader that fell
+                                     behind the ring, a capture xrun) becomes silence at
+                                     its place, so the take is as long as the time that
+                                     passed; 1: losses only counted (the take gets shorter).
+                                     Either way they are counted, logged and commented */
+    const char *const *extra_comments;  /* more "KEY=value" Vorbis comments for every file
+                                     (copied at take_start) */
+    size_t n_extra_comments;
+    /* Called right after a file was created and its header written (nothing rewritten
+     * yet), with its ".part" path and its final path (may be NULL; arg is on_file_arg):
+     * for the first file on the thread of take_start, for later ones (splits, a depth
+     * switch) on the writer thread. From then on the .part file only grows by whole FLAC frames,
+     * except for its metadata blocks, which the writer rewrites in place (same size). */
+    void (*on_open)(const char *part_path, const char *final_path, void *arg);
     /* Called on the writer thread after each file is finalized (may be NULL). */
     void (*on_file)(const char *path, uint64_t frames, int error, void *arg);
     void *on_file_arg;
@@ -72,7 +86,9 @@ struct take_status {
     uint64_t bytes;             /* bytes of FLAC written */
     uint64_t lost_frames;       /* frames lost by overruns/xruns during the take */
     uint32_t loss_events;
+    uint64_t filled_frames;     /* of lost_frames, how many were replaced by silence */
     double   seconds;
+    int64_t  start_realtime_ns; /* capture time of the take's first frame (0 unknown) */
 };
 
 struct take;
@@ -84,6 +100,13 @@ int  take_start(struct take **out, struct capture *cap, const struct take_config
 /* Any state: stops at the current write position, finalizes, fills *final (may be NULL),
  * frees. Returns 0 or the take's error. */
 int  take_stop(struct take *t, struct take_status *final);
+/* The same, ending at absolute ring position stop_pos instead of the current write
+ * position (several takes stopped at one capture instant); a position not captured yet
+ * is waited for (until the capture ends). */
+int  take_stop_at(struct take *t, uint64_t stop_pos, struct take_status *final);
+/* Tells the writer where to end without waiting (several takes asked at once, then each
+ * take_stop_at()'ed with the same position). */
+void take_request_stop(struct take *t, uint64_t stop_pos);
 void take_get_status(struct take *t, struct take_status *st);
 /* Waits until the take ended by itself (limit, disk, device gone, source end), at most
  * timeout_ms (< 0: no limit) on CLOCK_MONOTONIC, so a wall-clock step (NTP on a Pi

@@ -230,6 +230,36 @@ static void test_errors_name_line_and_problem(void **state)
     expect_error(text, 3, "flush_ms");
 }
 
+/* [forward], per-device forward, gap_fill: values and the mistakes a user makes. */
+static void test_forward_and_gap_fill(void **state)
+{
+    (void)state;
+    struct server_config c;
+    char err[512];
+    config_defaults(&c);
+    assert_int_equal(c.gap_fill, 1);
+    assert_string_equal(c.forward_url, "");
+    assert_true(c.forward_recorder[0] != 0);
+    write_file("[server]\ngap_fill = false\n[forward]\nurl = ws://nas.local:9090/\n"
+               "recorder = stage-pi\n[device a]\npcm = tone\nforward = off\n"
+               "[device b]\npcm = tone\nforward = wss://[::1]:9443/pirec/\n[device c]\npcm = tone\n");
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.gap_fill, 0);
+    assert_string_equal(c.forward_recorder, "stage-pi");
+    assert_string_equal(config_forward_url(&c, "a"), "");
+    assert_string_equal(config_forward_url(&c, "b"), "wss://[::1]:9443/pirec/");
+    assert_string_equal(config_forward_url(&c, "c"), "ws://nas.local:9090/");
+    assert_string_equal(config_forward_url(&c, "hotplugged"), "ws://nas.local:9090/");
+    expect_error("[forward]\nurl = ws://nas:9090\n", 2, "url: 'ws://nas:9090' is not");
+    expect_error("[forward]\nurl = http://nas:9090/\n", 2, "url: 'http://nas:9090/'");
+    expect_error("[forward]\nurl = ws:///\n", 2, "url: 'ws:///'");
+    expect_error("[forward]\nurl = ws://nas/a?b/\n", 2, "url:");
+    expect_error("[forward]\nrecorder = ../up\n", 2, "recorder: '../up' is not a usable folder");
+    expect_error("[forward]\nport = 9\n", 2, "unknown key 'port' in [forward]");
+    expect_error("[device x]\npcm = hw:0\nforward = yes\n", 3, "forward: 'yes' is neither");
+    expect_error("[server]\ngap_fill = sometimes\n", 2, "gap_fill: 'sometimes'");
+}
+
 /* The shipped example must stay loadable, with the defaults it documents. */
 static void test_example_file(void **state)
 {
@@ -294,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors_name_line_and_problem),
+        cmocka_unit_test(test_forward_and_gap_fill),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_stall_seconds),

@@ -164,6 +164,23 @@ static void test_mask(void **st)
     assert_string_equal(out, "/api/recording/tone/take");
     route_mask_path("/api/status", out, sizeof out);
     assert_string_equal(out, "/api/status");
+    route_mask_path("/api/record_all/start/eyJhbGciOi.x.y", out, sizeof out);
+    assert_string_equal(out, "/api/record_all/start/***");
+}
+
+static void test_record_all(void **st)
+{
+    (void)st;
+    assert_int_equal(parse("GET", "/api/record_all/start/a.b.c"), ROUTE_START_ALL);
+    assert_string_equal(r.token, "a.b.c");
+    assert_true(r.needs_token);
+    assert_int_equal(parse("POST", "/api/record_all/stop"), ROUTE_STOP_ALL);
+    assert_string_equal(r.token, "");
+    assert_true(r.needs_token);
+    expect_error("GET", "/api/record_all/pause/a.b.c", 404);
+    expect_error("DELETE", "/api/record_all/start/a.b.c", 405);
+    expect_error("GET", "/api/record_all/start/a b", 401);
+    expect_error("GET", "/api/record_all", 404);
 }
 
 static void test_request_lines(void **st)
@@ -193,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_bad_ids_tokens_lengths),
         cmocka_unit_test(test_static),
         cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_record_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,660 @@
+/*
+ * forward: see forward.h. Per take file a job: the file descriptor of its .part file
+ * (kept open, so the rename at the end and even a deletion do not matter while the job
+ * runs), a snapshot of the header as first written, and two record-module handles:
+ *
+ *   main  ringbuffer:// -> ws://.../fwd~REC~DEV~FILE   the file's bytes, in order: the
+ *         header snapshot, then everything after it, read from disk as the take grows.
+ *         The forwarder puts bytes into the handle's ring only while fewer than WINDOW
+ *         bytes are unacknowledged, so the record module's buffer never overflows and an
+ *         outage of any length costs nothing: the bytes wait in the local file.
+ *   head  mem:// -> ws://.../fwd~REC~DEV~FILE.head     once the file is finished and
+ *         every byte of it acknowledged: one line "pirec-forward-head 1 SIZE HLEN MD5"
+ *         and the final header (STREAMINFO with total samples and MD5, comments). The
+ *         ingest writes it over the copy's first HLEN bytes, decodes the copy, checks the
+ *         MD5, and stores (acknowledges) the head only then; after a failed check the
+ *         head is sent again now and then.
+ */
+#include "server/forward.h"
+
+#include "common/log.h"
+#include "server/api_events.h"
+#include "server/forward_head.h"
+
+#include <pirec/record.h>
+#include <pirec/ringbuffer.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_BYTES (1 << 20)         /* refilled every BUSY_TICK_MS while catching up */
+#define WINDOW_BYTES (4u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
+#define LINK_BUFFER (16 << 20)
+#define TICK_MS 50
+#define BUSY_TICK_MS 5                /* while a job catches up */
+#define HEAD_RETRY_MIN_MS 30000     /* the ingest acks a verified head by itself */
+#define HEAD_RETRY_MAX_MS 300000
+#define KEEP_FINISHED 64
+#define SHUTDOWN_GRACE_MS 3000              /* finished jobs kept for the status */
+
+struct fwd_job {
+    struct fwd_job *next;
+    struct forwarder *f;
+    char name[256];
+    char main_url[1024], head_url[1024];
+    int fd;
+    uint8_t *header;          /* as first written */
+    size_t header_len;
+    unsigned rate;
+    int64_t opened_ns;
+
+    /* set by forward_on_file / forward_on_open (under f->lock) */
+    int closed;
+    int superseded;           /* the take opened another file without closing this one:
+                                 it removed it (an empty file before a depth switch) */
+    uint64_t frames;
+
+    /* forwarder thread only */
+    rec_hdl_t main, head;
+    dev_ringbuf_t ring;
+    char *ring_mem;
+    uint64_t offset;          /* bytes of the file put into the ring */
+    int main_done;
+    uint8_t *head_msg;
+    size_t head_len;
+    int64_t head_sent_ns;
+    int head_retry_ms;
+    int finished;             /* complete, lost or dropped: handles gone */
+    int behind;               /* bytes wait to go into the ring: tick fast */
+    int dropped;              /* an empty file the take removed: not shown */
+
+    /* data_ready wait */
+    pthread_mutex_t wl;
+    pthread_cond_t wc;
+    int wake;
+
+    struct forward_info info; /* under f->lock */
+};
+
+struct forwarder {
+    char recorder[64];
+    struct event_hub *hub;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* CLOCK_MONOTONIC */
+    int quit;
+    struct fwd_job *jobs;     /* oldest first */
+    pthread_t thread;
+};
+
+struct forward_session {
+    struct forwarder *f;
+    char url[512];
+    char device[64];
+};
+
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+const char *forward_state_name(enum forward_state s)
+{
+    switch (s) {
+    case FORWARD_SENDING: return "sending";
+    case FORWARD_VERIFYING: return "verifying";
+    case FORWARD_COMPLETE: return "complete";
+    case FORWARD_LOST: return "lost";
+    }
+    return "lost";
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void publish(struct forwarder *f, const struct forward_info *in)
+{
+    if (f->hub)
+        api_event_forward(f->hub, in);
+}
+
+/* ---- record-module callbacks (their worker threads) -------------------------------------- */
+
+static void job_data_ready(void *arg)
+{
+    struct fwd_job *j = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 100 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->wl);
+    if (!j->wake)
+        pthread_cond_timedwait(&j->wc, &j->wl, &ts);
+    j->wake = 0;
+    pthread_mutex_unlock(&j->wl);
+}
+
+static void job_wake(void *arg)
+{
+    struct fwd_job *j = arg;
+    pthread_mutex_lock(&j->wl);
+    j->wake = 1;
+    pthread_cond_signal(&j->wc);
+    pthread_mutex_unlock(&j->wl);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+static void job_free(struct fwd_job *j)
+{
+    if (j->head)
+        record_unregister(j->head);
+    if (j->main)
+        record_unregister(j->main);
+    if (j->fd >= 0)
+        close(j->fd);
+    free(j->header);
+    free(j->head_msg);
+    free(j->ring_mem);
+    pthread_mutex_destroy(&j->wl);
+    pthread_cond_destroy(&j->wc);
+    free(j);
+}
+
+/* The job ends here (forwarder thread, no lock): its handles go now, not under the lock
+ * in prune(). */
+static void job_end(struct fwd_job *j)
+{
+    if (j->head)
+        record_unregister(j->head);
+    if (j->main)
+        record_unregister(j->main);
+    j->head = j->main = NULL;
+    j->finished = 1;
+    j->behind = 0;
+    /* a finished job is kept for the status only: let go of its buffers and file */
+    free(j->ring_mem);
+    free(j->header);
+    free(j->head_msg);
+    j->ring_mem = NULL;
+    j->header = NULL;
+    j->head_msg = NULL;
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
+}
+
+static rec_hdl_t open_handle(const char *from, const char *to)
+{
+    rec_hdl_t h = record_register(from, to);
+    if (!h)
+        return NULL;
+    record_set_option(h, RECORD_OPT_BUFFER_BYTES, LINK_BUFFER);
+    record_set_option(h, RECORD_OPT_RECONNECT_MAX_MS, 2000);
+    record_set_option(h, RECORD_OPT_STOP_TIMEOUT_MS, 1000);
+    return h;
+}
+
+static int start_main(struct fwd_job *j)
+{
+    char from[64];
+    snprintf(from, sizeof from, "ringbuffer://handle=0x%" PRIxPTR, (uintptr_t)&j->ring);
+    j->main = open_handle(from, j->main_url);
+    if (!j->main)
+        return -EINVAL;
+    record_set_data_ready_cb(j->main, job_data_ready, j);
+    record_set_data_release_cb(j->main, job_wake, j);
+    record_set_chunk_size(j->main, 64 * 1024);
+    return record_start(j->main);
+}
+
+static int start_head(struct fwd_job *j)
+{
+    char from[96];
+    snprintf(from, sizeof from, "mem://address=0x%" PRIxPTR "&size=%zu",
+             (uintptr_t)j->head_msg, j->head_len);
+    if (j->head)
+        record_unregister(j->head);
+    j->head = open_handle(from, j->head_url);
+    if (!j->head)
+        return -EINVAL;
+    /* an unacknowledged head is one the ingest's check refused: no point waiting */
+    record_set_option(j->head, RECORD_OPT_STOP_TIMEOUT_MS, 50);
+    j->head_sent_ns = mono_now();
+    return record_start(j->head);
+}
+
+/* The finished file's header, behind the line the ingest checks it with. */
+static int build_head(struct fwd_job *j, uint64_t size)
+{
+    uint8_t *h;
+    size_t hlen;
+    unsigned rate;
+    int rc = forward_read_header(j->fd, &h, &hlen, &rate);
+    if (rc < 0)
+        return rc;
+    char md5[33];
+    if (hlen != j->header_len)
+        rc = -EINVAL;   /* the writer rewrites in place: cannot happen */
+    else
+        rc = forward_head_message(h, hlen, size, &j->head_msg, &j->head_len, md5);
+    free(h);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&j->f->lock);
+    snprintf(j->info.md5, sizeof j->info.md5, "%s", md5);
+    pthread_mutex_unlock(&j->f->lock);
+    return 0;
+}
+
+/* Puts what the window allows into the ring. */
+static int feed(struct fwd_job *j, uint64_t size, uint64_t acked)
+{
+    uint8_t buf[64 * 1024];
+    int fed = 0;
+    while (j->offset < size && j->offset - acked < WINDOW_BYTES) {
+        int space = ringbuffer_available_write_space(&j->ring);
+        if (space <= 0)
+            break;
+        uint64_t n = size - j->offset;
+        if (n > (uint64_t)space)
+            n = (uint64_t)space;
+        if (n > WINDOW_BYTES - (j->offset - acked))
+            n = WINDOW_BYTES - (j->offset - acked);
+        if (n > sizeof buf)
+            n = sizeof buf;
+        if (j->offset < j->header_len) {
+            if (n > j->header_len - j->offset)
+                n = j->header_len - j->offset;
+            memcpy(buf, j->header + j->offset, (size_t)n);
+        } else {
+            int rc = forward_pread_all(j->fd, buf, (size_t)n, j->offset);
+            if (rc < 0)
+                return rc;
+        }
+        ringbuffer_write(&j->ring, buf, (uint32_t)n);
+        j->offset += n;
+        fed = 1;
+    }
+    if (fed)
+        job_wake(j);
+    return 0;
+}
+
+static void job_set(struct fwd_job *j, enum forward_state state, int connected, double behind,
+                    uint64_t local, uint64_t remote)
+{
+    struct forwarder *f = j->f;
+    pthread_mutex_lock(&f->lock);
+    int changed = j->info.state != state || j->info.connected != connected;
+    j->info.state = state;
+    j->info.connected = connected;
+    j->info.seconds_behind = behind;
+    j->info.local_bytes = local;
+    j->info.remote_bytes = remote;
+    struct forward_info copy = j->info;
+    pthread_mutex_unlock(&f->lock);
+    if (changed && !j->dropped)
+        publish(f, &copy);
+}
+
+/* One step of a job on the forwarder thread. */
+static void pump(struct fwd_job *j)
+{
+    struct forwarder *f = j->f;
+    pthread_mutex_lock(&f->lock);
+    int closed = j->closed;
+    int superseded = j->superseded;
+    uint64_t frames = j->frames;
+    enum forward_state state = j->info.state;
+    pthread_mutex_unlock(&f->lock);
+
+    struct stat sb;
+    if (fstat(j->fd, &sb) < 0) {
+        log_err("forward", "%s: cannot read the local file any more: %s; its remote copy "
+                "is incomplete", j->info.file, strerror(errno));
+        job_set(j, FORWARD_LOST, 0, 0, 0, j->info.remote_bytes);
+        job_end(j);
+        return;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    if (!closed && (superseded || sb.st_nlink == 0) && size <= j->header_len) {
+        j->dropped = 1;   /* an empty file the take removed */
+        job_end(j);
+        return;
+    }
+    if (!j->main) {
+        /* Started here, once the file holds a frame (or is finished): a file the take
+         * drops before its first frame (a depth switch) is never sent; the ingest appends
+         * to a name it knows, so its replacement of the same name must be the first. */
+        if (!closed && size <= j->header_len)
+            return;
+        int rc = start_main(j);
+        if (rc < 0) {
+            log_err("forward", "%s: cannot forward this file to %s: %s", j->info.file,
+                    j->main_url, strerror(-rc));
+            job_set(j, FORWARD_LOST, 0, 0, size, 0);
+            job_end(j);
+            return;
+        }
+    }
+    record_stats_t ms = {0};
+    record_get_stats(j->main, &ms);
+    int connected = ms.connected;
+    uint64_t acked = ms.acked_bytes;
+    if (!j->main_done) {
+        int rc = feed(j, size, acked);
+        if (rc < 0) {
+            log_err("forward", "%s: reading the local file at %" PRIu64 " failed: %s; its "
+                    "remote copy stops there", j->info.file, j->offset, strerror(-rc));
+            job_set(j, FORWARD_LOST, connected, 0, size, acked);
+            job_end(j);
+            return;
+        }
+        j->behind = j->offset < size;
+        if (ms.state == RECORD_FAILED) {
+            log_err("forward", "%s: the stream to the ingest failed (%s); the remote copy "
+                    "stops at %" PRIu64 " bytes", j->info.file, strerror(-ms.error), acked);
+            job_set(j, FORWARD_LOST, 0, 0, size, acked);
+            job_end(j);
+            return;
+        }
+        if (closed && j->offset == size && acked >= size) {
+            record_stop(j->main);
+            j->main_done = 1;
+            rc = build_head(j, size);
+            if (rc == 0)
+                rc = start_head(j);
+            if (rc < 0) {
+                log_err("forward", "%s: cannot send the finished header: %s", j->info.file,
+                        strerror(-rc));
+                job_set(j, FORWARD_LOST, connected, 0, size, acked);
+                j->finished = 1;
+                return;
+            }
+            j->head_retry_ms = HEAD_RETRY_MIN_MS;
+            state = FORWARD_VERIFYING;
+        }
+    }
+    if (j->main_done) {
+        record_stats_t hs = {0};
+        record_get_stats(j->head, &hs);
+        connected = hs.connected;
+        if (hs.acked_bytes >= j->head_len) {
+            job_end(j);
+            log_info("forward", "%s: the remote copy is complete (%" PRIu64 " bytes, MD5 %s "
+                     "verified by the ingest)", j->info.file, size, j->info.md5);
+            job_set(j, FORWARD_COMPLETE, 1, 0, size, size);
+            job_end(j);
+            return;
+        }
+        if (mono_now() - j->head_sent_ns > (int64_t)j->head_retry_ms * 1000000LL) {
+            /* the ingest's check failed (or it restarted while checking): ask again */
+            if (start_head(j) < 0)
+                log_warn("forward", "%s: cannot resend the header", j->info.file);
+            j->head_retry_ms = j->head_retry_ms * 2 > HEAD_RETRY_MAX_MS ? HEAD_RETRY_MAX_MS
+                                                                       : j->head_retry_ms * 2;
+        }
+        job_set(j, FORWARD_VERIFYING, connected, 0, size, size);
+        return;
+    }
+    double secs = closed && j->rate ? (double)frames / j->rate
+                                    : (double)(mono_now() - j->opened_ns) / 1e9;
+    double behind = size > acked && size && secs > 0 ? (double)(size - acked) * secs / size : 0;
+    job_set(j, state, connected, behind, size, acked);
+}
+
+/* Drops finished jobs beyond the newest KEEP_FINISHED (lock held). */
+static void prune(struct forwarder *f)
+{
+    size_t kept = 0;
+    for (struct fwd_job *j = f->jobs; j; j = j->next)
+        kept += j->finished && !j->dropped;
+    struct fwd_job **pp = &f->jobs;
+    while (*pp) {
+        struct fwd_job *j = *pp;
+        if (j->finished && (j->dropped || kept > KEEP_FINISHED)) {
+            if (!j->dropped)
+                kept--;
+            *pp = j->next;
+            job_free(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+static void *forward_main(void *arg)
+{
+    struct forwarder *f = arg;
+    pthread_mutex_lock(&f->lock);
+    while (!f->quit) {
+        int busy = 0;
+        for (struct fwd_job *j = f->jobs; j && !f->quit; j = j->next) {
+            if (j->finished)
+                continue;
+            pthread_mutex_unlock(&f->lock);
+            pump(j);   /* jobs are only freed by this thread */
+            pthread_mutex_lock(&f->lock);
+            busy |= j->behind;
+        }
+        prune(f);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (busy ? BUSY_TICK_MS : TICK_MS) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!f->quit)
+            pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+/* ---- the take's callbacks (its writer thread) ------------------------------------------- */
+
+static const char *base_of(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+void forward_on_open(const char *part_path, const char *final_path, void *arg)
+{
+    struct forward_session *s = arg;
+    struct forwarder *f = s->f;
+    struct fwd_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        log_err("forward", "%s: out of memory: this file is not forwarded", final_path);
+        return;
+    }
+    j->f = f;
+    j->fd = -1;
+    pthread_mutex_init(&j->wl, NULL);
+    pthread_condattr_t ca;   /* job_data_ready's deadline is on CLOCK_MONOTONIC */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->wc, &ca);
+    pthread_condattr_destroy(&ca);
+    const char *file = base_of(final_path);
+    snprintf(j->info.device, sizeof j->info.device, "%s", s->device);
+    snprintf(j->info.file, sizeof j->info.file, "%s", file);
+    j->info.state = FORWARD_SENDING;
+    j->opened_ns = mono_now();
+    int rc = forward_stream_name(j->name, sizeof j->name, f->recorder, s->device, file);
+    if (rc == 0 && ((size_t)snprintf(j->main_url, sizeof j->main_url, "%s%s", s->url, j->name) >=
+                        sizeof j->main_url ||
+                    (size_t)snprintf(j->head_url, sizeof j->head_url, "%s%s.head", s->url,
+                                     j->name) >= sizeof j->head_url))
+        rc = -ENAMETOOLONG;
+    if (rc == 0) {
+        j->fd = open(part_path, O_RDONLY | O_CLOEXEC);
+        rc = j->fd < 0 ? -errno : forward_read_header(j->fd, &j->header, &j->header_len, &j->rate);
+    }
+    if (rc == 0) {
+        j->ring_mem = malloc(RING_BYTES);
+        rc = j->ring_mem ? ringbuffer_create(&j->ring, j->ring_mem, RING_BYTES) : -ENOMEM;
+    }
+    if (rc < 0) {
+        log_err("forward", "%s: cannot forward this file to %s: %s", file, s->url,
+                strerror(-rc));
+        job_free(j);
+        return;
+    }
+    log_info("forward", "%s: forwarding to %s", file, j->main_url);
+    pthread_mutex_lock(&f->lock);
+    struct fwd_job **pp = &f->jobs;
+    while (*pp) {
+        if (!(*pp)->closed && strcmp((*pp)->info.device, s->device) == 0)
+            (*pp)->superseded = 1;
+        pp = &(*pp)->next;
+    }
+    *pp = j;
+    struct forward_info copy = j->info;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    publish(f, &copy);
+}
+
+void forward_on_file(const char *path, uint64_t frames, int error, void *arg)
+{
+    struct forward_session *s = arg;
+    struct forwarder *f = s->f;
+    const char *file = base_of(path);
+    pthread_mutex_lock(&f->lock);
+    /* the newest open job of this device and file (a rename may add a suffix: match by
+     * device and the job that is not closed yet) */
+    struct fwd_job *hit = NULL;
+    for (struct fwd_job *j = f->jobs; j; j = j->next)
+        if (!j->closed && strcmp(j->info.device, s->device) == 0)
+            hit = j;
+    if (hit) {
+        hit->closed = 1;
+        hit->frames = frames;
+        if (strcmp(hit->info.file, file) != 0)
+            log_info("forward", "%s was finished as %s; its remote copy keeps the first name",
+                     hit->info.file, file);
+    }
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    (void)error;
+}
+
+struct forward_session *forward_session_new(struct forwarder *f, const char *url,
+                                            const char *device)
+{
+    struct forward_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->f = f;
+    snprintf(s->url, sizeof s->url, "%s", url);
+    snprintf(s->device, sizeof s->device, "%s", device);
+    return s;
+}
+
+void forward_session_free(struct forward_session *s)
+{
+    free(s);
+}
+
+/* ---- the forwarder ------------------------------------------------------------------------ */
+
+int forwarder_create(struct forwarder **out, const char *recorder, struct event_hub *hub)
+{
+    struct forwarder *f = calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    snprintf(f->recorder, sizeof f->recorder, "%s", recorder);
+    f->hub = hub;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&f->thread, NULL, forward_main, f);
+    if (rc != 0) {
+        pthread_cond_destroy(&f->cond);
+        pthread_mutex_destroy(&f->lock);
+        free(f);
+        return -rc;
+    }
+    pthread_setname_np(f->thread, "forward");
+    *out = f;
+    return 0;
+}
+
+void forwarder_destroy(struct forwarder *f)
+{
+    if (!f)
+        return;
+    /* a take stopped just before the shutdown: let its copy complete while the ingest is
+     * reachable, for a few seconds at most */
+    int64_t end = mono_now() + SHUTDOWN_GRACE_MS * 1000000LL;
+    for (;;) {
+        int waiting = 0;
+        pthread_mutex_lock(&f->lock);
+        for (struct fwd_job *j = f->jobs; j; j = j->next)
+            waiting |= !j->finished && j->closed && j->info.connected;
+        pthread_mutex_unlock(&f->lock);
+        if (!waiting || mono_now() > end)
+            break;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&f->lock);
+    f->quit = 1;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->thread, NULL);
+    while (f->jobs) {
+        struct fwd_job *j = f->jobs;
+        f->jobs = j->next;
+        if (!j->finished)
+            log_warn("forward", "%s: shutting down before its remote copy was complete "
+                     "(%" PRIu64 " of %" PRIu64 " bytes stored there); the local file is whole",
+                     j->info.file, j->info.remote_bytes, j->info.local_bytes);
+        job_free(j);
+    }
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+int forwarder_list(struct forwarder *f, struct forward_info **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!f)
+        return 0;
+    pthread_mutex_lock(&f->lock);
+    size_t count = 0;
+    for (struct fwd_job *j = f->jobs; j; j = j->next)
+        count += !j->dropped;
+    struct forward_info *v = count ? calloc(count, sizeof *v) : NULL;
+    if (count && !v) {
+        pthread_mutex_unlock(&f->lock);
+        return -ENOMEM;
+    }
+    size_t i = 0;
+    for (struct fwd_job *j = f->jobs; j; j = j->next)
+        if (!j->dropped)
+            v[i++] = j->info;
+    pthread_mutex_unlock(&f->lock);
+    *out = v;
+    *n = i;
+    return 0;
+}
