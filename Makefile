@@ -6,23 +6,50 @@
 #   make check           install deps, build, run every test, then again under ASan+UBSan
 #   make install PREFIX=DIR
 #   make bench           run the benchmarks in bench/
+#   make cross ARCH=arm64|armhf   cross-build for a Raspberry Pi into build-ARCH/
+#   make deb [ARCH=arm64|armhf]   Debian packages (pirec, libpirec-record0, -dev) into deb/
 #
 # O=DIR puts every build product in DIR (default build/), so that several builds
 # (plain, sanitizers, a helper's scratch build) can live side by side.
 
-O        ?= build
 PREFIX   ?= /usr/local
 SAN      ?=
-CC       ?= cc
 VERSION  := 0.1.0
 
+# ARCH=arm64|armhf cross-compiles with Debian's cross toolchain and multi-arch -dev
+# packages; pkg-config answers for the target. libwebsockets-dev cannot be co-installed
+# across architectures, so scripts/install-deps.sh --cross unpacks it into $(O)/lws/.
+ARCH     ?=
+TRIPLET_arm64 := aarch64-linux-gnu
+TRIPLET_armhf := arm-linux-gnueabihf
+QEMU_arm64    := qemu-aarch64-static
+QEMU_armhf    := qemu-arm-static
+ifneq ($(ARCH),)
+TRIPLET  := $(TRIPLET_$(ARCH))
+ifeq ($(TRIPLET),)
+$(error ARCH=$(ARCH) is not supported: use ARCH=arm64 or ARCH=armhf)
+endif
+O        ?= build-$(ARCH)
+CC       := $(TRIPLET)-gcc
+AR       := $(TRIPLET)-ar
+LWS_DIR  := $(O)/lws
+PKG_CONFIG := PKG_CONFIG_LIBDIR=$(LWS_DIR)/pkgconfig:/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
+else
+O        ?= build
+CC       ?= cc
+AR       ?= ar
+PKG_CONFIG ?= pkg-config
+endif
+
 PKGS     := alsa flac libmicrohttpd libwebsockets jansson openssl inih libudev
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-REC_LIBS   := $(shell pkg-config --libs libwebsockets openssl jansson 2>/dev/null) -pthread
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+REC_LIBS   := $(shell $(PKG_CONFIG) --libs libwebsockets openssl jansson 2>/dev/null) -pthread
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 OPT      ?= -O2
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DPIREC_VERSION='"$(VERSION)"' \
+# _FILE_OFFSET_BITS=64: takes, downloads and scans past 2 GiB on 32-bit targets (armhf).
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DPIREC_VERSION='"$(VERSION)"' \
               -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
               $(OPT) -g -fPIC -pthread -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(LDFLAGS)
@@ -50,7 +77,7 @@ TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(O)/obj/%.o)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*/*.c))
 EXAMPLE_BINS := $(O)/examples/wsrec
 
-.PHONY: all deps test-deps run check test unit integration install bench clean
+.PHONY: all deps test-deps run check test unit integration install bench clean cross deb
 all: $(O)/pirec $(O)/libpirec-record.a $(O)/libpirec-record.so $(EXAMPLE_BINS) $(UNIT_BINS)
 
 deps:
@@ -70,7 +97,7 @@ $(O)/obj/%.o: %.S $(wildcard web/*)
 
 $(O)/libpirec-record.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(O)/libpirec-record.so: $(LIB_OBJS) src/record/libpirec-record.map
 	$(CC) -shared -Wl,-soname,libpirec-record.so.0 -Wl,--version-script=src/record/libpirec-record.map \
@@ -78,7 +105,7 @@ $(O)/libpirec-record.so: $(LIB_OBJS) src/record/libpirec-record.map
 
 $(O)/libpirec-app.a: $(APP_OBJS) $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(O)/pirec: $(MAIN_OBJ) $(O)/libpirec-app.a
 	$(CC) -o $@ $(MAIN_OBJ) $(O)/libpirec-app.a $(LDFLAGS_ALL) $(PKG_LIBS) -lm
@@ -86,7 +113,7 @@ $(O)/pirec: $(MAIN_OBJ) $(O)/libpirec-app.a
 $(O)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJS) $(O)/libpirec-app.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/support -o $@ $< $(TEST_SUPPORT_OBJS) $(O)/libpirec-app.a \
-	    $(LDFLAGS_ALL) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+	    $(LDFLAGS_ALL) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
 # The seed's example, built against the library the way a user's program would be.
 $(O)/examples/wsrec: examples/wsrec/wsrec.c $(O)/libpirec-record.a
@@ -110,6 +137,14 @@ check: test-deps
 # Faster loop while working: plain build only; T=pattern narrows the tests.
 test: all
 	@tests/run.sh --build $(O) $(if $(T),--only '$(T)')
+
+# ---- Raspberry Pi ---------------------------------------------------------------
+# Cross build: deps for ARCH first (they must exist before pkg-config is asked), then
+# the same build as natively, into build-ARCH/.
+cross:
+	@test -n "$(ARCH)" || { echo "make cross: say which Pi: ARCH=arm64 or ARCH=armhf" >&2; exit 2; }
+	@scripts/install-deps.sh --cross $(ARCH) $(O)
+	@$(MAKE) --no-print-directory ARCH=$(ARCH) O=$(O) all
 
 # ---- install ------------------------------------------------------------------
 install: all
