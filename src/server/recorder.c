@@ -1101,7 +1101,8 @@ static json_t *describe_file(const char *dir, const char *fname, const struct st
     size_t n = strlen(fname);
     int complete = !(n > 5 && strcmp(fname + n - 5, ".part") == 0);
     char path[4096 + 300], name[300];
-    snprintf(path, sizeof(path), "%s/%s", dir, fname);
+    if (snprintf(path, sizeof(path), "%s/%s", dir, fname) >= (int)sizeof(path))
+        return NULL; /* a truncated path would describe another file */
     snprintf(name, sizeof(name), "%.*s", (int)(complete ? n : n - 5), fname);
 
     FLAC__StreamMetadata si;
