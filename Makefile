@@ -13,6 +13,7 @@
 # (plain, sanitizers, a helper's scratch build) can live side by side.
 
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
 SAN      ?=
 VERSION  := 0.1.0
 
@@ -146,16 +147,35 @@ cross:
 	@scripts/install-deps.sh --cross $(ARCH) $(O)
 	@$(MAKE) --no-print-directory ARCH=$(ARCH) O=$(O) all
 
+# Debian packages (pirec, libpirec-record0, libpirec-record-dev) from debian/ into
+# deb/ (ARCH=arm64|armhf cross-builds them). The tree is copied to deb/src/ first:
+# dpkg-buildpackage writes next to the source, and the worktree stays clean.
+DEB_OUT ?= deb
+deb:
+	@scripts/install-deps.sh --deb
+	rm -rf $(DEB_OUT)/src && mkdir -p $(DEB_OUT)/src/pirec-$(VERSION)
+	tar -c --exclude=./.git --exclude='./build*' --exclude='./$(DEB_OUT)' \
+	    --exclude=./tests/browser/node_modules --exclude=./tests/artifacts . | \
+	    tar -x -C $(DEB_OUT)/src/pirec-$(VERSION)
+	cd $(DEB_OUT)/src/pirec-$(VERSION) && \
+	    dpkg-buildpackage -b -us -uc $(if $(ARCH),-a$(ARCH) -d -Pnocheck,)
+	mv $(DEB_OUT)/src/*.deb $(DEB_OUT)/src/*.changes $(DEB_OUT)/src/*.buildinfo $(DEB_OUT)/
+	rm -rf $(DEB_OUT)/src
+	lintian --fail-on error $(DEB_OUT)/pirec_$(VERSION)_$(or $(ARCH),$(shell dpkg --print-architecture)).changes
+	@ls -1 $(DEB_OUT)/*$(VERSION)_$(or $(ARCH),$(shell dpkg --print-architecture)).deb
+
 # ---- install ------------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/pirec
+# LIBDIR=$(PREFIX)/lib/<multiarch triplet> for a Debian layout (debian/rules sets it).
+install: $(O)/pirec $(O)/libpirec-record.a $(O)/libpirec-record.so
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/pirec
 	install -m 0755 $(O)/pirec $(DESTDIR)$(PREFIX)/bin/pirec
-	install -m 0644 $(O)/libpirec-record.a $(DESTDIR)$(PREFIX)/lib/libpirec-record.a
-	install -m 0755 $(O)/libpirec-record.so $(DESTDIR)$(PREFIX)/lib/libpirec-record.so.0
-	ln -sf libpirec-record.so.0 $(DESTDIR)$(PREFIX)/lib/libpirec-record.so
+	install -m 0644 $(O)/libpirec-record.a $(DESTDIR)$(LIBDIR)/libpirec-record.a
+	install -m 0644 $(O)/libpirec-record.so $(DESTDIR)$(LIBDIR)/libpirec-record.so.0
+	ln -sf libpirec-record.so.0 $(DESTDIR)$(LIBDIR)/libpirec-record.so
 	install -m 0644 include/pirec/record.h include/pirec/ringbuffer.h $(DESTDIR)$(PREFIX)/include/pirec/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' packaging/pirec-record.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pirec-record.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|^libdir=.*|libdir=$(LIBDIR)|' packaging/pirec-record.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/pirec-record.pc
 
 bench: test-deps all
 	@for b in bench/*/run; do echo "== $$b"; $$b --build $(O) || exit 1; done

@@ -28,6 +28,13 @@ install_missing() {
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+if [[ "${1:-}" == "--deb" ]]; then
+  install_missing build-essential pkg-config debhelper dpkg-dev fakeroot lintian adduser \
+    libasound2-dev libflac-dev libmicrohttpd-dev libwebsockets-dev libjansson-dev libssl-dev \
+    libinih-dev libudev-dev systemd util-linux
+  exit 0
+fi
+
 if [[ "${1:-}" == "--cross" ]]; then
   arch=${2:?"usage: install-deps.sh --cross arm64|armhf [DIR]"}
   case "$arch" in
