@@ -43,7 +43,8 @@ if [[ "${1:-}" == "--cross" ]]; then
     *) echo "install-deps: ARCH=$arch is not supported: use arm64 or armhf" >&2; exit 2 ;;
   esac
   dir=${3:-build-$arch}
-  if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+  foreign=$(dpkg --print-foreign-architectures)
+  if ! grep -qx "$arch" <<<"$foreign"; then
     echo "install-deps: adding the $arch architecture to dpkg"
     $SUDO dpkg --add-architecture "$arch"
     $SUDO apt-get update -qq
@@ -59,7 +60,9 @@ if [[ "${1:-}" == "--cross" ]]; then
   if [[ ! -f "$lws/pkgconfig/libwebsockets.pc" ]]; then
     rm -rf "$lws" && mkdir -p "$lws"
     lws_abs=$(cd "$lws" && pwd)
-    (cd "$lws" && apt-get download -q "libwebsockets-dev:$arch" >/dev/null)
+    # (as root, apt's _apt user could not write into a root-owned build dir)
+    sandbox=(); [[ $(id -u) -eq 0 ]] && sandbox=(-o APT::Sandbox::User=root)
+    (cd "$lws" && apt-get download -q "${sandbox[@]}" "libwebsockets-dev:$arch" >/dev/null)
     dpkg -x "$lws"/libwebsockets-dev_*.deb "$lws/root"
     so=$(ls /usr/lib/"$triplet"/libwebsockets.so.* | head -n1)
     mkdir -p "$lws/lib" "$lws/pkgconfig"
