@@ -128,12 +128,21 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	$(O)/pirec serve --demo
 
-# The whole suite, plain then under sanitizers. tests/run.sh prints one closing
-# line "check: N passed, N failed".
+# The integration tests that matter on a Pi, also run against the ARM builds (qemu-user).
+PI_TESTS := record_bitexact record_crash serve_api serve_events serve_repair ingest_send \
+            large_take test_cross_ test_armhf_
+
+# The whole suite, plain then under sanitizers, then the Pi's architectures: every unit
+# test and PI_TESTS of build-arm64 and build-armhf under qemu. tests/run.sh prints one
+# closing line "check: N passed, N failed".
 check: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory O=build-san SAN=1 OPT=-O1 all
-	@tests/run.sh --build $(O) --build build-san
+	@$(MAKE) --no-print-directory cross ARCH=arm64 O=build-arm64
+	@$(MAKE) --no-print-directory cross ARCH=armhf O=build-armhf
+	@tests/run.sh --build $(O) --build build-san \
+	    --exec $(QEMU_arm64) --build build-arm64 --exec $(QEMU_armhf) --build build-armhf \
+	    $(foreach t,$(PI_TESTS),--cross-only $(t))
 
 # Faster loop while working: plain build only; T=pattern narrows the tests.
 test: all
@@ -181,4 +190,4 @@ bench: test-deps all
 	@for b in bench/*/run; do echo "== $$b"; $$b --build $(O) || exit 1; done
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-arm64 build-armhf deb

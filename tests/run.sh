@@ -3,11 +3,13 @@
 # "check: N passed, N failed, N skipped".
 #
 #   tests/run.sh --build build [--build build-san] [--only PATTERN]...
-#   tests/run.sh --build build-arm64 --exec qemu-aarch64-static --only unit/ --only serve_api
+#   tests/run.sh --build build --exec qemu-arm-static --build build-armhf --cross-only serve_api
 #
 # --only may be repeated: a test runs when its name contains any of the patterns.
-# --exec WRAPPER runs a foreign build (a cross build under qemu-user): unit tests as
-# "WRAPPER test", and PIREC_BIN is a script that execs "WRAPPER pirec" (QEMU_LD_PREFIX=/).
+# --exec WRAPPER applies to the --build options after it: a foreign build (a cross build
+# under qemu-user) runs its unit tests as "WRAPPER test", and PIREC_BIN is a script that
+# execs "WRAPPER pirec" (QEMU_LD_PREFIX=/; PIREC_EXEC=WRAPPER for the tests). Of the
+# integration tests, such a build runs only those matching a --cross-only PATTERN.
 #
 # Unit tests: $BUILD/tests/test_* (cmocka binaries built from tests/unit/).
 # Integration tests: tests/integration/test_*.sh and test_*.py, run with
@@ -22,17 +24,20 @@ set -u
 cd "$(dirname "$0")/.."
 src=$(pwd)
 builds=()
+wraps=()
 only=()
+cross_only=()
 wrap=""
 while (($#)); do
   case "$1" in
-    --build) builds+=("$2"); shift 2 ;;
+    --build) builds+=("$2"); wraps+=("$wrap"); shift 2 ;;
     --only) only+=("$2"); shift 2 ;;
     --exec) wrap="$2"; shift 2 ;;
+    --cross-only) cross_only+=("$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-((${#builds[@]})) || builds=(build)
+((${#builds[@]})) || { builds=(build); wraps=(""); }
 
 passed=0 failed=0 skipped=0
 failures=()
@@ -54,7 +59,7 @@ run_one() { # build name cmd...
   log="$tmp.log"
   start=$(date +%s%N)
   local san=0; [[ "$b" == *san* ]] && san=1
-  PIREC_BIN="$bin" PIREC_BUILD="$bdir" PIREC_SRC="$src" PIREC_SAN=$san \
+  PIREC_BIN="$bin" PIREC_BUILD="$bdir" PIREC_SRC="$src" PIREC_SAN=$san PIREC_EXEC="$wrap" \
     TEST_TMP="$tmp" timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null
   rc=$?
   local secs; secs=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN{printf "%.1f", (b-a)/1e9}')
@@ -74,8 +79,9 @@ run_one() { # build name cmd...
   fi
 }
 
-if [[ -n "$wrap" ]]; then export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/}; fi
-for b in "${builds[@]}"; do
+export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/}
+for i in "${!builds[@]}"; do
+  b=${builds[$i]} wrap=${wraps[$i]}
   bdir="$src/$b"; [[ "$b" == /* ]] && bdir="$b"
   bin="$bdir/pirec"
   if [[ -n "$wrap" ]]; then
@@ -89,6 +95,11 @@ for b in "${builds[@]}"; do
   done
   for t in tests/integration/test_*.sh tests/integration/test_*.py; do
     [[ -f "$t" ]] || continue
+    if [[ -n "$wrap" ]]; then
+      hit=0
+      for pat in "${cross_only[@]}"; do [[ "$t" == *$pat* ]] && hit=1; done
+      ((hit)) || continue
+    fi
     case "$t" in
       *.sh) run_one "$b" "${t#tests/}" bash "$t" ;;
       *.py) run_one "$b" "${t#tests/}" /usr/bin/python3 "$t" ;;
