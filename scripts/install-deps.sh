@@ -8,7 +8,7 @@
 #                                         ARCH=arm64|armhf: the cross toolchain, qemu and the
 #                                         target's -dev packages (make cross); libwebsockets-dev
 #                                         of ARCH is unpacked into DIR/lws (default build-ARCH)
-#        scripts/install-deps.sh --deb    what `make deb` and its test need
+#        scripts/install-deps.sh --deb    what `make deb` needs (make check adds lintian)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +29,7 @@ install_missing() {
 }
 
 if [[ "${1:-}" == "--deb" ]]; then
-  install_missing build-essential pkg-config debhelper dpkg-dev fakeroot lintian adduser \
+  install_missing build-essential pkg-config debhelper dpkg-dev fakeroot adduser \
     libasound2-dev libflac-dev libmicrohttpd-dev libwebsockets-dev libjansson-dev libssl-dev \
     libinih-dev libudev-dev systemd util-linux
   exit 0
@@ -82,7 +82,8 @@ build_pkgs=(build-essential pkg-config
   libjansson-dev libssl-dev libinih-dev libudev-dev libcmocka-dev)
 # Peers and tools the tests and benchmarks drive.
 test_pkgs=(flac sox socat python3 python3-websockets python3-jwt valgrind alsa-utils
-  wrk procps util-linux e2fsprogs ffmpeg time)
+  wrk procps util-linux e2fsprogs ffmpeg time
+  debhelper dpkg-dev fakeroot lintian adduser systemd binutils)
 browser_pkgs=(chromium)
 # Node.js may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
 # Debian's npm package): ask Debian for it only when the commands are missing.
