@@ -144,9 +144,11 @@ check: test-deps
 	    --exec $(QEMU_arm64) --build build-arm64 --exec $(QEMU_armhf) --build build-armhf \
 	    $(foreach t,$(PI_TESTS),--cross-only $(t))
 
-# Faster loop while working: plain build only; T=pattern narrows the tests.
+# Faster loop while working: plain build only; T=pattern narrows the tests. With
+# ARCH=arm64|armhf (after make cross ARCH=...): that build under qemu, PI_TESTS or T.
 test: all
-	@tests/run.sh --build $(O) $(if $(T),--only '$(T)')
+	@tests/run.sh $(if $(ARCH),--exec $(QEMU_$(ARCH)) $(foreach t,$(or $(T),$(PI_TESTS)),--cross-only $(t))) \
+	    --build $(O) $(if $(T),--only '$(T)')
 
 # ---- Raspberry Pi ---------------------------------------------------------------
 # Cross build: deps for ARCH first (they must exist before pkg-config is asked), then
