@@ -3,7 +3,8 @@
 #
 #   make                 build $(O)/pirec, the record library and the examples
 #   make run             install deps, build, start `pirec serve --demo`
-#   make check           install deps, build, run every test, then again under ASan+UBSan
+#   make check           install deps, build, run every test, again under ASan+UBSan, and
+#                        the ARM builds' unit tests and PI_TESTS under qemu-user
 #   make install PREFIX=DIR
 #   make bench           run the benchmarks in bench/
 #   make cross ARCH=arm64|armhf   cross-build for a Raspberry Pi into build-ARCH/
