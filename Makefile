@@ -3,27 +3,56 @@
 #
 #   make                 build $(O)/pirec, the record library and the examples
 #   make run             install deps, build, start `pirec serve --demo`
-#   make check           install deps, build, run every test, then again under ASan+UBSan
+#   make check           install deps, build, run every test, again under ASan+UBSan, and
+#                        the ARM builds' unit tests and PI_TESTS under qemu-user
 #   make install PREFIX=DIR
 #   make bench           run the benchmarks in bench/
 #   make fuzz            run the libFuzzer harnesses, FUZZ_SECONDS (300) each
+#   make cross ARCH=arm64|armhf   cross-build for a Raspberry Pi into build-ARCH/
+#   make deb [ARCH=arm64|armhf]   Debian packages (pirec, libpirec-record0, -dev) into deb/
 #
 # O=DIR puts every build product in DIR (default build/), so that several builds
 # (plain, sanitizers, a helper's scratch build) can live side by side.
 
-O        ?= build
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
 SAN      ?=
-CC       ?= cc
 VERSION  := 0.1.0
 
+# ARCH=arm64|armhf cross-compiles with Debian's cross toolchain and multi-arch -dev
+# packages; pkg-config answers for the target. libwebsockets-dev cannot be co-installed
+# across architectures, so scripts/install-deps.sh --cross unpacks it into $(O)/lws/.
+ARCH     ?=
+TRIPLET_arm64 := aarch64-linux-gnu
+TRIPLET_armhf := arm-linux-gnueabihf
+QEMU_arm64    := qemu-aarch64-static
+QEMU_armhf    := qemu-arm-static
+ifneq ($(ARCH),)
+TRIPLET  := $(TRIPLET_$(ARCH))
+ifeq ($(TRIPLET),)
+$(error ARCH=$(ARCH) is not supported: use ARCH=arm64 or ARCH=armhf)
+endif
+O        ?= build-$(ARCH)
+CC       := $(TRIPLET)-gcc
+AR       := $(TRIPLET)-ar
+LWS_DIR  := $(O)/lws
+PKG_CONFIG := PKG_CONFIG_LIBDIR=$(LWS_DIR)/pkgconfig:/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
+else
+O        ?= build
+CC       ?= cc
+AR       ?= ar
+PKG_CONFIG ?= pkg-config
+endif
+
 PKGS     := alsa flac libmicrohttpd libwebsockets jansson openssl inih libudev
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-REC_LIBS   := $(shell pkg-config --libs libwebsockets openssl jansson 2>/dev/null) -pthread
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+REC_LIBS   := $(shell $(PKG_CONFIG) --libs libwebsockets openssl jansson 2>/dev/null) -pthread
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 OPT      ?= -O2
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DPIREC_VERSION='"$(VERSION)"' \
+# _FILE_OFFSET_BITS=64: takes, downloads and scans past 2 GiB on 32-bit targets (armhf).
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DPIREC_VERSION='"$(VERSION)"' \
               -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
               $(OPT) -g -fPIC -pthread -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(LDFLAGS)
@@ -51,7 +80,7 @@ TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(O)/obj/%.o)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*/*.c))
 EXAMPLE_BINS := $(O)/examples/wsrec
 
-.PHONY: all deps test-deps run check test unit integration install bench clean
+.PHONY: all deps test-deps run check test unit integration install bench clean cross deb fuzz fuzz-build
 all: $(O)/pirec $(O)/libpirec-record.a $(O)/libpirec-record.so $(O)/libpirec-record.so.0 $(EXAMPLE_BINS) $(UNIT_BINS)
 
 deps:
@@ -71,7 +100,7 @@ $(O)/obj/%.o: %.S $(wildcard web/*)
 
 $(O)/libpirec-record.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(O)/libpirec-record.so: $(LIB_OBJS) src/record/libpirec-record.map
 	$(CC) -shared -Wl,-soname,libpirec-record.so.0 -Wl,--version-script=src/record/libpirec-record.map \
@@ -83,7 +112,7 @@ $(O)/libpirec-record.so.0: $(O)/libpirec-record.so
 
 $(O)/libpirec-app.a: $(APP_OBJS) $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(O)/pirec: $(MAIN_OBJ) $(O)/libpirec-app.a
 	$(CC) -o $@ $(MAIN_OBJ) $(O)/libpirec-app.a $(LDFLAGS_ALL) $(PKG_LIBS) -lm
@@ -91,7 +120,7 @@ $(O)/pirec: $(MAIN_OBJ) $(O)/libpirec-app.a
 $(O)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJS) $(O)/libpirec-app.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/support -o $@ $< $(TEST_SUPPORT_OBJS) $(O)/libpirec-app.a \
-	    $(LDFLAGS_ALL) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+	    $(LDFLAGS_ALL) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
 # The seed's example, built against the library the way a user's program would be.
 $(O)/examples/wsrec: examples/wsrec/wsrec.c $(O)/libpirec-record.a
@@ -105,31 +134,72 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	$(O)/pirec serve --demo
 
-# The whole suite, plain then under sanitizers. tests/run.sh prints one closing
-# line "check: N passed, N failed"; with every tool installed, a skip is a failure.
+# The integration tests that matter on a Pi, also run against the ARM builds (qemu-user).
+PI_TESTS := record_bitexact record_crash serve_api serve_events serve_repair ingest_send \
+            large_take test_cross_ test_armhf_
+
+# The whole suite, plain then under sanitizers, then the Pi's architectures: every unit
+# test and PI_TESTS of build-arm64 and build-armhf under qemu. tests/run.sh prints one
+# closing line "check: N passed, N failed"; with every tool installed, a skip is a failure.
 check: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory O=build-san SAN=1 OPT=-O1 all
 	@$(MAKE) --no-print-directory fuzz-build
-	@PIREC_REQUIRE_ALL=1 tests/run.sh --build $(O) --build build-san
+	@$(MAKE) --no-print-directory cross ARCH=arm64 O=build-arm64
+	@$(MAKE) --no-print-directory cross ARCH=armhf O=build-armhf
+	@PIREC_REQUIRE_ALL=1 tests/run.sh --build $(O) --build build-san \
+	    --exec $(QEMU_arm64) --build build-arm64 --exec $(QEMU_armhf) --build build-armhf \
+	    $(foreach t,$(PI_TESTS),--cross-only $(t))
 
-# Faster loop while working: plain build only; T=pattern narrows the tests.
+# Faster loop while working: plain build only; T=pattern narrows the tests. With
+# ARCH=arm64|armhf (after make cross ARCH=...): that build under qemu, PI_TESTS or T.
 test: all
-	@tests/run.sh --build $(O) $(if $(T),--only '$(T)')
+	@tests/run.sh $(if $(ARCH),--exec $(QEMU_$(ARCH)) $(foreach t,$(or $(T),$(PI_TESTS)),--cross-only $(t))) \
+	    --build $(O) $(if $(T),--only '$(T)')
+
+# ---- Raspberry Pi ---------------------------------------------------------------
+# Cross build: deps for ARCH first (they must exist before pkg-config is asked), then
+# the same build as natively, into build-ARCH/.
+cross:
+	@test -n "$(ARCH)" || { echo "make cross: say which Pi: ARCH=arm64 or ARCH=armhf" >&2; exit 2; }
+	@scripts/install-deps.sh --cross $(ARCH) $(O)
+	@$(MAKE) --no-print-directory ARCH=$(ARCH) O=$(O) all
+
+# Debian packages (pirec, libpirec-record0, libpirec-record-dev) from debian/ into
+# deb/ (ARCH=arm64|armhf cross-builds them). The tree is copied to deb/src/ first:
+# dpkg-buildpackage writes next to the source, and the worktree stays clean.
+DEB_OUT ?= deb
+deb:
+	@scripts/install-deps.sh --deb
+	rm -rf $(DEB_OUT)/src && mkdir -p $(DEB_OUT)/src/pirec-$(VERSION)
+	tar -c --exclude=./.git --exclude='./build*' --exclude='./$(DEB_OUT)' \
+	    --exclude=./tests/browser/node_modules --exclude=./tests/artifacts . | \
+	    tar -x -C $(DEB_OUT)/src/pirec-$(VERSION)
+	cd $(DEB_OUT)/src/pirec-$(VERSION) && \
+	    dpkg-buildpackage -b -us -uc $(if $(ARCH),-a$(ARCH) -d -Pnocheck,)
+	mv $(DEB_OUT)/src/*.deb $(DEB_OUT)/src/*.changes $(DEB_OUT)/src/*.buildinfo $(DEB_OUT)/
+	rm -rf $(DEB_OUT)/src
+	@if command -v lintian >/dev/null; then \
+	    lintian --fail-on error $(DEB_OUT)/pirec_$(VERSION)_$(or $(ARCH),$(shell dpkg --print-architecture)).changes && \
+	    echo "lintian: no errors"; \
+	else echo "lintian is not installed: the packages were not checked"; fi
+	@ls -1 $(DEB_OUT)/*$(VERSION)_$(or $(ARCH),$(shell dpkg --print-architecture)).deb
 
 # ---- install ------------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/pirec
+# LIBDIR=$(PREFIX)/lib/<multiarch triplet> for a Debian layout (debian/rules sets it).
+install: $(O)/pirec $(O)/libpirec-record.a $(O)/libpirec-record.so
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/pirec
 	install -m 0755 $(O)/pirec $(DESTDIR)$(PREFIX)/bin/pirec
-	install -m 0644 $(O)/libpirec-record.a $(DESTDIR)$(PREFIX)/lib/libpirec-record.a
-	install -m 0755 $(O)/libpirec-record.so $(DESTDIR)$(PREFIX)/lib/libpirec-record.so.0
-	ln -sf libpirec-record.so.0 $(DESTDIR)$(PREFIX)/lib/libpirec-record.so
+	install -m 0644 $(O)/libpirec-record.a $(DESTDIR)$(LIBDIR)/libpirec-record.a
+	install -m 0644 $(O)/libpirec-record.so $(DESTDIR)$(LIBDIR)/libpirec-record.so.0
+	ln -sf libpirec-record.so.0 $(DESTDIR)$(LIBDIR)/libpirec-record.so
 	install -m 0644 include/pirec/record.h include/pirec/ringbuffer.h $(DESTDIR)$(PREFIX)/include/pirec/
 	install -d $(DESTDIR)$(PREFIX)/include/pirec/compat/yoc $(DESTDIR)$(PREFIX)/include/pirec/compat/aos
 	install -m 0644 include/pirec/compat/yoc/record.h $(DESTDIR)$(PREFIX)/include/pirec/compat/yoc/
 	install -m 0644 include/pirec/compat/aos/ringbuffer.h $(DESTDIR)$(PREFIX)/include/pirec/compat/aos/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' packaging/pirec-record.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pirec-record.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|^libdir=.*|libdir=$(LIBDIR)|' packaging/pirec-record.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/pirec-record.pc
 
 bench: test-deps all
 	@for b in bench/*/run; do echo "== $$b"; $$b --build $(O) || exit 1; done
@@ -154,4 +224,4 @@ $(O)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h $(O)/libpirec-app.a
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(O)/libpirec-app.a $(LDFLAGS_ALL) $(PKG_LIBS) -lm
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-arm64 build-armhf deb

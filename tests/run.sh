@@ -2,7 +2,14 @@
 # Runs every test against one or more builds and prints one closing line
 # "check: N passed, N failed, N skipped".
 #
-#   tests/run.sh --build build [--build build-san] [--only PATTERN]
+#   tests/run.sh --build build [--build build-san] [--only PATTERN]...
+#   tests/run.sh --build build --exec qemu-arm-static --build build-armhf --cross-only serve_api
+#
+# --only may be repeated: a test runs when its name contains any of the patterns.
+# --exec WRAPPER applies to the --build options after it: a foreign build (a cross build
+# under qemu-user) runs its unit tests as "WRAPPER test", and PIREC_BIN is a script that
+# execs "WRAPPER pirec" (QEMU_LD_PREFIX=/; PIREC_EXEC=WRAPPER for the tests). Of the
+# integration tests, such a build runs only those matching a --cross-only PATTERN.
 #
 # Unit tests: $BUILD/tests/test_* (cmocka binaries built from tests/unit/).
 # Integration tests: tests/integration/test_*.sh and test_*.py, run with
@@ -20,15 +27,20 @@ set -u
 cd "$(dirname "$0")/.."
 src=$(pwd)
 builds=()
-only=""
+wraps=()
+only=()
+cross_only=()
+wrap=""
 while (($#)); do
   case "$1" in
-    --build) builds+=("$2"); shift 2 ;;
-    --only) only="$2"; shift 2 ;;
+    --build) builds+=("$2"); wraps+=("$wrap"); shift 2 ;;
+    --only) only+=("$2"); shift 2 ;;
+    --exec) wrap="$2"; shift 2 ;;
+    --cross-only) cross_only+=("$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-((${#builds[@]})) || builds=(build)
+((${#builds[@]})) || { builds=(build); wraps=(""); }
 
 passed=0 failed=0 skipped=0
 failures=()
@@ -59,13 +71,17 @@ unit_skips() {
 
 run_one() { # build name cmd...
   local b=$1 name=$2; shift 2
-  if [[ -n "$only" && "$name" != *$only* ]]; then return; fi
+  if ((${#only[@]})); then
+    local pat hit=0
+    for pat in "${only[@]}"; do [[ "$name" == *$pat* ]] && hit=1; done
+    ((hit)) || return
+  fi
   local tmp log start rc
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/pirec-test.XXXXXX")
   log="$tmp.log"
   start=$(date +%s%N)
   local san=0; [[ "$b" == *san* ]] && san=1
-  PIREC_BIN="$src/$b/pirec" PIREC_BUILD="$src/$b" PIREC_SRC="$src" PIREC_SAN=$san \
+  PIREC_BIN="$bin" PIREC_BUILD="$bdir" PIREC_SRC="$src" PIREC_SAN=$san PIREC_EXEC="$wrap" \
     TEST_TMP="$tmp" timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null
   rc=$?
   local secs; secs=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN{printf "%.1f", (b-a)/1e9}')
@@ -99,13 +115,27 @@ run_one() { # build name cmd...
   fi
 }
 
-for b in "${builds[@]}"; do
+export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/}
+for i in "${!builds[@]}"; do
+  b=${builds[$i]} wrap=${wraps[$i]}
+  bdir="$src/$b"; [[ "$b" == /* ]] && bdir="$b"
+  bin="$bdir/pirec"
+  if [[ -n "$wrap" ]]; then
+    bin="$bdir/pirec-wrapped"
+    printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$wrap" "$bdir/pirec" >"$bin"
+    chmod +x "$bin"
+  fi
   for t in "$b"/tests/test_*; do
     [[ -x "$t" ]] || continue
-    run_one "$b" "unit/$(basename "$t")" "$t"
+    run_one "$b" "unit/$(basename "$t")" $wrap "$t"
   done
   for t in tests/integration/test_*.sh tests/integration/test_*.py; do
     [[ -f "$t" ]] || continue
+    if [[ -n "$wrap" ]]; then
+      hit=0
+      for pat in "${cross_only[@]}"; do [[ "$t" == *$pat* ]] && hit=1; done
+      ((hit)) || continue
+    fi
     case "$t" in
       *.sh) run_one "$b" "${t#tests/}" bash "$t" ;;
       *.py) run_one "$b" "${t#tests/}" /usr/bin/python3 "$t" ;;

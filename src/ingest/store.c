@@ -410,7 +410,8 @@ int ingest_store_loss(struct ingest_store *st, struct ingest_stream *s, uint64_t
         rc = -errno;
     else if (w != len) {
         rc = -ENOSPC;
-        ftruncate(fd, sb.st_size); /* no half line */
+        if (ftruncate(fd, sb.st_size) < 0) /* no half line; if even that fails, say why */
+            rc = -errno;
     }
     sync_give(st, fd);
     return rc;

@@ -103,7 +103,7 @@ static int parse_header(struct reader *r, uint64_t off, const struct stream_info
     uint8_t tmp[16];
     if (!p) {
         /* near the end of the file: take what is there */
-        size_t avail = off < r->size ? (size_t)(r->size - off) : 0;
+        size_t avail = off < r->size && r->size - off < sizeof tmp ? (size_t)(r->size - off) : 0;
         if (avail < 6 || !(p = peek(r, off, avail)))
             return -1;
         memset(tmp, 0, sizeof tmp);
