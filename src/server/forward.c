@@ -156,6 +156,15 @@ static void job_wake(void *arg)
 
 /* ---- jobs ------------------------------------------------------------------------------ */
 
+/* The head message is a mem:// source: the record module resolves only registered blocks. */
+static void free_head_msg(struct fwd_job *j)
+{
+    if (j->head_msg)
+        record_unregister_memory(j->head_msg);
+    free(j->head_msg);
+    j->head_msg = NULL;
+}
+
 static void job_free(struct fwd_job *j)
 {
     if (j->head)
@@ -165,7 +174,7 @@ static void job_free(struct fwd_job *j)
     if (j->fd >= 0)
         close(j->fd);
     free(j->header);
-    free(j->head_msg);
+    free_head_msg(j);
     free(j->ring_mem);
     pthread_mutex_destroy(&j->wl);
     pthread_cond_destroy(&j->wc);
@@ -186,10 +195,9 @@ static void job_end(struct fwd_job *j)
     /* a finished job is kept for the status only: let go of its buffers and file */
     free(j->ring_mem);
     free(j->header);
-    free(j->head_msg);
+    free_head_msg(j);
     j->ring_mem = NULL;
     j->header = NULL;
-    j->head_msg = NULL;
     if (j->fd >= 0)
         close(j->fd);
     j->fd = -1;
@@ -252,6 +260,12 @@ static int build_head(struct fwd_job *j, uint64_t size)
     free(h);
     if (rc < 0)
         return rc;
+    rc = record_register_memory(j->head_msg, j->head_len);
+    if (rc < 0) {
+        free(j->head_msg);
+        j->head_msg = NULL;
+        return rc;
+    }
     pthread_mutex_lock(&j->f->lock);
     snprintf(j->info.md5, sizeof j->info.md5, "%s", md5);
     pthread_mutex_unlock(&j->f->lock);
