@@ -168,6 +168,14 @@
     setTimeout(function () { el.remove(); }, kind === 'info' ? 5000 : 15000);
   }
 
+  // Messages about a device that a new state makes untrue (control regained, say) go.
+  function clearMessages(id) {
+    var name = devName(id);
+    Array.prototype.forEach.call($('messages').querySelectorAll('.msg'), function (el) {
+      if ((el.dataset.text || '').indexOf(name) >= 0) el.remove();
+    });
+  }
+
   // ---- client name and leases (sessionStorage per device) ------------------------------
   function defaultClientName() {
     var ua = navigator.userAgent || '';
@@ -329,6 +337,7 @@
         if (r.kept_by_take != null) d.kept_by_take = r.kept_by_take;
       }
       closeConfirm(id);
+      clearMessages(id);
       renderCard(id);
       say('You control ' + devName(id) + (r.previous ? ', taken over from ' + r.previous : '') + '.');
       reopen('lease');           // the event stream now tells the server this page is here
@@ -1447,12 +1456,13 @@
     if (box.hidden) return;
     var useBtn = $('clock-use');
     if (offset) {
-      $('clock-text').textContent = 'The recorder’s clock is not set; take names use the time of ' + st.clock_source + '.';
+      $('clock-text').textContent = 'Recorder clock not set: take names use the time of ' + st.clock_source + '.';
       useBtn.hidden = true;
     } else {
-      $('clock-text').textContent = 'The recorder’s clock is not set: take names may carry a wrong date.';
+      $('clock-text').textContent = 'Recorder clock not set: take names may have a wrong date.';
       useBtn.hidden = false;
-      useBtn.textContent = 'Use this ' + defaultClientName().replace('browser', 'device') + '’s time';
+      useBtn.textContent = 'Use my time';
+      useBtn.setAttribute('aria-label', 'Use my time (this ' + defaultClientName().replace('browser', 'device') + '’s) for take names');
     }
   }
 

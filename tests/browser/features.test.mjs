@@ -65,9 +65,11 @@ try {
     await ipad.goto(base + '/');
     await until('connected card', async () => (await cardAttr(ipad, 'data-connected')) === 'true');
     await until('clock warning', () => dom.visible(ipad, '#clock-warning'));
+    await ipad.setSize(SIZES.iphone.width, SIZES.iphone.height);
     const h = await ipad.eval(() => document.getElementById('clock-warning').getBoundingClientRect().height);
-    assert(h <= 0.1 * 844, `the clock warning is ${h} px high (a phone screen is 844)`);
-    assert(/Use this .*time/.test(await dom.text(ipad, '#clock-use')), 'offers this screen\'s time');
+    await ipad.setSize(SIZES.ipad.width, SIZES.ipad.height);
+    assert(h <= 0.08 * SIZES.iphone.height, `on a phone the clock warning is ${h} px high of ${SIZES.iphone.height}`);
+    assert(/^Use my time \(this .*\) for take names$/.test(await dom.name(ipad, '#clock-use')), 'offers this screen\'s time');
     await axe(ipad, 'idle');
     await shots(ipad, 'idle', SIZES.ipad);
   });
@@ -124,7 +126,7 @@ try {
 
   await step('the recorder\'s clock: "use this screen\'s time" gives the offset, said in the status; dismissable', async () => {
     await ipad.click('#clock-use');
-    await until('offset in use', async () => /use the time of iPad/.test(await dom.text(ipad, '#clock-text')));
+    await until('offset in use', async () => /take names use the time of iPad/.test(await dom.text(ipad, '#clock-text')));
     assert((await status()).clock_source === 'iPad', 'the server names takes with the iPad\'s time');
     await ipad.click('#clock-dismiss');
     await until('dismissed', async () => !(await dom.visible(ipad, '#clock-warning')));
