@@ -5,7 +5,7 @@
  * download tests of tests/integration/test_serve_api.py. */
 #include "fuzz_util.h"
 
-#include "server/http.h"
+#include "common/listen_addr.h"
 #include "server/routes.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     route_valid_name(path);
     char host[256];
     unsigned port;
-    http_parse_listen(path, host, sizeof host, &port);
+    listen_addr_parse(path, host, sizeof host, &port);
     free(method);
     free(path);
     return 0;
