@@ -18,6 +18,7 @@
 #include "server/forward.h"
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "server/api_events.h"
 #include "server/forward_head.h"
 
@@ -132,12 +133,7 @@ static void job_data_ready(void *arg)
 {
     struct fwd_job *j = arg;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 100 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    deadline_after_ms(&ts, 100);
     pthread_mutex_lock(&j->wl);
     if (!j->wake)
         pthread_cond_timedwait(&j->wc, &j->wl, &ts);
@@ -451,12 +447,7 @@ static void *forward_main(void *arg)
         }
         prune(f);
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (busy ? BUSY_TICK_MS : TICK_MS) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        deadline_after_ms(&ts, busy ? BUSY_TICK_MS : TICK_MS);
         if (!f->quit)
             pthread_cond_timedwait(&f->cond, &f->lock, &ts);
     }
