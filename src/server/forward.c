@@ -37,8 +37,9 @@
 #include <unistd.h>
 
 #define RING_BYTES (1 << 20)         /* refilled every BUSY_TICK_MS while catching up */
-#define WINDOW_BYTES (4u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
-#define LINK_BUFFER (16 << 20)
+#define WINDOW_BYTES (2u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
+#define LINK_BUFFER (3 << 20)         /* the record module's ring per stream, resident as it
+                                         fills: the window plus one chunk in flight fit */
 #define TICK_MS 50
 #define BUSY_TICK_MS 5                /* while a job catches up */
 #define HEAD_RETRY_MIN_MS 30000     /* the ingest acks a verified head by itself */
@@ -599,7 +600,8 @@ void forwarder_destroy(struct forwarder *f)
         int waiting = 0;
         pthread_mutex_lock(&f->lock);
         for (struct fwd_job *j = f->jobs; j; j = j->next)
-            waiting |= !j->finished && j->closed && j->info.connected;
+            waiting |= !j->finished && j->closed &&
+                       (j->info.connected || j->info.state == FORWARD_VERIFYING);
         pthread_mutex_unlock(&f->lock);
         if (!waiting || mono_now() > end)
             break;
