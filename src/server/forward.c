@@ -18,6 +18,7 @@
 #include "server/forward.h"
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "server/api_events.h"
 #include "server/forward_head.h"
 
@@ -36,8 +37,9 @@
 #include <unistd.h>
 
 #define RING_BYTES (1 << 20)         /* refilled every BUSY_TICK_MS while catching up */
-#define WINDOW_BYTES (4u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
-#define LINK_BUFFER (16 << 20)
+#define WINDOW_BYTES (2u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
+#define LINK_BUFFER (3 << 20)         /* the record module's ring per stream, resident as it
+                                         fills: the window plus one chunk in flight fit */
 #define TICK_MS 50
 #define BUSY_TICK_MS 5                /* while a job catches up */
 #define HEAD_RETRY_MIN_MS 30000     /* the ingest acks a verified head by itself */
@@ -132,12 +134,7 @@ static void job_data_ready(void *arg)
 {
     struct fwd_job *j = arg;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 100 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    deadline_after_ms(&ts, 100);
     pthread_mutex_lock(&j->wl);
     if (!j->wake)
         pthread_cond_timedwait(&j->wc, &j->wl, &ts);
@@ -465,12 +462,7 @@ static void *forward_main(void *arg)
         }
         prune(f);
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (busy ? BUSY_TICK_MS : TICK_MS) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        deadline_after_ms(&ts, busy ? BUSY_TICK_MS : TICK_MS);
         if (!f->quit)
             pthread_cond_timedwait(&f->cond, &f->lock, &ts);
     }
@@ -622,7 +614,8 @@ void forwarder_destroy(struct forwarder *f)
         int waiting = 0;
         pthread_mutex_lock(&f->lock);
         for (struct fwd_job *j = f->jobs; j; j = j->next)
-            waiting |= !j->finished && j->closed && j->info.connected;
+            waiting |= !j->finished && j->closed &&
+                       (j->info.connected || j->info.state == FORWARD_VERIFYING);
         pthread_mutex_unlock(&f->lock);
         if (!waiting || mono_now() > end)
             break;
