@@ -207,7 +207,7 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     } else if (r->action == ROUTE_EVENTS) {
         ret = do_events(s, c, rq);
     } else if (r->action == ROUTE_DOWNLOAD) {
-        ret = http_send_recording(c, s->rec, r);
+        ret = http_send_recording(c, s->rec, s->library, r);
     } else {
         collect(c, rq);
         if (api_route_is_slow(r)) {
@@ -410,12 +410,16 @@ static void on_first_line(int fd, const char *line, size_t len, int too_long, vo
 static void free_server(struct http_server *s)
 {
     listener_close(s->listener);
-    workers_destroy(s->control);
-    workers_destroy(s->library);
+    /* Queued jobs run (their connections resume); later ones are refused (-ESHUTDOWN)
+     * but the pools stay valid until libmicrohttpd, which may still ask, has stopped. */
+    workers_stop(s->control);
+    workers_stop(s->library);
     if (s->sse)
         sse_close_all(s->sse, 2000);
     if (s->d)
         MHD_stop_daemon(s->d);
+    workers_destroy(s->control);
+    workers_destroy(s->library);
     if (s->sse)
         sse_server_destroy(s->sse);
     guard_destroy(s->guard);

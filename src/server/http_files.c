@@ -2,11 +2,13 @@
 #include "server/http_files.h"
 
 #include "server/static_files.h"
+#include "server/workers.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -112,8 +114,87 @@ int http_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *la
     return 1;
 }
 
+/* A download read by a worker, a block at a time, while its connection is suspended:
+ * libmicrohttpd's own file responses read (sendfile) on its event thread, which a slow
+ * SD card would stall for every client. */
+#define READ_BLOCK (64 * 1024)
+
+struct file_reader {
+    struct MHD_Connection *conn;
+    struct workers *w;
+    int fd;
+    uint64_t off, end;         /* file range still to read */
+    char *buf;
+    size_t len, pos;           /* bytes in buf, bytes handed out */
+    int error;
+};
+
+static void read_block(void *arg)
+{
+    struct file_reader *f = arg;
+    size_t want = f->end - f->off < READ_BLOCK ? (size_t)(f->end - f->off) : READ_BLOCK;
+    ssize_t n = pread(f->fd, f->buf, want, (off_t)f->off);
+    if (n <= 0) {
+        f->error = 1;          /* shortened under us, or an I/O error: end the response */
+    } else {
+        f->len = (size_t)n;
+        f->pos = 0;
+        f->off += (uint64_t)n;
+    }
+    MHD_resume_connection(f->conn);   /* last touch: the response may be freed after it */
+}
+
+static ssize_t reader_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct file_reader *f = cls;
+    if (f->pos < f->len) {
+        size_t n = f->len - f->pos < max ? f->len - f->pos : max;
+        memcpy(out, f->buf + f->pos, n);
+        f->pos += n;
+        return (ssize_t)n;
+    }
+    if (f->error)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (f->off >= f->end)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    MHD_suspend_connection(f->conn);
+    if (workers_submit(f->w, read_block, f) < 0) {
+        f->error = 1;
+        MHD_resume_connection(f->conn);
+    }
+    return 0;
+}
+
+static void reader_free(void *cls)
+{
+    struct file_reader *f = cls;
+    close(f->fd);
+    free(f->buf);
+    free(f);
+}
+
+/* Owns fd on success. */
+static struct MHD_Response *reader_response(struct MHD_Connection *c, struct workers *w, int fd,
+                                            uint64_t first, uint64_t len)
+{
+    struct file_reader *f = calloc(1, sizeof(*f));
+    char *buf = malloc(READ_BLOCK);
+    struct MHD_Response *resp = NULL;
+    if (f && buf) {
+        *f = (struct file_reader){.conn = c, .w = w, .fd = fd, .off = first,
+                                  .end = first + len, .buf = buf};
+        resp = MHD_create_response_from_callback(len, READ_BLOCK, reader_read, f, reader_free);
+    }
+    if (!resp) {
+        free(f);
+        free(buf);
+    }
+    return resp;
+}
+
 enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *rec,
-                                    const struct route *r)
+                                    struct workers *readers, const struct route *r)
 {
     int fd = -1;
     struct stat st;
@@ -139,7 +220,7 @@ enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *r
         return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
     }
     uint64_t len = ranged ? last - first + 1 : size;
-    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+    struct MHD_Response *resp = reader_response(c, readers, fd, first, len);
     if (!resp) {
         close(fd);
         return MHD_NO;

@@ -17,9 +17,12 @@
 enum MHD_Result http_send_reply(struct MHD_Connection *c, struct api_reply *a);
 /* Sends one of the API's refusals. */
 enum MHD_Result http_send_refusal(struct MHD_Connection *c, enum api_refusal why);
-/* GET /api/recordings/:name (Range: one "bytes=" range). */
+/* GET /api/recordings/:name (Range: one "bytes=" range). The file is read by `readers`
+ * (a block at a time, the connection suspended meanwhile), never on the event thread;
+ * every reader job must have run before libmicrohttpd stops. */
+struct workers;
 enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *rec,
-                                    const struct route *r);
+                                    struct workers *readers, const struct route *r);
 /* The embedded page's files. */
 enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r);
 

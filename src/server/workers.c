@@ -104,7 +104,7 @@ unsigned workers_pending(struct workers *w)
     return n;
 }
 
-void workers_destroy(struct workers *w)
+void workers_stop(struct workers *w)
 {
     if (!w)
         return;
@@ -114,6 +114,14 @@ void workers_destroy(struct workers *w)
     pthread_mutex_unlock(&w->lock);
     for (unsigned i = 0; i < w->n; i++)
         pthread_join(w->th[i], NULL);
+    w->n = 0;
+}
+
+void workers_destroy(struct workers *w)
+{
+    if (!w)
+        return;
+    workers_stop(w);
     pthread_cond_destroy(&w->more);
     pthread_mutex_destroy(&w->lock);
     free(w);

@@ -3,8 +3,9 @@
  * the threads that must stay responsive (the HTTP event loop, the recorder's ticker)
  * never do. Jobs run in submission order on the first free thread.
  *
- * Threads: workers_submit from any thread; workers_destroy from the owner, once, after
- * which no submit may come. Ownership: a job's arg belongs to the job.
+ * Threads: workers_submit from any thread; workers_stop and workers_destroy from the
+ * owner. After workers_stop, submit answers -ESHUTDOWN (the pool still exists); after
+ * workers_destroy nothing may touch it. Ownership: a job's arg belongs to the job.
  */
 #ifndef PIREC_SERVER_WORKERS_H
 #define PIREC_SERVER_WORKERS_H
@@ -19,7 +20,9 @@ int  workers_create(struct workers **out, unsigned threads, const char *name);
 int  workers_submit(struct workers *w, worker_job_func fn, void *arg);
 /* Jobs waiting or running now. */
 unsigned workers_pending(struct workers *w);
-/* Runs every job already submitted, then joins the threads and frees. */
+/* Refuses new jobs, runs every job already submitted, joins the threads. */
+void workers_stop(struct workers *w);
+/* workers_stop if not done, then frees. */
 void workers_destroy(struct workers *w);
 
 #endif

@@ -121,8 +121,10 @@ static void test_workers(void **state)
     assert_int_equal(workers_create(&w, 1, "test"), 0);
     for (int i = 0; i < 50; i++)
         assert_int_equal(workers_submit(w, job, (void *)(intptr_t)i), 0);
-    workers_destroy(w);   /* runs all 50 first */
+    workers_stop(w);      /* runs all 50 first */
     assert_int_equal(n_order, 50);
+    assert_int_equal(workers_submit(w, job, NULL), -ESHUTDOWN);   /* still safe to ask */
+    workers_destroy(w);
     for (int i = 0; i < 50; i++)
         assert_int_equal(order[i], i);
 }
