@@ -23,6 +23,7 @@
     disk_full: 'the disk is nearly full',
     device_gone: 'the device was unplugged',
     unplugged: 'the device was unplugged',
+    device_stalled: 'the device stopped delivering audio (it is being reopened)',
     shutdown: 'the recorder shut down',
     error: 'because of an error'
   };
@@ -628,9 +629,13 @@
     c.el.dataset.recording = String(!!d.recording);
     c.el.dataset.connected = String(connected);
     c.el.dataset.offline = String(off);
+    // connected but silent (the server's capture watchdog): being reopened, nothing to record
+    var stalled = connected && !!d.stalled;
+    c.el.dataset.stalled = String(stalled);
     c.name.textContent = d.name || id;
     c.id.textContent = id;
-    c.conn.textContent = off ? 'Not in touch' : connected ? 'Connected' : 'Unplugged';
+    c.conn.textContent = off ? 'Not in touch' : !connected ? 'Unplugged'
+      : stalled ? 'No audio: reopening' : 'Connected';
     var f = d.format || {};
     c.format.textContent = fmtFormat(f.rate, f.bits || bitsOfSample(f.sample), f.channels);
     if (f.channels && c.meter.channels !== f.channels) { c.meter.channels = f.channels; sizeCanvas(c); }
@@ -639,13 +644,14 @@
     c.leaseBtn.textContent = mine ? 'Release' : other && canTakeOver(d) ? 'Take over…' : 'Take control';
     // offline nothing can be done; otherwise anyone may try (the server says why not)
     c.leaseBtn.disabled = off || (!mine && !connected);
-    c.recBtn.disabled = off || !mine || !connected;
+    c.recBtn.disabled = off || !mine || !connected || (stalled && !d.recording);
     c.recLabel.textContent = d.recording ? 'Stop' : 'Record';
     // the accessible name says what a tap does, as the label shows it
     c.recBtn.setAttribute('aria-label', (d.recording ? 'Stop recording ' : 'Record ') + (d.name || id));
     c.file.textContent = d.recording && d.file ? d.file : '';
     if (off) c.hint.textContent = '';
     else if (!connected) c.hint.textContent = 'Plug the device in to record.';
+    else if (stalled) c.hint.textContent = 'The device delivers no audio; pirec is reopening it. Record again when it is back.';
     else if (d.recording && other) c.hint.textContent = 'Recording, controlled by ' + (d.holder || 'another screen') + '.';
     else if (d.recording && !mine) c.hint.textContent = 'Recording. Take control to stop it.';
     else if (!mine && !other) c.hint.textContent = 'Take control to record.';

@@ -270,6 +270,24 @@ try {
     pages.pop();
   });
 
+  await step('the device goes silent (capture watchdog): the take ends, the card says so, Record waits for it', async () => {
+    await phone.click(C('.btn-record'));
+    await until('recording', async () => (await cardAttr(phone, 'data-recording')) === 'true');
+    await fetch(base + '/mock/stall?on=1', { method: 'POST' });
+    await until('stalled', async () => (await cardAttr(phone, 'data-stalled')) === 'true');
+    await until('take ended', async () => (await cardAttr(phone, 'data-recording')) === 'false');
+    assert((await dom.text(phone, C('.dev-conn'))) === 'No audio: reopening', 'the card says the device is silent');
+    await until('told why', async () => /stopped delivering audio/.test(await msgs(phone)));
+    assert(await dom.disabled(phone, C('.btn-record')), 'Record disabled while the device is silent');
+    assert((await cardAttr(phone, 'data-held')) === 'true', 'control is kept through the stall');
+    await axe(phone, 'stalled');
+    await fetch(base + '/mock/stall?on=0', { method: 'POST' });
+    await until('back', async () => (await cardAttr(phone, 'data-stalled')) === 'false');
+    assert((await dom.text(phone, C('.dev-conn'))) === 'Connected', 'the card says connected again');
+    await until('record enabled', async () => !(await dom.disabled(phone, C('.btn-record'))));
+    assert((await cardAttr(phone, 'data-recording')) === 'false', 'no take starts by itself');
+  });
+
   await step('the recorder restarts: the lost control is said in words', async () => {
     await fetch(base + '/mock/restart', { method: 'POST' });
     await until('told', async () => /The recorder restarted: your control of Demo tone ended/.test(await msgs(phone)), 20000);

@@ -226,6 +226,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.download(m.group(1))
         if path == '/mock/restart' and method == 'POST':
             return self.restart()
+        if path == '/mock/stall' and method == 'POST':
+            return self.stall(q.get('on', ['1'])[0] == '1')
         if path.startswith('/api/'):
             return self.send_json(404, {'state': False, 'error': 'no such route'})
         return self.static(path, method)
@@ -475,6 +477,26 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         st.hub.publish('delete', {'name': name, 'by': ls['holder']})
+        return self.send_json(200, {'state': True})
+
+    def stall(self, on):
+        """Acts as the capture watchdog of pirec serve: the device stops delivering audio
+        (a running take ends with reason device_stalled, the lease stays), or comes back."""
+        st = self.st
+        events = []
+        with st.lock:
+            st.dev['stalled'] = on
+            st.dev['stalled_since'] = int(time.time()) if on else 0
+            if on and st.take:
+                self.finish_take('device_stalled', events)
+        for e in events:
+            st.hub.publish(*e)
+        if on:
+            st.hub.publish('error', {'id': st.dev['id'], 'message': 'the device stopped delivering '
+                                     'audio (nothing for 2.0 s); reopening the device'})
+        else:
+            st.hub.publish('back', {'id': st.dev['id'], 'silent_seconds': 3.0})
+        st.hub.publish('status', st.status_event())
         return self.send_json(200, {'state': True})
 
     def restart(self):
