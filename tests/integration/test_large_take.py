@@ -117,8 +117,8 @@ def flac_blocks(data):
 
 def http_get(port, name, headers):
     s = socket.create_connection(("127.0.0.1", port), timeout=60 * common.SLOW)
-    s.sendall(("GET /api/recordings/%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
-               % (name, "".join("%s: %s\r\n" % kv for kv in headers.items()))).encode())
+    s.sendall(("GET /api/recordings/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n"
+               % (name, port, "".join("%s: %s\r\n" % kv for kv in headers.items()))).encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
         b = s.recv(65536)
