@@ -53,9 +53,10 @@ limit=${PIREC_TEST_TIMEOUT:-300}
 # valgrind cannot run an ASan build; a tmpfs can only be mounted as root; a 32-bit process
 # may not get a 2 GiB mapping; the fuzzers (own sanitizer builds) run with the san set only;
 # ASan makes mlock a no-op; a JACK client under qemu-user cannot talk to this machine's
-# jackd; two addresses equal in their low 32 bits need a 64-bit address space; a 64-bit build has no 32-bit file functions to look for; the page against
-# the mock does not depend on the build and runs with the plain set; the Debian package is
-# built with Debian's flags from the sources, once, with the plain set.
+# jackd; two addresses equal in their low 32 bits need a 64-bit address space; a 64-bit
+# build has no 32-bit file functions to look for; the page against the mock does not
+# depend on the build and runs with the plain set; the Debian package is built with
+# Debian's flags from the sources, once, with the plain set.
 allowed_skips=("*san*/integration/test_valgrind.py" "*/integration/test_record_diskfull.py"
                "*/unit/test_record:test_count_clamps" "*/integration/test_fuzz.sh"
                "*san*/unit/test_capture_invariants:*" "build-arm*/unit/test_capture_jack:*"
