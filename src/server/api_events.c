@@ -26,20 +26,30 @@ static void publish(struct event_hub *h, const char *type, json_t *data)
     free(txt);
 }
 
-void api_event_take(struct event_hub *h, const char *id, const char *holder, time_t expires)
+void api_event_take(struct event_hub *h, const char *id, const char *holder, const char *lease,
+                    time_t expires, int kept)
 {
-    publish(h, "take", json_pack("{s:s,s:s,s:I}", "id", id, "holder", holder, "expires",
-                                 (json_int_t)expires));
+    publish(h, "take", json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", id, "holder", holder, "lease",
+                                 lease, "expires", (json_int_t)expires, "kept_by_take", kept));
+}
+
+void api_event_release_lease(struct event_hub *h, const char *id, const char *holder,
+                             const char *lease)
+{
+    json_t *j = json_pack("{s:s,s:s}", "id", id, "holder", holder);
+    if (j && lease)
+        json_object_set_new(j, "lease", json_string(lease));
+    publish(h, "release", j);
 }
 
 void api_event_release(struct event_hub *h, const char *id, const char *holder)
 {
-    publish(h, "release", json_pack("{s:s,s:s}", "id", id, "holder", holder));
+    api_event_release_lease(h, id, holder, NULL);
 }
 
-void api_event_expire(struct event_hub *h, const char *id, const char *holder)
+void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease)
 {
-    publish(h, "expire", json_pack("{s:s,s:s}", "id", id, "holder", holder));
+    publish(h, "expire", json_pack("{s:s,s:s,s:s}", "id", id, "holder", holder, "lease", lease));
 }
 
 void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started)

@@ -16,9 +16,14 @@
 
 #include <time.h>
 
-void api_event_take(struct event_hub *h, const char *id, const char *holder, time_t expires);
+/* lease: the lease's name ("L17"); kept: a running take keeps the lease (docs/api.md). */
+void api_event_take(struct event_hub *h, const char *id, const char *holder, const char *lease,
+                    time_t expires, int kept);
 void api_event_release(struct event_hub *h, const char *id, const char *holder);
-void api_event_expire(struct event_hub *h, const char *id, const char *holder);
+/* The same with the lease's name (NULL: none). */
+void api_event_release_lease(struct event_hub *h, const char *id, const char *holder,
+                             const char *lease);
+void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease);
 void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started);
 /* reason: docs/api.md's `stop` reasons; st->path may be a full path (its base is sent). */
 void api_event_stop(struct event_hub *h, const char *id, const struct take_status *st,

@@ -30,6 +30,9 @@ static json_t *device_json(const struct recorder_device_status *d)
         json_object_set_new(o, "stalled_since", json_integer((json_int_t)d->stalled_since));
         json_object_set_new(o, "timing_losses", json_integer((json_int_t)d->timing_losses));
         json_object_set_new(o, "measured_rate", json_real(d->measured_rate));
+        /* control follows the take (docs/api.md "Leases and takes") */
+        json_object_set_new(o, "lease", json_string(d->taken ? d->lease : ""));
+        json_object_set_new(o, "kept_by_take", json_boolean(d->taken && d->kept_by_take));
     }
     return o;
 }
@@ -136,9 +139,10 @@ json_t *api_json_error(const char *msg)
 
 json_t *api_json_lease(const char *id, const struct recorder_lease *l)
 {
-    return json_pack("{s:b,s:s,s:s,s:s,s:I,s:i}", "state", 1, "token", l->token, "id", id,
-                     "holder", l->holder, "expires", (json_int_t)l->expires,
-                     "lease_seconds", (int)l->lease_seconds);
+    return json_pack("{s:b,s:s,s:s,s:s,s:I,s:i,s:s,s:b}", "state", 1, "token", l->token, "id",
+                     id, "holder", l->holder, "expires", (json_int_t)l->expires,
+                     "lease_seconds", (int)l->lease_seconds, "lease", l->lease,
+                     "kept_by_take", l->kept_by_take);
 }
 
 json_t *api_json_stop_event(const char *id, const struct take_status *st, const char *reason)

@@ -21,12 +21,16 @@ struct lease_entry {
     char client[64];
     char jti[33];
     time_t expires;
+    time_t token_exp;         /* the `exp` claim of the current token */
+    int kept;                 /* a take runs: no expiry (lease_keep) */
+    unsigned long serial;     /* the lease's name, L<serial> */
 };
 
 struct lease_mgr {
     pthread_mutex_t lock;
     uint8_t key[32];
     unsigned lease_seconds;
+    unsigned long serial;     /* the last lease's serial */
     struct lease_entry *list;
 };
 
@@ -80,15 +84,23 @@ static int valid_name(const char *s)
     return s && *s && strlen(s) < 64;
 }
 
+/* Held and not run out (a kept lease does not run out). */
+static int alive(const struct lease_entry *e, time_t now)
+{
+    return e && e->held && (e->expires > now || e->kept);
+}
+
 static void fill_info(const struct lease_entry *e, time_t now, struct lease_info *info)
 {
     if (!info)
         return;
     memset(info, 0, sizeof(*info));
-    if (e && e->held && e->expires > now) {
+    if (alive(e, now)) {
         info->held = 1;
         snprintf(info->client, sizeof(info->client), "%s", e->client);
         info->expires = e->expires;
+        info->kept = e->kept;
+        snprintf(info->id, sizeof(info->id), "L%lu", e->serial);
     }
 }
 
@@ -113,6 +125,7 @@ static int issue_locked(struct lease_mgr *m, struct lease_entry *e, time_t now,
         return ret;
     memcpy(e->jti, jti, sizeof(jti));
     e->expires = exp;
+    e->token_exp = exp;
     e->held = 1;
     return 0;
 }
@@ -123,6 +136,13 @@ static struct lease_entry *check_locked(struct lease_mgr *m, const char *device,
 {
     json_t *claims = NULL;
     int ret = jwt_verify_hs256(m->key, sizeof(m->key), token, now, &claims);
+    /* The token's own `exp` passed, but its lease lives on (kept by a take, or its timer
+     * restarted when the take ended): the entry's expiry decides, the jti check below
+     * makes sure it is the current token. */
+    struct lease_entry *held = find(m, device, 0);
+    int past_exp = ret == -ETIME && alive(held, now);
+    if (past_exp)
+        ret = jwt_verify_hs256(m->key, sizeof(m->key), token, 0, &claims);
     if (ret < 0) {
         *err = ret == -ETIME ? -ETIME : -EACCES;
         return NULL;
@@ -132,12 +152,15 @@ static struct lease_entry *check_locked(struct lease_mgr *m, const char *device,
     struct lease_entry *e = find(m, device, 0);
     int ok = dev && jti && strcmp(dev, device) == 0 && e && e->held &&
              strcmp(e->jti, jti) == 0;
+    /* past its exp: only the token exactly as issued (not one re-signed with another exp) */
+    if (ok && past_exp)
+        ok = json_integer_value(json_object_get(claims, "exp")) == (json_int_t)e->token_exp;
     json_decref(claims);
     if (!ok) {
         *err = -EACCES;
         return NULL;
     }
-    if (e->expires <= now) {
+    if (!alive(e, now)) {
         *err = -ETIME;
         return NULL;
     }
@@ -156,7 +179,7 @@ int lease_take(struct lease_mgr *m, const char *device, const char *client, time
     struct lease_entry *e = find(m, device, 1);
     if (!e) {
         ret = -ENOMEM;
-    } else if (e->held && e->expires > now) {
+    } else if (alive(e, now)) {
         ret = -EBUSY;
         fill_info(e, now, info);
     } else {
@@ -166,6 +189,8 @@ int lease_take(struct lease_mgr *m, const char *device, const char *client, time
         ret = issue_locked(m, e, now, token);
         if (ret < 0)
             memcpy(e->client, saved, sizeof(saved));
+        else
+            e->serial = ++m->serial;
         fill_info(e, now, info);
     }
     pthread_mutex_unlock(&m->lock);
@@ -232,6 +257,26 @@ void lease_get(struct lease_mgr *m, const char *device, time_t now, struct lease
     pthread_mutex_unlock(&m->lock);
 }
 
+int lease_keep(struct lease_mgr *m, const char *device, int kept, time_t now,
+               struct lease_info *info)
+{
+    if (!m || !valid_name(device))
+        return -EINVAL;
+    pthread_mutex_lock(&m->lock);
+    int ret = -ENOMEM;
+    struct lease_entry *e = find(m, device, 1);
+    if (e) {
+        int was = alive(e, now);
+        if (!kept && e->kept && was && e->expires < now + (time_t)m->lease_seconds)
+            e->expires = now + (time_t)m->lease_seconds;
+        e->kept = kept;
+        ret = was;
+        fill_info(was ? e : NULL, now, info);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
 void lease_drop(struct lease_mgr *m, const char *device)
 {
     if (!m || !device)
@@ -249,11 +294,11 @@ int lease_expire(struct lease_mgr *m, time_t now, lease_expired_func cb, void *a
 {
     if (!m)
         return -EINVAL;
-    struct gone { char device[64], client[64]; } *list = NULL;
+    struct gone { char device[64], client[64], lease[16]; } *list = NULL;
     size_t n = 0, cap = 0;
     pthread_mutex_lock(&m->lock);
     for (struct lease_entry *e = m->list; e; e = e->next) {
-        if (!e->held || e->expires > now)
+        if (!e->held || e->expires > now || e->kept)
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 4;
@@ -265,13 +310,14 @@ int lease_expire(struct lease_mgr *m, time_t now, lease_expired_func cb, void *a
         }
         memcpy(list[n].device, e->device, sizeof(list[n].device));
         memcpy(list[n].client, e->client, sizeof(list[n].client));
+        snprintf(list[n].lease, sizeof(list[n].lease), "L%lu", e->serial);
         n++;
         e->held = 0;
         e->jti[0] = 0;
     }
     pthread_mutex_unlock(&m->lock);
     for (size_t i = 0; cb && i < n; i++)
-        cb(list[i].device, list[i].client, arg);
+        cb(list[i].device, list[i].client, list[i].lease, arg);
     free(list);
     return (int)n;
 }

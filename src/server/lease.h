@@ -21,6 +21,8 @@ struct lease_info {
     int held;
     char client[64];      /* who holds it (the client label given at take) */
     time_t expires;       /* unix seconds */
+    int kept;             /* a take runs on the device: the lease does not expire */
+    char id[16];          /* names the lease ("L17"), stable across renewals; not secret */
 };
 
 struct lease_mgr;
@@ -43,9 +45,17 @@ void lease_get(struct lease_mgr *m, const char *device, time_t now, struct lease
 /* Frees a device's lease regardless of token (device removed). */
 void lease_drop(struct lease_mgr *m, const char *device);
 
-/* Ends every lease whose time is up; calls cb(device, client, arg) for each, after the
- * lock is released. Returns how many expired. */
-typedef void (*lease_expired_func)(const char *device, const char *client, void *arg);
+/* While a take runs on device (kept 1), its lease, whoever holds it, does not expire and its
+ * tokens stay valid past their `exp`. kept 0 (the take ended): the timer starts again,
+ * expires = max(expires, now + lease_seconds). Returns 1 when the device is held (*info
+ * filled), 0 when free, -EINVAL, -ENOMEM. */
+int lease_keep(struct lease_mgr *m, const char *device, int kept, time_t now,
+               struct lease_info *info);
+
+/* Ends every lease whose time is up (not a kept one); calls cb(device, client, lease id,
+ * arg) for each, after the lock is released. Returns how many expired. */
+typedef void (*lease_expired_func)(const char *device, const char *client, const char *lease,
+                                   void *arg);
 int lease_expire(struct lease_mgr *m, time_t now, lease_expired_func cb, void *arg);
 
 #endif

@@ -74,12 +74,13 @@ void rec_set_idle(struct recorder *r, struct rec_device *d)
     pthread_cond_broadcast(&r->idle);
 }
 
-static void on_lease_expired(const char *device, const char *client, void *arg)
+static void on_lease_expired(const char *device, const char *client, const char *lease,
+                             void *arg)
 {
     struct recorder *r = arg;
     log_info("recorder", "%s: the lease of %s ran out", device, client);
-    api_event_expire(r->hub, device, client);
-    api_event_release(r->hub, device, client);
+    api_event_expire(r->hub, device, client, lease);
+    api_event_release_lease(r->hub, device, client, lease);
 }
 
 void rec_expire_leases(struct recorder *r)
@@ -98,6 +99,8 @@ static void fill_lease(struct recorder *r, struct recorder_lease *out, const cha
     rec_set_str(out->holder, sizeof(out->holder), li->client);
     out->expires = li->expires;
     out->lease_seconds = r->cfg->lease_seconds;
+    rec_set_str(out->lease, sizeof(out->lease), li->id);
+    out->kept_by_take = li->kept;
 }
 
 int recorder_take(struct recorder *r, const char *id, const char *client,
@@ -120,7 +123,7 @@ int recorder_take(struct recorder *r, const char *id, const char *client,
     struct lease_info li;
     rc = lease_take(r->leases, d->id, label, time(NULL), token, &li);
     if (rc == 0) {
-        api_event_take(r->hub, d->id, li.client, li.expires);
+        api_event_take(r->hub, d->id, li.client, li.id, li.expires, li.kept);
         fill_lease(r, out, token, &li);
     } else if (rc == -EBUSY) {
         fill_lease(r, out, "", &li);
@@ -157,7 +160,7 @@ int recorder_release(struct recorder *r, const char *id, const char *token)
         lease_get(r->leases, d->id, now, &li);
         rc = lease_release(r->leases, d->id, token, now);
         if (rc == 0)
-            api_event_release(r->hub, d->id, li.client);
+            api_event_release_lease(r->hub, d->id, li.client, li.id);
     }
     pthread_mutex_unlock(&r->lock);
     return rc;

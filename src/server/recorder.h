@@ -55,6 +55,8 @@ struct recorder_lease {
     char holder[RECORDER_LABEL_MAX];
     time_t expires;
     unsigned lease_seconds;
+    char lease[16];            /* the lease's name ("L17"), stable across renewals */
+    int kept_by_take;          /* a running take keeps it: it does not expire meanwhile */
 };
 
 /* client: any bytes; kept as printable UTF-8 cut on a character boundary, "anonymous"
@@ -112,6 +114,8 @@ struct recorder_device_status {
     int taken;
     char holder[RECORDER_LABEL_MAX];
     time_t expires;
+    char lease[16];            /* "" when free */
+    int kept_by_take;
     int recording;
     char file[256];
     double elapsed;

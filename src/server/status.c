@@ -41,6 +41,8 @@ static void device_status(struct recorder *r, struct rec_device *d, time_t now,
     if (li.held) {
         rec_set_str(o->holder, sizeof(o->holder), li.client);
         o->expires = li.expires;
+        rec_set_str(o->lease, sizeof(o->lease), li.id);
+        o->kept_by_take = li.kept;
     }
     if (d->take) {
         struct take_status st;

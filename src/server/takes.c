@@ -49,6 +49,10 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
              " frames lost%s%s", d->id, rec_base_name(st->path), reason, st->seconds,
              st->bytes, st->lost_frames, rc ? ", error: " : "", rc ? strerror(-rc) : "");
     api_event_stop(r->hub, d->id, st, reason);
+    /* The lease the take kept alive runs again from now (docs/api.md). */
+    struct lease_info li;
+    if (lease_keep(r->leases, d->id, 0, time(NULL), &li) > 0)
+        api_event_take(r->hub, d->id, li.client, li.id, li.expires, 0);
     return rc;
 }
 
@@ -171,6 +175,7 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
         d->take = t;
         rec_set_str(d->take_file, sizeof(d->take_file), rec_base_name(st.path));
         take_iso_time(d->take_started, sizeof(d->take_started), &t0);
+        (void)lease_keep(r->leases, d->id, 1, time(NULL), NULL);   /* control follows the take */
         api_event_record(r->hub, d->id, d->take_file, d->take_started);
         if (out) {
             rec_set_str(out->file, sizeof(out->file), d->take_file);
