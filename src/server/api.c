@@ -51,6 +51,7 @@ static unsigned status_of(int err)
     case -EALREADY:
     case -ENOLINK: return 409;
     case -EACCES:
+    case -EOWNERDEAD:
     case -ETIME: return 401;
     case -EINVAL: return 400;
     case -ENOSPC: return 507;
@@ -69,6 +70,7 @@ void api_errno(struct api_reply *out, int rc)
     case -ENOLINK: msg = "the device is stalled (no audio); it is being reopened"; break;
     case -EACCES: msg = "bad token"; break;
     case -ETIME: msg = "token expired"; break;
+    case -EOWNERDEAD: msg = "control was taken over by another client"; break;
     case -EINVAL: msg = "bad request"; break;
     case -ENOSPC: msg = "disk nearly full"; break;
     default: msg = "internal error"; break;
@@ -85,7 +87,7 @@ void api_reply_free(struct api_reply *out)
 }
 
 /* The answers every device route shares: unknown device, bad token. 1 when handled. */
-static int device_error(struct api_reply *out, int rc, const char *id)
+static int device_error(struct recorder *r, struct api_reply *out, int rc, const char *id)
 {
     switch (rc) {
     case -ENOENT: fail(out, 404, "there is no device %s", id); return 1;
@@ -97,8 +99,33 @@ static int device_error(struct api_reply *out, int rc, const char *id)
         fail(out, 401, "the token is not the current lease token for %s (released, renewed "
              "or forged): take the device again", id);
         return 1;
+    case -EOWNERDEAD: {
+        char by[RECORDER_LABEL_MAX];
+        recorder_taken_over_by(r, id, by, sizeof(by));
+        fail(out, 401, "%s took over control of %s: take it again when it is free",
+             by[0] ? by : "another client", id);
+        json_t *j = json_loads(out->body, 0, NULL);
+        if (j) {
+            json_object_set_new(j, "taken_over_by", json_string(by));
+            free(out->body);
+            reply(out, 401, j);
+        }
+        return 1;
+    }
     }
     return 0;
+}
+
+/* The 409 of take/takeover: who holds it, whether they are present, when a take-over is
+ * allowed. */
+static void held_by(struct api_reply *out, const struct recorder_lease *l, const char *msg)
+{
+    json_t *a = api_json_error(msg);
+    json_object_set_new(a, "holder", json_string(l->holder));
+    json_object_set_new(a, "expires", json_integer(l->expires));
+    json_object_set_new(a, "present", json_boolean(l->present));
+    json_object_set_new(a, "takeover_at", json_integer(l->takeover_at));
+    reply(out, 409, a);
 }
 
 static void do_take(struct recorder *r, const struct api_request *rq, struct api_reply *out)
@@ -112,12 +139,29 @@ static void do_take(struct recorder *r, const struct api_request *rq, struct api
         char msg[256];
         snprintf(msg, sizeof(msg), "%s is held by %s until %lld", id, l.holder,
                  (long long)l.expires);
-        json_t *a = api_json_error(msg);
-        json_object_set_new(a, "holder", json_string(l.holder));
-        json_object_set_new(a, "expires", json_integer(l.expires));
-        reply(out, 409, a);
-    } else if (!device_error(out, rc, id)) {
+        held_by(out, &l, msg);
+    } else if (!device_error(r, out, rc, id)) {
         fail(out, status_of(rc), "could not take %s: %s", id, strerror(-rc));
+    }
+}
+
+static void do_takeover(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    struct recorder_lease l;
+    int rc = recorder_takeover(r, id, rq->client && rq->client[0] ? rq->client : "web", &l);
+    if (rc == 0) {
+        json_t *a = api_json_lease(id, &l);
+        if (a && l.previous[0])
+            json_object_set_new(a, "previous", json_string(l.previous));
+        reply(out, 200, a);
+    } else if (rc == -EBUSY) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s is still connected: a take-over is allowed once it has "
+                 "been gone for a while (takeover_at)", l.holder);
+        held_by(out, &l, msg);
+    } else if (!device_error(r, out, rc, id)) {
+        fail(out, status_of(rc), "could not take over %s: %s", id, strerror(-rc));
     }
 }
 
@@ -128,7 +172,7 @@ static void do_renew(struct recorder *r, const struct api_request *rq, struct ap
     int rc = recorder_renew(r, id, rq->token, &l);
     if (rc == 0)
         reply(out, 200, api_json_lease(id, &l));
-    else if (!device_error(out, rc, id))
+    else if (!device_error(r, out, rc, id))
         api_errno(out, rc);
 }
 
@@ -138,7 +182,7 @@ static void do_release(struct recorder *r, const struct api_request *rq, struct 
     int rc = recorder_release(r, id, rq->token);
     if (rc == 0)
         reply(out, 200, json_pack("{s:b}", "state", 1));
-    else if (!device_error(out, rc, id))
+    else if (!device_error(r, out, rc, id))
         api_errno(out, rc);
 }
 
@@ -151,7 +195,7 @@ static void do_start(struct recorder *r, const struct api_request *rq, struct ap
     if (rc == 0)
         reply(out, 200, json_pack("{s:b,s:s,s:s}", "state", 1, "file", ti.file, "started",
                                   ti.started));
-    else if (device_error(out, rc, id))
+    else if (device_error(r, out, rc, id))
         return;
     else if (rc == -EALREADY)
         fail(out, 409, "%s is already recording %s", id, ti.file);
@@ -179,7 +223,7 @@ static void do_stop(struct recorder *r, const struct api_request *rq, struct api
         if (a && st.error)
             json_object_set_new(a, "error", json_string(strerror(-st.error)));
         reply(out, 200, a);
-    } else if (device_error(out, rc, id)) {
+    } else if (device_error(r, out, rc, id)) {
         return;
     } else if (rc == -EALREADY) {
         fail(out, 409, "%s is not recording", id);
@@ -305,6 +349,7 @@ void api_handle(struct recorder *r, const struct api_request *rq, struct api_rep
     }
     switch (rt->action) {
     case ROUTE_TAKE: do_take(r, rq, out); break;
+    case ROUTE_TAKEOVER: do_takeover(r, rq, out); break;
     case ROUTE_RENEW: do_renew(r, rq, out); break;
     case ROUTE_RELEASE: do_release(r, rq, out); break;
     case ROUTE_START: do_start(r, rq, out); break;

@@ -47,6 +47,23 @@ void api_event_release(struct event_hub *h, const char *id, const char *holder)
     api_event_release_lease(h, id, holder, NULL);
 }
 
+void api_event_takeover(struct event_hub *h, const char *id, const char *holder,
+                        const char *lease, const char *previous, time_t expires)
+{
+    publish(h, "takeover", json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", id, "lease", lease, "holder",
+                                     holder, "previous", previous, "expires",
+                                     (json_int_t)expires));
+}
+
+void api_event_presence(struct event_hub *h, const char *id, const char *holder,
+                        const char *lease, int present, time_t holder_seen, time_t takeover_at)
+{
+    publish(h, "presence", json_pack("{s:s,s:s,s:s,s:b,s:I,s:I}", "id", id, "lease", lease,
+                                     "holder", holder, "present", present, "holder_seen",
+                                     (json_int_t)holder_seen, "takeover_at",
+                                     (json_int_t)takeover_at));
+}
+
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease)
 {
     publish(h, "expire", json_pack("{s:s,s:s,s:s}", "id", id, "holder", holder, "lease", lease));

@@ -23,6 +23,12 @@ void api_event_release(struct event_hub *h, const char *id, const char *holder);
 /* The same with the lease's name (NULL: none). */
 void api_event_release_lease(struct event_hub *h, const char *id, const char *holder,
                              const char *lease);
+/* A take-over: lease granted to holder, replacing previous's. */
+void api_event_takeover(struct event_hub *h, const char *id, const char *holder,
+                        const char *lease, const char *previous, time_t expires);
+/* The holder's first bound event stream opened / its last one closed. */
+void api_event_presence(struct event_hub *h, const char *id, const char *holder,
+                        const char *lease, int present, time_t holder_seen, time_t takeover_at);
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease);
 void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started);
 /* reason: docs/api.md's `stop` reasons; st->path may be a full path (its base is sent). */

@@ -33,6 +33,8 @@ static json_t *device_json(const struct recorder_device_status *d)
         /* control follows the take (docs/api.md "Leases and takes") */
         json_object_set_new(o, "lease", json_string(d->taken ? d->lease : ""));
         json_object_set_new(o, "kept_by_take", json_boolean(d->taken && d->kept_by_take));
+        json_object_set_new(o, "holder_seen", json_integer(d->taken ? d->holder_seen : 0));
+        json_object_set_new(o, "takeover_at", json_integer(d->taken ? d->takeover_at : 0));
     }
     return o;
 }
@@ -41,6 +43,8 @@ static json_t *device_json(const struct recorder_device_status *d)
 static int reserved_key(const char *id)
 {
     return strcmp(id, "devices") == 0 || strcmp(id, "disk") == 0 ||
+           strcmp(id, "lease_seconds") == 0 || strcmp(id, "takeover_after_seconds") == 0 ||
+           strcmp(id, "instance") == 0 ||
            strcmp(id, "clock_synchronised") == 0 || strcmp(id, "server_time") == 0;
 }
 
@@ -67,6 +71,9 @@ json_t *api_json_status(const struct recorder_status *st)
                                              st->seconds_left));
     json_object_set_new(o, "clock_synchronised", json_boolean(st->clock_synchronised));
     json_object_set_new(o, "server_time", json_string(st->server_time));
+    json_object_set_new(o, "lease_seconds", json_integer(st->lease_seconds));
+    json_object_set_new(o, "takeover_after_seconds", json_integer(st->takeover_after_seconds));
+    json_object_set_new(o, "instance", json_string(st->instance));
     if (st->n_forward) {
         json_t *fw = json_array();
         for (size_t i = 0; fw && i < st->n_forward; i++)

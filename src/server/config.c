@@ -57,6 +57,7 @@ void config_defaults(struct server_config *cfg)
     else
         copy_str(cfg->state_dir, sizeof(cfg->state_dir), "./.pirec-state");
     cfg->lease_seconds = 300;
+    cfg->takeover_after_seconds = 120;
     cfg->preroll_seconds = 5;
     cfg->max_take_seconds = 21600;
     cfg->min_free_bytes = 256ull << 20;
@@ -266,7 +267,7 @@ static int fail(struct parse_state *ps, const char *fmt, ...)
 }
 
 static const char SERVER_KEYS[] =
-    "listen, recordings, state_dir, lease_seconds, preroll_seconds, max_take_seconds, "
+    "listen, recordings, state_dir, lease_seconds, takeover_after_seconds, preroll_seconds, max_take_seconds, "
     "min_free_mb, flush_ms, name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
     "max_connections_per_client, max_event_streams, max_event_streams_per_client, "
     "header_timeout_seconds, gap_fill";
@@ -294,6 +295,11 @@ static int server_key(struct parse_state *ps, const char *key, const char *v)
         if (parse_uint(v, 86400, &x) < 0 || x < 1)
             return fail(ps, "lease_seconds: '%s' is not a number of seconds from 1 to 86400", v);
         c->lease_seconds = (unsigned)x;
+    } else if (strcmp(key, "takeover_after_seconds") == 0) {
+        if (parse_uint(v, 3600, &x) < 0 || x < 5)
+            return fail(ps, "takeover_after_seconds: '%s' is not a number of seconds from 5 "
+                        "to 3600", v);
+        c->takeover_after_seconds = (unsigned)x;
     } else if (strcmp(key, "preroll_seconds") == 0) {
         if (parse_uint(v, 60, &x) < 0)
             return fail(ps, "preroll_seconds: '%s' is not a number of seconds from 0 to 60", v);

@@ -61,6 +61,7 @@ struct server_config {
     char recordings[4096];
     char state_dir[4096];
     unsigned lease_seconds;
+    unsigned takeover_after_seconds;   /* 5..3600, default 120 (docs/api.md) */
     unsigned preroll_seconds;
     unsigned max_take_seconds;
     uint64_t min_free_bytes;

@@ -24,6 +24,9 @@ struct lease_entry {
     time_t token_exp;         /* the `exp` claim of the current token */
     int kept;                 /* a take runs: no expiry (lease_keep) */
     unsigned long serial;     /* the lease's name, L<serial> */
+    time_t seen;              /* last valid token use */
+    unsigned streams;         /* event streams bound to this lease (presence) */
+    char old_jti[33];         /* the current token of the lease a take-over replaced */
 };
 
 struct lease_mgr {
@@ -31,6 +34,7 @@ struct lease_mgr {
     uint8_t key[32];
     unsigned lease_seconds;
     unsigned long serial;     /* the last lease's serial */
+    unsigned takeover_after;
     struct lease_entry *list;
 };
 
@@ -43,6 +47,7 @@ int lease_mgr_create(struct lease_mgr **out, const uint8_t key[32], unsigned lea
         return -ENOMEM;
     memcpy(m->key, key, 32);
     m->lease_seconds = lease_seconds;
+    m->takeover_after = 120;
     pthread_mutex_init(&m->lock, NULL);
     *out = m;
     return 0;
@@ -90,6 +95,14 @@ static int alive(const struct lease_entry *e, time_t now)
     return e && e->held && (e->expires > now || e->kept);
 }
 
+static void fill_presence(const struct lease_mgr *m, const struct lease_entry *e, time_t now,
+                          struct lease_info *info)
+{
+    info->present = e->streams > 0 || now - e->seen < (time_t)m->takeover_after;
+    info->holder_seen = e->streams > 0 ? now : e->seen;
+    info->takeover_at = e->streams > 0 ? 0 : e->seen + (time_t)m->takeover_after;
+}
+
 static void fill_info(const struct lease_entry *e, time_t now, struct lease_info *info)
 {
     if (!info)
@@ -102,6 +115,15 @@ static void fill_info(const struct lease_entry *e, time_t now, struct lease_info
         info->kept = e->kept;
         snprintf(info->id, sizeof(info->id), "L%lu", e->serial);
     }
+}
+
+/* fill_info plus the holder's presence. */
+static void fill_full(const struct lease_mgr *m, const struct lease_entry *e, time_t now,
+                      struct lease_info *info)
+{
+    fill_info(e, now, info);
+    if (info && info->held)
+        fill_presence(m, e, now, info);
 }
 
 /* Gives e a fresh jti and expiry and signs the token for it. */
@@ -152,18 +174,21 @@ static struct lease_entry *check_locked(struct lease_mgr *m, const char *device,
     struct lease_entry *e = find(m, device, 0);
     int ok = dev && jti && strcmp(dev, device) == 0 && e && e->held &&
              strcmp(e->jti, jti) == 0;
+    int replaced = !ok && dev && jti && strcmp(dev, device) == 0 && e && e->old_jti[0] &&
+                   strcmp(e->old_jti, jti) == 0;
     /* past its exp: only the token exactly as issued (not one re-signed with another exp) */
     if (ok && past_exp)
         ok = json_integer_value(json_object_get(claims, "exp")) == (json_int_t)e->token_exp;
     json_decref(claims);
     if (!ok) {
-        *err = -EACCES;
+        *err = replaced && alive(e, now) ? -EOWNERDEAD : -EACCES;
         return NULL;
     }
     if (!alive(e, now)) {
         *err = -ETIME;
         return NULL;
     }
+    e->seen = now;   /* a sign of the holder (presence) */
     return e;
 }
 
@@ -190,9 +215,11 @@ int lease_take(struct lease_mgr *m, const char *device, const char *client, time
         if (ret < 0)
             memcpy(e->client, saved, sizeof(saved));
         else
-            e->serial = ++m->serial;
+            e->serial = ++m->serial, e->seen = now, e->streams = 0, e->old_jti[0] = 0;
         fill_info(e, now, info);
     }
+    if (ret == -EBUSY && info)
+        fill_presence(m, e, now, info);
     pthread_mutex_unlock(&m->lock);
     return ret;
 }
@@ -210,7 +237,7 @@ int lease_renew(struct lease_mgr *m, const char *device, const char *token, time
     if (e)
         ret = issue_locked(m, e, now, new_token);
     if (ret == 0)
-        fill_info(e, now, info);
+        fill_full(m, e, now, info);
     pthread_mutex_unlock(&m->lock);
     return ret;
 }
@@ -253,8 +280,99 @@ void lease_get(struct lease_mgr *m, const char *device, time_t now, struct lease
     if (!m || !device)
         return;
     pthread_mutex_lock(&m->lock);
-    fill_info(find(m, device, 0), now, info);
+    fill_full(m, find(m, device, 0), now, info);
     pthread_mutex_unlock(&m->lock);
+}
+
+void lease_set_takeover_after(struct lease_mgr *m, unsigned seconds)
+{
+    pthread_mutex_lock(&m->lock);
+    m->takeover_after = seconds;
+    pthread_mutex_unlock(&m->lock);
+}
+
+int lease_takeover(struct lease_mgr *m, const char *device, const char *client, time_t now,
+                   char token[JWT_MAX], struct lease_info *info, char previous[64])
+{
+    if (!m || !valid_name(device) || !token || !previous)
+        return -EINVAL;
+    if (!client || !*client)
+        client = "anonymous";
+    pthread_mutex_lock(&m->lock);
+    int ret = -ENOMEM;
+    struct lease_entry *e = find(m, device, 1);
+    previous[0] = 0;
+    if (e && alive(e, now) &&
+        (e->streams > 0 || now - e->seen < (time_t)m->takeover_after)) {
+        ret = -EBUSY;
+        fill_full(m, e, now, info);
+    } else if (e) {
+        char saved[64], old[33];
+        int was = alive(e, now);
+        memcpy(saved, e->client, sizeof(saved));
+        memcpy(old, e->jti, sizeof(old));
+        snprintf(e->client, sizeof(e->client), "%s", client);
+        ret = issue_locked(m, e, now, token);
+        if (ret < 0) {
+            memcpy(e->client, saved, sizeof(saved));
+        } else {
+            if (was)
+                memcpy(previous, saved, 64);
+            memcpy(e->old_jti, was ? old : "", was ? sizeof(old) : 1);
+            e->serial = ++m->serial;
+            e->seen = now;
+            e->streams = 0;
+        }
+        fill_full(m, e, now, info);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+void lease_taken_over_by(struct lease_mgr *m, const char *device, char out[64])
+{
+    out[0] = 0;
+    pthread_mutex_lock(&m->lock);
+    struct lease_entry *e = find(m, device, 0);
+    if (e && e->held && e->old_jti[0])
+        memcpy(out, e->client, 64);
+    pthread_mutex_unlock(&m->lock);
+}
+
+int lease_bind(struct lease_mgr *m, const char *device, const char *token, time_t now,
+               unsigned long *serial, struct lease_info *info)
+{
+    if (!m || !valid_name(device) || !serial)
+        return -EINVAL;
+    if (!token)
+        return -EACCES;
+    int ret = 0;
+    pthread_mutex_lock(&m->lock);
+    struct lease_entry *e = check_locked(m, device, token, now, &ret);
+    if (e) {
+        ret = e->streams++ == 0;
+        *serial = e->serial;
+        fill_full(m, e, now, info);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+int lease_unbind(struct lease_mgr *m, const char *device, unsigned long serial, time_t now,
+                 struct lease_info *info)
+{
+    if (!m || !valid_name(device))
+        return -EINVAL;
+    pthread_mutex_lock(&m->lock);
+    int ret = -ENOENT;
+    struct lease_entry *e = find(m, device, 0);
+    if (e && e->held && e->serial == serial && e->streams > 0) {
+        e->seen = now;
+        ret = --e->streams == 0;
+        fill_full(m, e, now, info);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
 }
 
 int lease_keep(struct lease_mgr *m, const char *device, int kept, time_t now,

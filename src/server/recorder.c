@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
@@ -101,6 +102,9 @@ static void fill_lease(struct recorder *r, struct recorder_lease *out, const cha
     out->lease_seconds = r->cfg->lease_seconds;
     rec_set_str(out->lease, sizeof(out->lease), li->id);
     out->kept_by_take = li->kept;
+    out->present = li->present;
+    out->takeover_at = li->takeover_at;
+    out->previous[0] = 0;
 }
 
 int recorder_take(struct recorder *r, const char *id, const char *client,
@@ -149,6 +153,104 @@ int recorder_renew(struct recorder *r, const char *id, const char *token,
     return rc;
 }
 
+int recorder_takeover(struct recorder *r, const char *id, const char *client,
+                      struct recorder_lease *out)
+{
+    char label[RECORDER_LABEL_MAX];
+    if (utf8_copy_printable(label, sizeof(label), client) == 0)
+        snprintf(label, sizeof(label), "anonymous");
+    rec_expire_leases(r);
+    pthread_mutex_lock(&r->lock);
+    int rc;
+    struct rec_device *d = rec_connected(r, id, &rc);
+    if (!d) {
+        pthread_mutex_unlock(&r->lock);
+        return rc;
+    }
+    char token[JWT_MAX], previous[64];
+    struct lease_info li;
+    rc = lease_takeover(r->leases, d->id, label, time(NULL), token, &li, previous);
+    if (rc == 0) {
+        if (previous[0]) {
+            log_info("recorder", "%s: %s took over control from %s", d->id, li.client, previous);
+            api_event_takeover(r->hub, d->id, li.client, li.id, previous, li.expires);
+        } else {
+            api_event_take(r->hub, d->id, li.client, li.id, li.expires, li.kept);
+        }
+        fill_lease(r, out, token, &li);
+        if (out)
+            rec_set_str(out->previous, sizeof(out->previous), previous);
+    } else if (rc == -EBUSY) {
+        fill_lease(r, out, "", &li);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void recorder_taken_over_by(struct recorder *r, const char *id, char *out, size_t n)
+{
+    char by[64];
+    lease_taken_over_by(r->leases, id, by);
+    rec_set_str(out, n, by);
+}
+
+/* ---- presence: event streams bound to leases ------------------------------------------ */
+
+struct recorder_presence {
+    size_t n;
+    struct { char device[64]; unsigned long serial; } bound[];
+};
+
+struct recorder_presence *recorder_presence_open(struct recorder *r, const char *const *tokens,
+                                                 size_t n)
+{
+    size_t ndev = 0;
+    pthread_mutex_lock(&r->lock);
+    for (struct rec_device *d = r->devs; d; d = d->next)
+        ndev++;
+    struct recorder_presence *p = calloc(1, sizeof(*p) + ndev * sizeof(p->bound[0]));
+    time_t now = time(NULL);
+    for (struct rec_device *d = r->devs; p && d; d = d->next) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned long serial;
+            struct lease_info li;
+            int rc = lease_bind(r->leases, d->id, tokens[i], now, &serial, &li);
+            if (rc < 0)
+                continue;
+            rec_set_str(p->bound[p->n].device, sizeof(p->bound[0].device), d->id);
+            p->bound[p->n++].serial = serial;
+            if (rc == 1)
+                api_event_presence(r->hub, d->id, li.client, li.id, 1, li.holder_seen,
+                                   li.takeover_at);
+            break;   /* one binding per device */
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (p && p->n == 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+void recorder_presence_close(struct recorder *r, struct recorder_presence *p)
+{
+    if (!p || !r) {
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    time_t now = time(NULL);
+    for (size_t i = 0; i < p->n; i++) {
+        struct lease_info li;
+        if (lease_unbind(r->leases, p->bound[i].device, p->bound[i].serial, now, &li) == 1)
+            api_event_presence(r->hub, p->bound[i].device, li.client, li.id, 0, li.holder_seen,
+                               li.takeover_at);
+    }
+    pthread_mutex_unlock(&r->lock);
+    free(p);
+}
+
 int recorder_release(struct recorder *r, const char *id, const char *token)
 {
     pthread_mutex_lock(&r->lock);
@@ -194,6 +296,13 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     memset(key, 0, sizeof(key));
     if (rc < 0)
         goto fail;
+    if (cfg->takeover_after_seconds)
+        lease_set_takeover_after(r->leases, cfg->takeover_after_seconds);
+    uint8_t rnd[8] = {0};
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        log_warn("recorder", "no random bytes for the instance id: restarts look alike");
+    for (int i = 0; i < 8; i++)
+        snprintf(r->instance + 2 * i, 3, "%02x", rnd[i]);
 
     int forwards = cfg->forward_url[0] != 0;
     for (unsigned i = 0; i < cfg->n_devices; i++)

@@ -57,6 +57,9 @@ struct recorder_lease {
     unsigned lease_seconds;
     char lease[16];            /* the lease's name ("L17"), stable across renewals */
     int kept_by_take;          /* a running take keeps it: it does not expire meanwhile */
+    int present;               /* -EBUSY: the holder is connected or was seen lately */
+    time_t takeover_at;        /* -EBUSY: earliest take-over (0 while it is connected) */
+    char previous[RECORDER_LABEL_MAX];   /* takeover: the holder replaced, "" if none */
 };
 
 /* client: any bytes; kept as printable UTF-8 cut on a character boundary, "anonymous"
@@ -66,6 +69,21 @@ int recorder_take(struct recorder *r, const char *id, const char *client,
 int recorder_renew(struct recorder *r, const char *id, const char *token,
                    struct recorder_lease *out);
 int recorder_release(struct recorder *r, const char *id, const char *token);
+/* Takes the device from a holder who is gone (docs/api.md "Take-over"): 0 (out->previous
+ * names the old holder, "" when the device was free), -EBUSY while the holder is present.
+ * Tokens of the replaced lease answer -EOWNERDEAD afterwards. */
+int recorder_takeover(struct recorder *r, const char *id, const char *client,
+                      struct recorder_lease *out);
+/* Who took over from the lease of an -EOWNERDEAD token ("" if nobody). */
+void recorder_taken_over_by(struct recorder *r, const char *id, char *out, size_t n);
+
+/* Presence: an event stream opened with lease tokens binds to their leases while it is
+ * open (the holder is "connected": no take-over). NULL when no token is current. */
+struct recorder_presence;
+struct recorder_presence *recorder_presence_open(struct recorder *r, const char *const *tokens,
+                                                 size_t n);
+/* r NULL (the recorder is gone, shutting down): only frees p. */
+void recorder_presence_close(struct recorder *r, struct recorder_presence *p);
 
 struct recorder_take_info {
     char file[256];            /* final name of the take file, no directory */
@@ -116,6 +134,8 @@ struct recorder_device_status {
     time_t expires;
     char lease[16];            /* "" when free */
     int kept_by_take;
+    time_t holder_seen;        /* last sign of the holder (now while connected) */
+    time_t takeover_at;        /* earliest take-over; 0 while connected or free */
     int recording;
     char file[256];
     double elapsed;
@@ -132,6 +152,9 @@ struct recorder_status {
     double seconds_left;       /* at the widest connected format */
     int clock_synchronised;
     char server_time[64];      /* ISO */
+    unsigned lease_seconds;
+    unsigned takeover_after_seconds;
+    char instance[17];         /* random hex, new at every start of the server */
     struct forward_info *forward;   /* remote copies of takes (server/forward.h), oldest
                                        first; NULL when none */
     size_t n_forward;

@@ -79,6 +79,7 @@ struct recorder {
     time_t last_status;
     struct workers *slow;     /* finalizing and disconnecting for the ticker */
     struct forwarder *fwd;    /* NULL: no device forwards */
+    char instance[17];        /* random hex, new at every start (restarts are recognisable) */
 };
 
 /* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */

@@ -39,6 +39,7 @@ enum route_action {
     ROUTE_STATIC,         /* anything else: name holds the asset path, e.g. "/index.html" */
     ROUTE_START_ALL,      /* GET|POST /api/record_all/start[/:token] */
     ROUTE_STOP_ALL,       /* GET|POST /api/record_all/stop[/:token] */
+    ROUTE_TAKEOVER,       /* GET|POST /api/recording/:id/takeover (no token) */
 };
 
 struct route {

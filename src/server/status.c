@@ -43,6 +43,8 @@ static void device_status(struct recorder *r, struct rec_device *d, time_t now,
         o->expires = li.expires;
         rec_set_str(o->lease, sizeof(o->lease), li.id);
         o->kept_by_take = li.kept;
+        o->holder_seen = li.holder_seen;
+        o->takeover_at = li.takeover_at;
     }
     if (d->take) {
         struct take_status st;
@@ -111,6 +113,9 @@ int recorder_get_status(struct recorder *r, struct recorder_status *out)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     take_iso_time(out->server_time, sizeof(out->server_time), &ts);
+    out->lease_seconds = r->cfg->lease_seconds;
+    out->takeover_after_seconds = r->cfg->takeover_after_seconds;
+    rec_set_str(out->instance, sizeof(out->instance), r->instance);
     if (forwarder_list(r->fwd, &out->forward, &out->n_forward) < 0) {
         recorder_status_free(out);
         return -ENOMEM;

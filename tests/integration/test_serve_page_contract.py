@@ -6,6 +6,12 @@ through the real `pirec serve --demo` over HTTP and its event stream.
   `kept_by_take`, stop with the holder's token works long after `expires` (the camera-app
   flow), and the lease's timer starts again at the end of the take with a `take` event.
 - Leases are named (`lease`: "L<n>"), stable across renewals, in answers, status and events.
+- Presence and the announced take-over: refused (409, `present`) while the holder's event
+  stream with `?token=` is open or it was seen lately, allowed `takeover_after_seconds`
+  after its stream closed, announced with `presence` and `takeover` events; the replaced
+  token answers 401 with `taken_over_by`; on a free device a take-over is a take.
+- `instance` changes across a restart; status carries `lease_seconds`,
+  `takeover_after_seconds`.
 - The original GET routes do the same (path tokens)."""
 import json
 import os
@@ -95,6 +101,62 @@ def kept_lease(srv, sse, original):
     return lease["lease"]
 
 
+def takeover(srv):
+    q = urllib.parse.quote
+    st, a = srv.json("POST", "/api/recording/tone/take?client=ipad", expect=200)
+    # the holder was seen just now: no take-over yet, and the page is told when
+    st, no = srv.json("POST", "/api/recording/tone/takeover?client=phone")
+    check(st == 409 and no["present"] is True and no["holder"] == "ipad" and
+          no["takeover_at"] >= a["expires"] - 300 + 5, "takeover refused while seen: %d %r" % (st, no))
+    st, no = srv.json("POST", "/api/recording/tone/take?client=phone")
+    check(st == 409 and "present" in no and "takeover_at" in no, "take answers 409 with presence: %r" % no)
+    # the holder's page opens its event stream with its token: connected
+    sse = Sse(srv.port, "/api/status/1?token=" + q(a["token"]))
+    sse.wait_event("presence", pred=lambda e: json.loads(e["data"])["present"] is True)
+    obj, d = status_of(srv)
+    check(d["takeover_at"] == 0 and d["holder_seen"] >= int(time.time()) - 1 and
+          obj["takeover_after_seconds"] == 5 and obj["lease_seconds"] == 300,
+          "status while connected: %r" % obj)
+    # however long it stays connected (well past takeover_after_seconds), no take-over
+    wait_for(lambda: time.time() > no["takeover_at"] + 1, 15, "takeover_after_seconds to pass")
+    st, no2 = srv.json("GET", "/api/recording/tone/takeover?client=phone")
+    check(st == 409 and no2["present"] is True and no2["takeover_at"] == 0,
+          "takeover refused while connected: %d %r" % (st, no2))
+    # the page goes away: announced, with the time a take-over becomes possible
+    watch = Sse(srv.port)
+    sse.close()
+    gone = json.loads(watch.wait_event(
+        "presence", pred=lambda e: json.loads(e["data"])["present"] is False)["data"])
+    check(gone["lease"] == a["lease"] and gone["holder"] == "ipad" and
+          gone["takeover_at"] >= gone["holder_seen"] + 5, "presence event: %r" % gone)
+    _, d = status_of(srv)
+    check(d["takeover_at"] == gone["takeover_at"], "status agrees: %r %r" % (d, gone))
+    st, no3 = srv.json("POST", "/api/recording/tone/takeover?client=phone")
+    if time.time() < d["takeover_at"] - 1:
+        check(st == 409 and no3["present"] is True, "too early for a take-over: %d %r" % (st, no3))
+    wait_for(lambda: time.time() >= d["takeover_at"] + 1, 15, "takeover_at")
+    st, b = srv.json("POST", "/api/recording/tone/takeover?client=phone")
+    check(st == 200 and b["previous"] == "ipad" and b["holder"] == "phone" and
+          b["lease"] != a["lease"] and b["token"], "take-over: %d %r" % (st, b))
+    ev = json.loads(watch.wait_event("takeover")["data"])
+    check(ev["previous"] == "ipad" and ev["holder"] == "phone" and ev["lease"] == b["lease"],
+          "takeover event: %r" % ev)
+    # the old token: told who took over, on every route, original ones included
+    st, o = srv.json("POST", "/api/recording/tone/renew", {"Authorization": "Bearer " + a["token"]})
+    check(st == 401 and o.get("taken_over_by") == "phone", "old token: %d %r" % (st, o))
+    st, o = srv.json("GET", "/api/recording/tone/start/" + q(a["token"]))
+    check(st == 401 and o.get("taken_over_by") == "phone", "old token (GET): %d %r" % (st, o))
+    # on a free device a take-over is a take (no takeover event)
+    srv.json("GET", "/api/recording/tone/release/" + q(b["token"]), expect=200)
+    n = len(watch.of("takeover"))
+    st, c = srv.json("GET", "/api/recording/tone/takeover?client=mac", expect=200)
+    check("previous" not in c or c["previous"] == "", "free device: %r" % c)
+    watch.wait_event("take", pred=lambda e: json.loads(e["data"])["holder"] == "mac")
+    check(len(watch.of("takeover")) == n, "no takeover event for a free device")
+    srv.json("GET", "/api/recording/tone/release/" + q(c["token"]), expect=200)
+    watch.close()
+
+
 def main():
     cfg = config("page_contract", "[server]\nlease_seconds = 2\n")
     srv = Server("page_contract", config=cfg)
@@ -107,6 +169,29 @@ def main():
         sse.close()
         rc = srv.stop()
     check(rc == 0, "exit status %d; stderr:\n%s" % (rc, srv.stderr()))
+
+    cfg = config("page_takeover", "[server]\ntakeover_after_seconds = 5\n")
+    srv = Server("page_takeover", config=cfg)
+    try:
+        first, _ = status_of(srv)
+        check(len(first.get("instance", "")) == 16, "instance: %r" % first)
+        takeover(srv)
+    finally:
+        rc = srv.stop()
+    check(rc == 0, "exit status %d; stderr:\n%s" % (rc, srv.stderr()))
+    srv = Server("page_takeover", config=cfg)
+    try:
+        again, _ = status_of(srv)
+        check(again["instance"] != first["instance"], "a restart changes instance: %s %s"
+              % (first["instance"], again["instance"]))
+        # a holder's stream still open at shutdown: it gets `close`, the server exits cleanly
+        tok = srv.take("tone", "ipad")
+        bound = Sse(srv.port, "/api/status/2?token=" + urllib.parse.quote(tok))
+        bound.wait_event("presence")
+    finally:
+        check(srv.stop() == 0, "second start exits 0: " + srv.stderr()[-2000:])
+    bound.wait_event("close")
+    bound.close()
     print("ok")
 
 

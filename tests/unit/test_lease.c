@@ -183,6 +183,43 @@ static void test_kept_by_take(void **state)
     lease_mgr_destroy(m);
 }
 
+/* Take-over: refused while the holder is present (a bound stream, or seen lately). */
+static void test_takeover_and_presence(void **state)
+{
+    (void)state;
+    struct lease_mgr *m = NULL;
+    assert_int_equal(lease_mgr_create(&m, KEY, 300), 0);
+    lease_set_takeover_after(m, 10);
+    char a[JWT_MAX], b[JWT_MAX], prev[64];
+    struct lease_info info;
+    assert_int_equal(lease_takeover(m, "tone", "ipad", T0, a, &info, prev), 0);
+    assert_string_equal(prev, "");    /* free: a plain take */
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 5, b, &info, prev), -EBUSY);
+    assert_true(info.present);
+    assert_int_equal(info.takeover_at, T0 + 10);
+    unsigned long serial;
+    assert_int_equal(lease_bind(m, "tone", a, T0 + 6, &serial, &info), 1);
+    assert_int_equal(lease_bind(m, "tone", a, T0 + 6, &serial, &info), 0);
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 100, b, &info, prev), -EBUSY);
+    assert_int_equal(info.takeover_at, 0);
+    assert_int_equal(lease_unbind(m, "tone", serial, T0 + 100, &info), 0);
+    assert_int_equal(lease_unbind(m, "tone", serial, T0 + 101, &info), 1);
+    assert_false(info.present == 0);
+    assert_int_equal(info.takeover_at, T0 + 111);
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 110, b, &info, prev), -EBUSY);
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 111, b, &info, prev), 0);
+    assert_string_equal(prev, "ipad");
+    assert_string_equal(info.client, "phone");
+    assert_int_equal(lease_check(m, "tone", a, T0 + 112), -EOWNERDEAD);
+    char by[64];
+    lease_taken_over_by(m, "tone", by);
+    assert_string_equal(by, "phone");
+    assert_int_equal(lease_check(m, "tone", b, T0 + 112), 0);
+    /* the old lease's stream closing later does not touch the new lease */
+    assert_int_equal(lease_unbind(m, "tone", serial, T0 + 113, &info), -ENOENT);
+    lease_mgr_destroy(m);
+}
+
 static void *racer(void *arg)
 {
     char tok[JWT_MAX], client[16];
@@ -239,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_renew_invalidates_old),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_kept_by_take),
+        cmocka_unit_test(test_takeover_and_presence),
         cmocka_unit_test(test_race_exactly_one_wins),
         cmocka_unit_test(test_bad_args),
     };
