@@ -64,6 +64,16 @@ void api_event_presence(struct event_hub *h, const char *id, const char *holder,
                                      (json_int_t)takeover_at));
 }
 
+void api_event_delete(struct event_hub *h, const char *name, const char *by)
+{
+    publish(h, "delete", json_pack("{s:s,s:s}", "name", name, "by", by));
+}
+
+void api_event_take_added(struct event_hub *h, const struct recording_info *e)
+{
+    publish(h, "take_added", api_json_recording(e));
+}
+
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease)
 {
     publish(h, "expire", json_pack("{s:s,s:s,s:s}", "id", id, "holder", holder, "lease", lease));

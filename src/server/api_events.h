@@ -29,6 +29,10 @@ void api_event_takeover(struct event_hub *h, const char *id, const char *holder,
 /* The holder's first bound event stream opened / its last one closed. */
 void api_event_presence(struct event_hub *h, const char *id, const char *holder,
                         const char *lease, int present, time_t holder_seen, time_t takeover_at);
+/* A take was deleted by `by` (the holder of the token used). */
+void api_event_delete(struct event_hub *h, const char *name, const char *by);
+/* A take became complete: its recordings-list object. */
+void api_event_take_added(struct event_hub *h, const struct recording_info *e);
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease);
 void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started);
 /* reason: docs/api.md's `stop` reasons; st->path may be a full path (its base is sent). */

@@ -124,18 +124,19 @@ json_t *api_json_status_of(struct recorder *r)
     return o;
 }
 
+json_t *api_json_recording(const struct recording_info *e)
+{
+    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b}", "name", e->name, "device",
+                     e->device, "started", e->started, "seconds", e->seconds, "bytes",
+                     (json_int_t)e->bytes, "format", "FLAC", "rate", (int)e->rate, "channels",
+                     (int)e->channels, "bits", (int)e->bits, "complete", e->complete);
+}
+
 json_t *api_json_recordings(const struct recording_info *list, size_t n)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++) {
-        const struct recording_info *e = &list[i];
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b}",
-                                             "name", e->name, "device", e->device, "started",
-                                             e->started, "seconds", e->seconds, "bytes",
-                                             (json_int_t)e->bytes, "format", "FLAC", "rate",
-                                             (int)e->rate, "channels", (int)e->channels,
-                                             "bits", (int)e->bits, "complete", e->complete));
-    }
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, api_json_recording(&list[i]));
     return arr ? json_pack("{s:o}", "recordings", arr) : NULL;
 }
 

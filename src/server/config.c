@@ -8,6 +8,7 @@
 
 #include "common/listen_addr.h"
 #include "common/numparse.h"
+#include "common/utf8.h"
 #include "server/origin.h"
 
 #include <ctype.h>
@@ -408,9 +409,16 @@ static int device_key(struct parse_state *ps, struct device_config *d, int idx, 
             return fail(ps, "forward: '%s' is neither 'off' nor ws://HOST[:PORT]/ or "
                         "wss://HOST[:PORT]/ ending with '/'", v);
         copy_str(d->forward, sizeof(d->forward), v);
+    } else if (strcmp(key, "name") == 0) {
+        char clean[sizeof(d->name)];
+        size_t n = utf8_copy_printable(clean, sizeof(clean), v);
+        if (n == 0 || n != strlen(v))
+            return fail(ps, "name: '%s' must be 1 to %zu bytes of printable UTF-8 (e.g. "
+                        "Piano left)", v, sizeof(d->name) - 1);
+        copy_str(d->name, sizeof(d->name), clean);
     } else {
-        return fail(ps, "unknown key '%s' in [device %s] (known: pcm, format, rate, channels, "
-                    "bits, stall_seconds, forward)", key, d->id);
+        return fail(ps, "unknown key '%s' in [device %s] (known: pcm, name, format, rate, "
+                    "channels, bits, stall_seconds, forward)", key, d->id);
     }
     return 1;
 }

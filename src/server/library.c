@@ -7,6 +7,7 @@
 #include "server/recorder_internal.h"
 
 #include "common/log.h"
+#include "server/api_events.h"
 #include "store/naming.h"
 
 #include <dirent.h>
@@ -94,6 +95,17 @@ static int cmp_entry(const void *a, const void *b)
 {
     double x = ((const struct sort_entry *)a)->key, y = ((const struct sort_entry *)b)->key;
     return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int library_describe(struct recorder *r, const char *name, struct recording_info *o)
+{
+    char path[4096 + 300];
+    snprintf(path, sizeof(path), "%s/%s", r->cfg->recordings, name);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    describe_file(r->cfg->recordings, name, &st, o);
+    return 0;
 }
 
 int recorder_list_recordings(struct recorder *r, struct recording_info **out, size_t *count)
@@ -189,10 +201,14 @@ int recorder_delete_recording(struct recorder *r, const char *name, const char *
     /* A valid current lease token of any device. */
     int rc = -EACCES;
     time_t now = time(NULL);
+    char by[64] = "";
     pthread_mutex_lock(&r->lock);
     for (struct rec_device *d = r->devs; d; d = d->next) {
         int c = lease_check(r->leases, d->id, token, now);
         if (c == 0) {
+            struct lease_info li;
+            lease_get(r->leases, d->id, now, &li);
+            rec_set_str(by, sizeof(by), li.client);
             rc = 0;
             break;
         }
@@ -230,7 +246,9 @@ int recorder_delete_recording(struct recorder *r, const char *name, const char *
     if (rc == 0)
         fsync(dfd);
     close(dfd);
-    if (rc == 0)
+    if (rc == 0) {
         log_info("recorder", "deleted %s", name);
+        api_event_delete(r->hub, name, by);   /* every page removes it */
+    }
     return rc;
 }

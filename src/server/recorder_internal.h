@@ -36,6 +36,7 @@ struct rec_device {
     char card_id[64];         /* card a configured hw PCM names ("USB"), "" if none */
     int card_index;           /* card a configured "hw:N" names, -1 if none */
     int configured;
+    int named;                /* the configuration's `name =`: hotplug keeps it */
     enum dev_kind kind;
     struct audio_format want;
     unsigned bits;
@@ -117,6 +118,10 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
 int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, uint64_t start,
                 struct timespec t0, const char *const *extra, size_t n_extra,
                 struct recorder_take_info *out);
+
+/* ---- library.c ---- */
+/* The recordings-list object of the finished take file `name` (no lock). 0 or -errno. */
+int library_describe(struct recorder *r, const char *name, struct recording_info *o);
 
 /* ---- status.c: the ticker ---- */
 int  status_start_ticker(struct recorder *r);

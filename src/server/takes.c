@@ -49,6 +49,10 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
              " frames lost%s%s", d->id, rec_base_name(st->path), reason, st->seconds,
              st->bytes, st->lost_frames, rc ? ", error: " : "", rc ? strerror(-rc) : "");
     api_event_stop(r->hub, d->id, st, reason);
+    struct recording_info added;
+    if (st->frames > 0 && library_describe(r, rec_base_name(st->path), &added) == 0 &&
+        added.complete)
+        api_event_take_added(r->hub, &added);   /* every page lists it */
     /* The lease the take kept alive runs again from now (docs/api.md). */
     struct lease_info li;
     if (lease_keep(r->leases, d->id, 0, time(NULL), &li) > 0)
