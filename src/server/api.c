@@ -193,8 +193,8 @@ static void do_start(struct recorder *r, const struct api_request *rq, struct ap
     memset(&ti, 0, sizeof(ti));
     int rc = recorder_start(r, id, rq->token, &ti);
     if (rc == 0)
-        reply(out, 200, json_pack("{s:b,s:s,s:s}", "state", 1, "file", ti.file, "started",
-                                  ti.started));
+        reply(out, 200, json_pack("{s:b,s:s,s:s,s:f,s:f}", "state", 1, "file", ti.file,
+                                  "started", ti.started, "preroll", ti.preroll, "pos", ti.pos));
     else if (device_error(r, out, rc, id))
         return;
     else if (rc == -EALREADY)

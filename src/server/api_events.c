@@ -79,9 +79,11 @@ void api_event_expire(struct event_hub *h, const char *id, const char *holder, c
     publish(h, "expire", json_pack("{s:s,s:s,s:s}", "id", id, "holder", holder, "lease", lease));
 }
 
-void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started)
+void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started,
+                      double preroll, double pos)
 {
-    publish(h, "record", json_pack("{s:s,s:s,s:s}", "id", id, "file", file, "started", started));
+    publish(h, "record", json_pack("{s:s,s:s,s:s,s:f,s:f}", "id", id, "file", file, "started",
+                                   started, "preroll", preroll, "pos", pos));
 }
 
 void api_event_stop(struct event_hub *h, const char *id, const struct take_status *st,
@@ -126,7 +128,8 @@ void api_event_forward(struct event_hub *h, const struct forward_info *fi)
     publish(h, "forward", api_json_forward(fi));
 }
 
-void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m)
+void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m,
+                     double pos)
 {
     /* Built by hand: 25 a second per device, and `t` must keep its sub-ms digits. Device
      * ids are [A-Za-z0-9._-] (config.c, registry.c), so they need no escaping. */
@@ -139,8 +142,12 @@ void api_event_level(struct event_hub *h, const char *id, const struct meter_sna
                       "%s{\"peak\":%.1f,\"rms\":%.1f,\"hold\":%.1f,\"clip\":%" PRIu32 "}",
                       c ? "," : "", m->ch[c].peak_db, m->ch[c].rms_db, m->ch[c].hold_db,
                       m->ch[c].clips);
-    if (n > 0 && (size_t)n < sizeof(buf) - 3) {
-        memcpy(buf + n, "]}", 3);
+    if (n <= 0 || (size_t)n >= sizeof(buf) - 40)
+        return;   /* cannot happen with AUDIO_MAX_CHANNELS channels; never half a JSON */
+    if (pos >= 0)   /* the running take's position: the page's counter runs on it */
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "],\"pos\":%.3f}", pos);
+    else
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+    if ((size_t)n < sizeof(buf))
         (void)event_hub_publish(h, "level", buf, 1);
-    }
 }

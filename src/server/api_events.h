@@ -34,7 +34,9 @@ void api_event_delete(struct event_hub *h, const char *name, const char *by);
 /* A take became complete: its recordings-list object. */
 void api_event_take_added(struct event_hub *h, const struct recording_info *e);
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease);
-void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started);
+/* preroll: seconds of pre-roll granted; pos: the take's position (docs/api.md). */
+void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started,
+                      double preroll, double pos);
 /* reason: docs/api.md's `stop` reasons; st->path may be a full path (its base is sent). */
 void api_event_stop(struct event_hub *h, const char *id, const struct take_status *st,
                     const char *reason);
@@ -44,7 +46,9 @@ void api_event_error(struct event_hub *h, const char *id, const char *message);
 /* A stalled device delivers audio again after silent_seconds. */
 void api_event_back(struct event_hub *h, const char *id, double silent_seconds);
 /* A volatile `level` event (25/s per device: formatted without jansson). */
-void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m);
+/* pos: the running take's position in seconds (`pos`, 3 decimals); < 0: not recording. */
+void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m,
+                     double pos);
 void api_event_status(struct event_hub *h, const struct recorder_status *st);
 /* Where a take's remote copy stands (server/forward.h). */
 struct forward_info;

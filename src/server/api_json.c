@@ -33,6 +33,8 @@ static json_t *device_json(const struct recorder_device_status *d)
         /* control follows the take (docs/api.md "Leases and takes") */
         json_object_set_new(o, "lease", json_string(d->taken ? d->lease : ""));
         json_object_set_new(o, "kept_by_take", json_boolean(d->taken && d->kept_by_take));
+        json_object_set_new(o, "started", json_string(d->recording ? d->started : ""));
+        json_object_set_new(o, "preroll", json_real(d->recording ? d->preroll : 0));
         json_object_set_new(o, "holder_seen", json_integer(d->taken ? d->holder_seen : 0));
         json_object_set_new(o, "takeover_at", json_integer(d->taken ? d->takeover_at : 0));
     }

@@ -63,6 +63,15 @@ struct rec_device *rec_controlled(struct recorder *r, const char *id, const char
     return *rc < 0 ? NULL : d;
 }
 
+double rec_take_pos(const struct rec_device *d)
+{
+    if (!d->take || !d->cap)
+        return -1;
+    const struct audio_format *f = capture_format(d->cap);
+    uint64_t w = audio_ring_write_pos(capture_ring(d->cap));
+    return f->rate && w > d->take_start ? (double)(w - d->take_start) / f->rate : 0;
+}
+
 void rec_wait_idle(struct recorder *r, struct rec_device *d)
 {
     while (d->busy)

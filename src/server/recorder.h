@@ -89,6 +89,8 @@ struct recorder_take_info {
     char file[256];            /* final name of the take file, no directory */
     char started[64];          /* ISO time of its first frame (pre-roll included) */
     double silent_seconds;     /* -ENOLINK: how long the device has delivered nothing */
+    double preroll;            /* seconds of pre-roll granted (less if the ring held less) */
+    double pos;                /* the take's length now, pre-roll included */
 };
 /* out->file names the running take on -EALREADY. -ENOLINK: the device is stalled (no
  * audio; its capture is being reopened): a take starts once it is back. */
@@ -138,7 +140,9 @@ struct recorder_device_status {
     time_t takeover_at;        /* earliest take-over; 0 while connected or free */
     int recording;
     char file[256];
-    double elapsed;
+    double elapsed;            /* the take's position: frames captured into it / rate */
+    char started[64];          /* ISO time of the take's first frame, "" when not recording */
+    double preroll;            /* its pre-roll in seconds */
     int stalled;               /* connected, but no audio: the capture is reopening it */
     time_t stalled_since;      /* epoch s of the last frame before the stall, 0 if not */
     unsigned timing_losses;    /* windows that delivered clearly fewer frames than wall time */

@@ -49,6 +49,8 @@ struct rec_device {
     struct take *take;
     char take_file[256];      /* final name of the current take file */
     char take_started[64];    /* ISO time */
+    uint64_t take_start;      /* ring position of the take's first frame */
+    double take_preroll;      /* seconds of pre-roll it began with */
     struct forward_session *fwd;  /* the take's link to r->fwd (NULL: not forwarded) */
     char session[24];         /* record-all session of the running take, "" if none */
     uint64_t meter_seq;
@@ -96,6 +98,10 @@ void rec_expire_leases(struct recorder *r);                                 /* n
 /* Copies with truncation (snprintf would make GCC warn about the long paths). */
 void rec_set_str(char *dst, size_t n, const char *src);
 const char *rec_base_name(const char *path);
+
+/* The running take's position in seconds: frames captured into it (pre-roll included) /
+ * rate, what the file will hold; -1 when d records nothing (lock held). */
+double rec_take_pos(const struct rec_device *d);
 
 /* ---- registry.c: devices, sources, hotplug ---- */
 int  registry_add_configured(struct recorder *r, const struct device_config *dc);

@@ -47,9 +47,9 @@ static void device_status(struct recorder *r, struct rec_device *d, time_t now,
         o->takeover_at = li.takeover_at;
     }
     if (d->take) {
-        struct take_status st;
-        take_get_status(d->take, &st);
-        o->elapsed = st.seconds;
+        o->elapsed = rec_take_pos(d);
+        rec_set_str(o->started, sizeof(o->started), d->take_started);
+        o->preroll = d->take_preroll;
     }
     o->recording = d->take != NULL || (d->busy && d->take_file[0]);
     if (o->recording)
@@ -144,7 +144,7 @@ static void publish_level(struct recorder *r, struct rec_device *d)
     if (m.seq == 0 || m.seq == d->meter_seq)
         return;
     d->meter_seq = m.seq;
-    api_event_level(r->hub, d->id, &m);
+    api_event_level(r->hub, d->id, &m, rec_take_pos(d));
 }
 
 static void publish_status(struct recorder *r);

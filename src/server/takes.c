@@ -179,11 +179,16 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
         d->take = t;
         rec_set_str(d->take_file, sizeof(d->take_file), rec_base_name(st.path));
         take_iso_time(d->take_started, sizeof(d->take_started), &t0);
+        d->take_start = start;
+        d->take_preroll = (double)back / f->rate;
         (void)lease_keep(r->leases, d->id, 1, time(NULL), NULL);   /* control follows the take */
-        api_event_record(r->hub, d->id, d->take_file, d->take_started);
+        double pos = rec_take_pos(d);
+        api_event_record(r->hub, d->id, d->take_file, d->take_started, d->take_preroll, pos);
         if (out) {
             rec_set_str(out->file, sizeof(out->file), d->take_file);
             rec_set_str(out->started, sizeof(out->started), d->take_started);
+            out->preroll = d->take_preroll;
+            out->pos = pos;
         }
         log_info("recorder", "%s: recording %s (%.1f s pre-roll)", d->id, d->take_file,
                  (double)back / f->rate);
