@@ -165,6 +165,32 @@ static void do_takeover(struct recorder *r, const struct api_request *rq, struct
     }
 }
 
+static void do_clock(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    char *end = NULL;
+    double now_ms = rq->now && rq->now[0] ? strtod(rq->now, &end) : 0;
+    if (!rq->now || !rq->now[0] || !end || *end || !(now_ms > 0)) {
+        fail(out, 400, "now=UNIX_MS is missing or not a number (the client's time in "
+             "milliseconds since 1970, e.g. Date.now())");
+        return;
+    }
+    struct recorder_clock c;
+    int rc = recorder_set_clock(r, rq->token, now_ms, &c);
+    if (rc == 0) {
+        reply(out, 200, json_pack("{s:b,s:f,s:s,s:s}", "state", 1, "clock_offset", c.offset,
+                                  "clock_source", c.source, "server_time", c.server_time));
+    } else if (rc == -EALREADY) {
+        fail(out, 409, "the recorder's clock is synchronised already: it is not overridden");
+    } else if (rc == -EINVAL) {
+        fail(out, 400, "now=%s is not a plausible time in milliseconds", rq->now);
+    } else if (rc == -EACCES || rc == -ETIME || rc == -EOWNERDEAD) {
+        fail(out, 401, "setting the time needs the current lease token of a device: take "
+             "control of one first");
+    } else {
+        api_errno(out, rc);
+    }
+}
+
 static void do_renew(struct recorder *r, const struct api_request *rq, struct api_reply *out)
 {
     const char *id = rq->route->id;
@@ -350,6 +376,7 @@ void api_handle(struct recorder *r, const struct api_request *rq, struct api_rep
     switch (rt->action) {
     case ROUTE_TAKE: do_take(r, rq, out); break;
     case ROUTE_TAKEOVER: do_takeover(r, rq, out); break;
+    case ROUTE_CLOCK: do_clock(r, rq, out); break;
     case ROUTE_RENEW: do_renew(r, rq, out); break;
     case ROUTE_RELEASE: do_release(r, rq, out); break;
     case ROUTE_START: do_start(r, rq, out); break;

@@ -74,6 +74,11 @@ void api_event_take_added(struct event_hub *h, const struct recording_info *e)
     publish(h, "take_added", api_json_recording(e));
 }
 
+void api_event_clock(struct event_hub *h, double offset, const char *source)
+{
+    publish(h, "clock", json_pack("{s:f,s:s}", "clock_offset", offset, "clock_source", source));
+}
+
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease)
 {
     publish(h, "expire", json_pack("{s:s,s:s,s:s}", "id", id, "holder", holder, "lease", lease));

@@ -33,6 +33,8 @@ void api_event_presence(struct event_hub *h, const char *id, const char *holder,
 void api_event_delete(struct event_hub *h, const char *name, const char *by);
 /* A take became complete: its recordings-list object. */
 void api_event_take_added(struct event_hub *h, const struct recording_info *e);
+/* The clock offset for naming changed (/api/clock; 0 and "system": dropped). */
+void api_event_clock(struct event_hub *h, double offset, const char *source);
 void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease);
 /* preroll: seconds of pre-roll granted; pos: the take's position (docs/api.md). */
 void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started,

@@ -46,7 +46,8 @@ static int reserved_key(const char *id)
 {
     return strcmp(id, "devices") == 0 || strcmp(id, "disk") == 0 ||
            strcmp(id, "lease_seconds") == 0 || strcmp(id, "takeover_after_seconds") == 0 ||
-           strcmp(id, "instance") == 0 ||
+           strcmp(id, "instance") == 0 || strcmp(id, "clock_offset") == 0 ||
+           strcmp(id, "clock_source") == 0 ||
            strcmp(id, "clock_synchronised") == 0 || strcmp(id, "server_time") == 0;
 }
 
@@ -76,6 +77,8 @@ json_t *api_json_status(const struct recorder_status *st)
     json_object_set_new(o, "lease_seconds", json_integer(st->lease_seconds));
     json_object_set_new(o, "takeover_after_seconds", json_integer(st->takeover_after_seconds));
     json_object_set_new(o, "instance", json_string(st->instance));
+    json_object_set_new(o, "clock_offset", json_real(st->clock_offset));
+    json_object_set_new(o, "clock_source", json_string(st->clock_source));
     if (st->n_forward) {
         json_t *fw = json_array();
         for (size_t i = 0; fw && i < st->n_forward; i++)

@@ -58,6 +58,8 @@ struct request {
     char token[JWT_MAX];        /* copies for the worker: the route's, Bearer or ?token= */
     char client[256];
     int has_token, has_client, token_malformed;
+    char now[32];               /* ?now= of /api/clock */
+    int has_now;
     struct api_reply reply;     /* a worker's answer */
     struct recorder_presence *presence;   /* an event stream's binding to leases */
 };
@@ -98,6 +100,13 @@ static void collect(struct MHD_Connection *c, struct request *rq)
             rq->has_token = 1;
         }
     }
+    if (r->action == ROUTE_CLOCK) {
+        const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "now");
+        if (v) {
+            snprintf(rq->now, sizeof(rq->now), "%s", v);
+            rq->has_now = 1;
+        }
+    }
     if (r->action == ROUTE_TAKE || r->action == ROUTE_TAKEOVER) {
         const char *cl = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client");
         if (cl) {
@@ -114,6 +123,7 @@ static void answer(struct http_server *s, struct request *rq, struct api_reply *
         .token = rq->has_token ? rq->token : NULL,
         .token_malformed = rq->token_malformed,
         .client = rq->has_client ? rq->client : NULL,
+        .now = rq->has_now ? rq->now : NULL,
     };
     api_handle(s->rec, &a, out);
 }
@@ -121,7 +131,7 @@ static void answer(struct http_server *s, struct request *rq, struct api_reply *
 static int state_changing(enum route_action a)
 {
     return a == ROUTE_TAKE || a == ROUTE_TAKEOVER || a == ROUTE_RENEW || a == ROUTE_RELEASE ||
-           a == ROUTE_START ||
+           a == ROUTE_START || a == ROUTE_CLOCK ||
            a == ROUTE_STOP || a == ROUTE_DELETE;
 }
 

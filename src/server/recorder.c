@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/timex.h>
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
@@ -70,6 +71,61 @@ double rec_take_pos(const struct rec_device *d)
     const struct audio_format *f = capture_format(d->cap);
     uint64_t w = audio_ring_write_pos(capture_ring(d->cap));
     return f->rate && w > d->take_start ? (double)(w - d->take_start) / f->rate : 0;
+}
+
+int rec_clock_synchronised(void)
+{
+    const char *t = getenv("PIREC_TEST_CLOCK");
+    if (t && strcmp(t, "synced") == 0)
+        return 1;
+    if (t && strcmp(t, "unsynced") == 0)
+        return 0;
+    struct timex tx;
+    memset(&tx, 0, sizeof(tx));
+    return adjtimex(&tx) != TIME_ERROR;
+}
+
+struct timespec rec_clock_shift(const struct recorder *r, struct timespec t)
+{
+    if (r->clock_offset == 0)
+        return t;
+    int64_t ns = (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec +
+                 (int64_t)(r->clock_offset * 1e9);
+    t.tv_sec = (time_t)(ns / 1000000000LL);
+    t.tv_nsec = (long)(ns % 1000000000LL);
+    if (t.tv_nsec < 0)
+        t.tv_sec--, t.tv_nsec += 1000000000L;
+    return t;
+}
+
+int recorder_set_clock(struct recorder *r, const char *token, double now_ms,
+                       struct recorder_clock *out)
+{
+    if (!(now_ms > 0 && now_ms < 1e15))
+        return -EINVAL;
+    pthread_mutex_lock(&r->lock);
+    char holder[64];
+    int rc = rec_any_lease(r, token, time(NULL), holder, sizeof(holder));
+    if (rc == 0 && rec_clock_synchronised())
+        rc = -EALREADY;
+    if (rc == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        r->clock_offset = now_ms / 1000.0 - ((double)now.tv_sec + now.tv_nsec / 1e9);
+        r->clock_offset = (double)(int64_t)(r->clock_offset * 1000.0) / 1000.0;   /* ms */
+        rec_set_str(r->clock_source, sizeof(r->clock_source), holder);
+        if (out) {
+            out->offset = r->clock_offset;
+            rec_set_str(out->source, sizeof(out->source), holder);
+            struct timespec shifted = rec_clock_shift(r, now);
+            take_iso_time(out->server_time, sizeof(out->server_time), &shifted);
+        }
+        log_info("recorder", "the clock is not synchronised: %s's time names takes from now "
+                 "on (%+.3f s)", holder, r->clock_offset);
+        api_event_clock(r->hub, r->clock_offset, holder);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 void rec_wait_idle(struct recorder *r, struct rec_device *d)

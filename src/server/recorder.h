@@ -74,6 +74,17 @@ int recorder_release(struct recorder *r, const char *id, const char *token);
  * Tokens of the replaced lease answer -EOWNERDEAD afterwards. */
 int recorder_takeover(struct recorder *r, const char *id, const char *client,
                       struct recorder_lease *out);
+/* The tablet's time for naming takes while the system clock is not synchronised
+ * (docs/api.md "/api/clock"): now_ms is the client's UNIX time in ms; token a current lease
+ * token of any device. 0 (out filled), -EACCES/-ETIME/-EOWNERDEAD, -EALREADY when the clock
+ * is synchronised (never overrides NTP), -EINVAL. */
+struct recorder_clock {
+    double offset;             /* seconds added to the system clock for names */
+    char source[RECORDER_LABEL_MAX];
+    char server_time[64];      /* ISO, milliseconds, the corrected time */
+};
+int recorder_set_clock(struct recorder *r, const char *token, double now_ms,
+                       struct recorder_clock *out);
 /* Who took over from the lease of an -EOWNERDEAD token ("" if nobody). */
 void recorder_taken_over_by(struct recorder *r, const char *id, char *out, size_t n);
 
@@ -158,6 +169,8 @@ struct recorder_status {
     char server_time[64];      /* ISO */
     unsigned lease_seconds;
     unsigned takeover_after_seconds;
+    double clock_offset;       /* /api/clock: seconds added for names, 0 = system */
+    char clock_source[RECORDER_LABEL_MAX];   /* "system" or the client that set it */
     char instance[17];         /* random hex, new at every start of the server */
     struct forward_info *forward;   /* remote copies of takes (server/forward.h), oldest
                                        first; NULL when none */

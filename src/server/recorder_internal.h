@@ -83,6 +83,8 @@ struct recorder {
     struct workers *slow;     /* finalizing and disconnecting for the ticker */
     struct forwarder *fwd;    /* NULL: no device forwards */
     char instance[17];        /* random hex, new at every start (restarts are recognisable) */
+    double clock_offset;      /* under lock: seconds a client's clock is ahead (for naming) */
+    char clock_source[64];    /* under lock: who set it, "" = the system's clock */
 };
 
 /* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */
@@ -93,6 +95,14 @@ struct rec_device *rec_connected(struct recorder *r, const char *id, int *rc);  
 struct rec_device *rec_controlled(struct recorder *r, const char *id, const char *token,
                                   int *rc);                                   /* lock held */
 void rec_wait_idle(struct recorder *r, struct rec_device *d);               /* lock held */
+/* A current lease token of any device: 0, -EACCES, -ETIME, -EOWNERDEAD; *holder = its
+ * client (lock held). */
+int rec_any_lease(struct recorder *r, const char *token, time_t now, char *holder, size_t n);
+/* Is the system clock synchronised (NTP)? PIREC_TEST_CLOCK=synced|unsynced overrides it for
+ * the tests. No lock. */
+int rec_clock_synchronised(void);
+/* t shifted by the client's clock offset (/api/clock), for names and `started` (lock held). */
+struct timespec rec_clock_shift(const struct recorder *r, struct timespec t);
 void rec_set_idle(struct recorder *r, struct rec_device *d);                /* lock held */
 void rec_expire_leases(struct recorder *r);                                 /* no lock */
 /* Copies with truncation (snprintf would make GCC warn about the long paths). */

@@ -186,6 +186,15 @@ int route_parse(const char *method, const char *path, struct route *r)
         }
         return 0;
     }
+    if (nseg == 2 && SEG_IS(1, "clock")) {
+        if (!is_method(method, "POST")) {
+            r->allow = "POST";
+            return set_error(r, 405, "method not allowed");
+        }
+        r->action = ROUTE_CLOCK;
+        r->needs_token = 1;
+        return 0;
+    }
     if (nseg == 2 && SEG_IS(1, "status")) {
         if (!get_like(method)) {
             r->allow = "GET, HEAD";

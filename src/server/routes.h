@@ -40,6 +40,7 @@ enum route_action {
     ROUTE_START_ALL,      /* GET|POST /api/record_all/start[/:token] */
     ROUTE_STOP_ALL,       /* GET|POST /api/record_all/stop[/:token] */
     ROUTE_TAKEOVER,       /* GET|POST /api/recording/:id/takeover (no token) */
+    ROUTE_CLOCK,          /* POST /api/clock?now=UNIX_MS (token: Bearer or ?token=) */
 };
 
 struct route {

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timex.h>
 
 #define TICK_MS 40
 #define STATUS_EVERY_S 90
@@ -107,11 +106,21 @@ int recorder_get_status(struct recorder *r, struct recorder_status *out)
         out->free_bytes = 0;
         out->seconds_left = 0;
     }
-    struct timex tx;
-    memset(&tx, 0, sizeof(tx));
-    out->clock_synchronised = adjtimex(&tx) != TIME_ERROR;
+    out->clock_synchronised = rec_clock_synchronised();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&r->lock);
+    if (out->clock_synchronised && r->clock_source[0]) {
+        /* NTP is back: the client's offset is dropped, and every page told */
+        r->clock_offset = 0;
+        r->clock_source[0] = 0;
+        api_event_clock(r->hub, 0, "system");
+    }
+    ts = rec_clock_shift(r, ts);
+    out->clock_offset = r->clock_offset;
+    rec_set_str(out->clock_source, sizeof(out->clock_source),
+                r->clock_source[0] ? r->clock_source : "system");
+    pthread_mutex_unlock(&r->lock);
     take_iso_time(out->server_time, sizeof(out->server_time), &ts);
     out->lease_seconds = r->cfg->lease_seconds;
     out->takeover_after_seconds = r->cfg->takeover_after_seconds;

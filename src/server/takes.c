@@ -138,6 +138,9 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
                 struct recorder_take_info *out)
 {
     int rc;
+    pthread_mutex_lock(&r->lock);
+    t0 = rec_clock_shift(r, t0);   /* the tablet's time when the clock is not synchronised */
+    pthread_mutex_unlock(&r->lock);
     const struct audio_format *f = capture_format(cap);
     uint64_t wpos = audio_ring_write_pos(capture_ring(cap));
     uint64_t back = wpos > start ? wpos - start : 0;
