@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "server/api_json.h"
+#include "server/peaks.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -191,6 +192,40 @@ static void do_clock(struct recorder *r, const struct api_request *rq, struct ap
     }
 }
 
+static void do_peaks(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *name = rq->route->name;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    unsigned ch = 0;
+    int complete = 0;
+    int rc = recorder_read_peaks(r, name, &data, &len, &ch, &complete);
+    if (rc == -EINVAL) {
+        fail(out, 400, "bad recording name");
+        return;
+    }
+    if (rc == -ENOENT) {
+        fail(out, 404, "no waveform overview for %s (an older take, or no such take)", name);
+        return;
+    }
+    if (rc < 0) {
+        api_errno(out, rc);
+        return;
+    }
+    size_t slices = len / ch;
+    json_t *chans = json_array();
+    for (unsigned c = 0; chans && c < ch; c++) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < slices; i++)
+            json_array_append_new(a, json_integer(data[i * ch + c]));
+        json_array_append_new(chans, a);
+    }
+    free(data);
+    reply(out, 200, json_pack("{s:i,s:f,s:i,s:b,s:o}", "per_second", PEAKS_PER_SECOND,
+                              "seconds", (double)slices / PEAKS_PER_SECOND, "channels", (int)ch,
+                              "complete", complete, "peaks", chans));
+}
+
 static void do_renew(struct recorder *r, const struct api_request *rq, struct api_reply *out)
 {
     const char *id = rq->route->id;
@@ -357,6 +392,7 @@ int api_route_is_slow(const struct route *rt)
     case ROUTE_START:
     case ROUTE_STOP:
     case ROUTE_LIST:
+    case ROUTE_PEAKS:
     case ROUTE_DELETE: return 1;
     default: return 0;
     }
@@ -377,6 +413,7 @@ void api_handle(struct recorder *r, const struct api_request *rq, struct api_rep
     case ROUTE_TAKE: do_take(r, rq, out); break;
     case ROUTE_TAKEOVER: do_takeover(r, rq, out); break;
     case ROUTE_CLOCK: do_clock(r, rq, out); break;
+    case ROUTE_PEAKS: do_peaks(r, rq, out); break;
     case ROUTE_RENEW: do_renew(r, rq, out); break;
     case ROUTE_RELEASE: do_release(r, rq, out); break;
     case ROUTE_START: do_start(r, rq, out); break;

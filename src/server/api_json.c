@@ -131,10 +131,11 @@ json_t *api_json_status_of(struct recorder *r)
 
 json_t *api_json_recording(const struct recording_info *e)
 {
-    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b}", "name", e->name, "device",
+    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b,s:b}", "name", e->name, "device",
                      e->device, "started", e->started, "seconds", e->seconds, "bytes",
                      (json_int_t)e->bytes, "format", "FLAC", "rate", (int)e->rate, "channels",
-                     (int)e->channels, "bits", (int)e->bits, "complete", e->complete);
+                     (int)e->channels, "bits", (int)e->bits, "complete", e->complete, "peaks",
+                     e->peaks);
 }
 
 json_t *api_json_recordings(const struct recording_info *list, size_t n)

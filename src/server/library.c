@@ -84,6 +84,32 @@ static void describe_file(const char *dir, const char *fname, const struct stat 
         take_iso_time(o->started, sizeof(o->started), &ts);
     }
     o->bytes = (uint64_t)st->st_size;
+    char peaks[4096 + 310];
+    snprintf(peaks, sizeof(peaks), "%s/%s.peaks", dir, o->name);
+    o->peaks = access(peaks, F_OK) == 0;
+}
+
+int recorder_read_peaks(struct recorder *r, const char *name, uint8_t **data, size_t *len,
+                        unsigned *channels, int *complete)
+{
+    if (!valid_recording_name(name))
+        return -EINVAL;
+    struct recording_info info;
+    int rc = library_describe(r, name, &info);
+    if (rc < 0) {   /* a take being written: its .part */
+        char part[300];
+        snprintf(part, sizeof(part), "%s.part", name);
+        rc = library_describe(r, part, &info);
+    }
+    if (rc < 0 || info.channels == 0)
+        return -ENOENT;
+    rc = peaks_read(r->cfg->recordings, name, data, len);
+    if (rc < 0)
+        return rc == -ENOENT || rc == -ELOOP ? -ENOENT : rc;
+    *channels = info.channels;
+    *complete = info.complete;
+    *len -= *len % info.channels;
+    return 0;
 }
 
 struct sort_entry {
@@ -243,8 +269,12 @@ int recorder_delete_recording(struct recorder *r, const char *name, const char *
         return -ENOENT;
     }
     rc = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
-    if (rc == 0)
+    if (rc == 0) {
+        char peaks[300];
+        snprintf(peaks, sizeof(peaks), "%s.peaks", name);
+        (void)unlinkat(dfd, peaks, 0);   /* its overview goes with it */
         fsync(dfd);
+    }
     close(dfd);
     if (rc == 0) {
         log_info("recorder", "deleted %s", name);

@@ -189,7 +189,14 @@ struct recording_info {
     uint64_t bytes;
     unsigned rate, channels, bits;
     int complete;              /* 0 for a .part still being written or left by a crash */
+    int peaks;                 /* NAME.peaks exists: GET /api/recordings/NAME/peaks */
 };
+
+/* The waveform overview of a take (docs/api.md "Waveform peaks"): 0, *data (caller frees),
+ * *len bytes (slices x channels), *channels, *complete (the take is finished); -EINVAL bad
+ * name, -ENOENT none. */
+int recorder_read_peaks(struct recorder *r, const char *name, uint8_t **data, size_t *len,
+                        unsigned *channels, int *complete);
 
 /* The recordings, newest first; *out is freed by the caller (free). 0 or -ENOMEM. */
 int recorder_list_recordings(struct recorder *r, struct recording_info **out, size_t *n);

@@ -17,6 +17,7 @@
 #include "audio/devices.h"
 #include "audio/source.h"
 #include "server/lease.h"
+#include "server/peaks.h"
 #include "server/forward.h"
 #include "server/recorder.h"
 #include "server/workers.h"
@@ -51,6 +52,7 @@ struct rec_device {
     char take_started[64];    /* ISO time */
     uint64_t take_start;      /* ring position of the take's first frame */
     double take_preroll;      /* seconds of pre-roll it began with */
+    struct take_peaks *peaks; /* its waveform overview, fed by the ticker (NULL: none) */
     struct forward_session *fwd;  /* the take's link to r->fwd (NULL: not forwarded) */
     char session[24];         /* record-all session of the running take, "" if none */
     uint64_t meter_seq;

@@ -222,11 +222,19 @@ int route_parse(const char *method, const char *path, struct route *r)
             r->action = ROUTE_LIST;
             return 0;
         }
-        if (nseg == 4 && !SEG_IS(3, "delete"))
+        if (nseg == 4 && !SEG_IS(3, "delete") && !SEG_IS(3, "peaks"))
             return set_error(r, 404, "not found");
         if (copy(r->name, sizeof r->name, seg[2], len[2]) < 0 || !route_valid_name(r->name)) {
             r->name[0] = '\0';
             return set_error(r, 400, "bad recording name");
+        }
+        if (nseg == 4 && SEG_IS(3, "peaks")) {
+            if (!get_like(method)) {
+                r->allow = "GET, HEAD";
+                return set_error(r, 405, "method not allowed");
+            }
+            r->action = ROUTE_PEAKS;
+            return 0;
         }
         if (nseg == 4) {
             if (!is_method(method, "POST")) {

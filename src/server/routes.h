@@ -41,6 +41,7 @@ enum route_action {
     ROUTE_STOP_ALL,       /* GET|POST /api/record_all/stop[/:token] */
     ROUTE_TAKEOVER,       /* GET|POST /api/recording/:id/takeover (no token) */
     ROUTE_CLOCK,          /* POST /api/clock?now=UNIX_MS (token: Bearer or ?token=) */
+    ROUTE_PEAKS,          /* GET /api/recordings/:name/peaks */
 };
 
 struct route {

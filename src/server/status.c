@@ -304,6 +304,8 @@ static int tick_devices(struct recorder *r)
         publish_level(r, d);
         if (d->busy)
             continue;
+        if (d->peaks && d->take)
+            peaks_feed(d->peaks, capture_ring(d->cap), UINT64_MAX);   /* the take's overview */
         enum capture_state cs = capture_get_state(d->cap);
         if (cs != CAPTURE_RUNNING) {
             char why[160];

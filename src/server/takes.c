@@ -37,6 +37,11 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
                     const char *reason, uint64_t stop_pos, struct take_status *st)
 {
     memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&r->lock);
+    struct take_peaks *peaks = d->peaks;   /* the ticker feeds it up to its last tick */
+    d->peaks = NULL;
+    pthread_mutex_unlock(&r->lock);
+    peaks_close(peaks);
     int rc = stop_pos == UINT64_MAX ? take_stop(t, st) : take_stop_at(t, stop_pos, st);
     d->session[0] = 0;
     forward_session_free(d->fwd);   /* its jobs go on until their copies are complete */
@@ -184,6 +189,10 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
         take_iso_time(d->take_started, sizeof(d->take_started), &t0);
         d->take_start = start;
         d->take_preroll = (double)back / f->rate;
+        int prc = peaks_open(&d->peaks, r->cfg->recordings, d->take_file, f, start);
+        if (prc < 0)
+            log_warn("recorder", "%s: no waveform overview for %s: %s", d->id, d->take_file,
+                     strerror(-prc));
         (void)lease_keep(r->leases, d->id, 1, time(NULL), NULL);   /* control follows the take */
         double pos = rec_take_pos(d);
         api_event_record(r->hub, d->id, d->take_file, d->take_started, d->take_preroll, pos);
