@@ -152,6 +152,26 @@ static int issue_locked(struct lease_mgr *m, struct lease_entry *e, time_t now,
     return 0;
 }
 
+/* Gives e to client as a new lease: a new name, token and presence. On failure e is
+ * unchanged. */
+static int grant_locked(struct lease_mgr *m, struct lease_entry *e, const char *client,
+                        time_t now, char token[JWT_MAX])
+{
+    char saved[64];
+    memcpy(saved, e->client, sizeof(saved));
+    snprintf(e->client, sizeof(e->client), "%s", client);
+    int ret = issue_locked(m, e, now, token);
+    if (ret < 0) {
+        memcpy(e->client, saved, sizeof(saved));
+        return ret;
+    }
+    e->serial = ++m->serial;
+    e->seen = now;
+    e->streams = 0;
+    e->old_jti[0] = 0;
+    return 0;
+}
+
 /* Verifies token as the current one of device: returns the entry or NULL with *err. */
 static struct lease_entry *check_locked(struct lease_mgr *m, const char *device,
                                         const char *token, time_t now, int *err)
@@ -208,14 +228,7 @@ int lease_take(struct lease_mgr *m, const char *device, const char *client, time
         ret = -EBUSY;
         fill_info(e, now, info);
     } else {
-        char saved[64];
-        memcpy(saved, e->client, sizeof(saved));
-        snprintf(e->client, sizeof(e->client), "%s", client);
-        ret = issue_locked(m, e, now, token);
-        if (ret < 0)
-            memcpy(e->client, saved, sizeof(saved));
-        else
-            e->serial = ++m->serial, e->seen = now, e->streams = 0, e->old_jti[0] = 0;
+        ret = grant_locked(m, e, client, now, token);
         fill_info(e, now, info);
     }
     if (ret == -EBUSY && info)
@@ -311,17 +324,10 @@ int lease_takeover(struct lease_mgr *m, const char *device, const char *client, 
         int was = alive(e, now);
         memcpy(saved, e->client, sizeof(saved));
         memcpy(old, e->jti, sizeof(old));
-        snprintf(e->client, sizeof(e->client), "%s", client);
-        ret = issue_locked(m, e, now, token);
-        if (ret < 0) {
-            memcpy(e->client, saved, sizeof(saved));
-        } else {
-            if (was)
-                memcpy(previous, saved, 64);
-            memcpy(e->old_jti, was ? old : "", was ? sizeof(old) : 1);
-            e->serial = ++m->serial;
-            e->seen = now;
-            e->streams = 0;
+        ret = grant_locked(m, e, client, now, token);
+        if (ret == 0 && was) {   /* the replaced lease's tokens now say who took over */
+            memcpy(previous, saved, 64);
+            memcpy(e->old_jti, old, sizeof(old));
         }
         fill_full(m, e, now, info);
     }
