@@ -98,6 +98,15 @@ $(O)/obj/%.o: %.S $(wildcard web/*)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# The compressible files of web/, gzipped at build time for clients that accept it (embedded
+# beside the originals by web_assets.S, which finds them through -I).
+WEB_GZ := $(patsubst web/%,$(O)/web-gz/%.gz,$(filter-out %.png,$(wildcard web/*)))
+$(O)/web-gz/%.gz: web/%
+	@mkdir -p $(dir $@)
+	gzip -9n -c $< > $@
+$(O)/obj/src/server/web_assets.o: $(WEB_GZ)
+$(O)/obj/src/server/web_assets.o: CFLAGS_ALL += -I$(O)/web-gz -Wa,-I$(O)/web-gz
+
 $(O)/libpirec-record.a: $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^

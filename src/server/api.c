@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "server/api_json.h"
+#include "server/peaks.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -51,6 +52,7 @@ static unsigned status_of(int err)
     case -EALREADY:
     case -ENOLINK: return 409;
     case -EACCES:
+    case -EOWNERDEAD:
     case -ETIME: return 401;
     case -EINVAL: return 400;
     case -ENOSPC: return 507;
@@ -69,6 +71,7 @@ void api_errno(struct api_reply *out, int rc)
     case -ENOLINK: msg = "the device is stalled (no audio); it is being reopened"; break;
     case -EACCES: msg = "bad token"; break;
     case -ETIME: msg = "token expired"; break;
+    case -EOWNERDEAD: msg = "control was taken over by another client"; break;
     case -EINVAL: msg = "bad request"; break;
     case -ENOSPC: msg = "disk nearly full"; break;
     default: msg = "internal error"; break;
@@ -85,7 +88,7 @@ void api_reply_free(struct api_reply *out)
 }
 
 /* The answers every device route shares: unknown device, bad token. 1 when handled. */
-static int device_error(struct api_reply *out, int rc, const char *id)
+static int device_error(struct recorder *r, struct api_reply *out, int rc, const char *id)
 {
     switch (rc) {
     case -ENOENT: fail(out, 404, "there is no device %s", id); return 1;
@@ -97,8 +100,33 @@ static int device_error(struct api_reply *out, int rc, const char *id)
         fail(out, 401, "the token is not the current lease token for %s (released, renewed "
              "or forged): take the device again", id);
         return 1;
+    case -EOWNERDEAD: {
+        char by[RECORDER_LABEL_MAX];
+        recorder_taken_over_by(r, id, by, sizeof(by));
+        fail(out, 401, "%s took over control of %s: take it again when it is free",
+             by[0] ? by : "another client", id);
+        json_t *j = json_loads(out->body, 0, NULL);
+        if (j) {
+            json_object_set_new(j, "taken_over_by", json_string(by));
+            free(out->body);
+            reply(out, 401, j);
+        }
+        return 1;
+    }
     }
     return 0;
+}
+
+/* The 409 of take/takeover: who holds it, whether they are present, when a take-over is
+ * allowed. */
+static void held_by(struct api_reply *out, const struct recorder_lease *l, const char *msg)
+{
+    json_t *a = api_json_error(msg);
+    json_object_set_new(a, "holder", json_string(l->holder));
+    json_object_set_new(a, "expires", json_integer(l->expires));
+    json_object_set_new(a, "present", json_boolean(l->present));
+    json_object_set_new(a, "takeover_at", json_integer(l->takeover_at));
+    reply(out, 409, a);
 }
 
 static void do_take(struct recorder *r, const struct api_request *rq, struct api_reply *out)
@@ -112,13 +140,90 @@ static void do_take(struct recorder *r, const struct api_request *rq, struct api
         char msg[256];
         snprintf(msg, sizeof(msg), "%s is held by %s until %lld", id, l.holder,
                  (long long)l.expires);
-        json_t *a = api_json_error(msg);
-        json_object_set_new(a, "holder", json_string(l.holder));
-        json_object_set_new(a, "expires", json_integer(l.expires));
-        reply(out, 409, a);
-    } else if (!device_error(out, rc, id)) {
+        held_by(out, &l, msg);
+    } else if (!device_error(r, out, rc, id)) {
         fail(out, status_of(rc), "could not take %s: %s", id, strerror(-rc));
     }
+}
+
+static void do_takeover(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *id = rq->route->id;
+    struct recorder_lease l;
+    int rc = recorder_takeover(r, id, rq->client && rq->client[0] ? rq->client : "web", &l);
+    if (rc == 0) {
+        json_t *a = api_json_lease(id, &l);
+        if (a && l.previous[0])
+            json_object_set_new(a, "previous", json_string(l.previous));
+        reply(out, 200, a);
+    } else if (rc == -EBUSY) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s is still connected: a take-over is allowed once it has "
+                 "been gone for a while (takeover_at)", l.holder);
+        held_by(out, &l, msg);
+    } else if (!device_error(r, out, rc, id)) {
+        fail(out, status_of(rc), "could not take over %s: %s", id, strerror(-rc));
+    }
+}
+
+static void do_clock(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    char *end = NULL;
+    double now_ms = rq->now && rq->now[0] ? strtod(rq->now, &end) : 0;
+    if (!rq->now || !rq->now[0] || !end || *end || !(now_ms > 0)) {
+        fail(out, 400, "now=UNIX_MS is missing or not a number (the client's time in "
+             "milliseconds since 1970, e.g. Date.now())");
+        return;
+    }
+    struct recorder_clock c;
+    int rc = recorder_set_clock(r, rq->token, now_ms, &c);
+    if (rc == 0) {
+        reply(out, 200, json_pack("{s:b,s:f,s:s,s:s}", "state", 1, "clock_offset", c.offset,
+                                  "clock_source", c.source, "server_time", c.server_time));
+    } else if (rc == -EALREADY) {
+        fail(out, 409, "the recorder's clock is synchronised already: it is not overridden");
+    } else if (rc == -EINVAL) {
+        fail(out, 400, "now=%s is not a plausible time in milliseconds", rq->now);
+    } else if (rc == -EACCES || rc == -ETIME || rc == -EOWNERDEAD) {
+        fail(out, 401, "setting the time needs the current lease token of a device: take "
+             "control of one first");
+    } else {
+        api_errno(out, rc);
+    }
+}
+
+static void do_peaks(struct recorder *r, const struct api_request *rq, struct api_reply *out)
+{
+    const char *name = rq->route->name;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    unsigned ch = 0;
+    int complete = 0;
+    int rc = recorder_read_peaks(r, name, &data, &len, &ch, &complete);
+    if (rc == -EINVAL) {
+        fail(out, 400, "bad recording name");
+        return;
+    }
+    if (rc == -ENOENT) {
+        fail(out, 404, "no waveform overview for %s (an older take, or no such take)", name);
+        return;
+    }
+    if (rc < 0) {
+        api_errno(out, rc);
+        return;
+    }
+    size_t slices = len / ch;
+    json_t *chans = json_array();
+    for (unsigned c = 0; chans && c < ch; c++) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < slices; i++)
+            json_array_append_new(a, json_integer(data[i * ch + c]));
+        json_array_append_new(chans, a);
+    }
+    free(data);
+    reply(out, 200, json_pack("{s:i,s:f,s:i,s:b,s:o}", "per_second", PEAKS_PER_SECOND,
+                              "seconds", (double)slices / PEAKS_PER_SECOND, "channels", (int)ch,
+                              "complete", complete, "peaks", chans));
 }
 
 static void do_renew(struct recorder *r, const struct api_request *rq, struct api_reply *out)
@@ -128,7 +233,7 @@ static void do_renew(struct recorder *r, const struct api_request *rq, struct ap
     int rc = recorder_renew(r, id, rq->token, &l);
     if (rc == 0)
         reply(out, 200, api_json_lease(id, &l));
-    else if (!device_error(out, rc, id))
+    else if (!device_error(r, out, rc, id))
         api_errno(out, rc);
 }
 
@@ -138,7 +243,7 @@ static void do_release(struct recorder *r, const struct api_request *rq, struct 
     int rc = recorder_release(r, id, rq->token);
     if (rc == 0)
         reply(out, 200, json_pack("{s:b}", "state", 1));
-    else if (!device_error(out, rc, id))
+    else if (!device_error(r, out, rc, id))
         api_errno(out, rc);
 }
 
@@ -149,9 +254,9 @@ static void do_start(struct recorder *r, const struct api_request *rq, struct ap
     memset(&ti, 0, sizeof(ti));
     int rc = recorder_start(r, id, rq->token, &ti);
     if (rc == 0)
-        reply(out, 200, json_pack("{s:b,s:s,s:s}", "state", 1, "file", ti.file, "started",
-                                  ti.started));
-    else if (device_error(out, rc, id))
+        reply(out, 200, json_pack("{s:b,s:s,s:s,s:f,s:f}", "state", 1, "file", ti.file,
+                                  "started", ti.started, "preroll", ti.preroll, "pos", ti.pos));
+    else if (device_error(r, out, rc, id))
         return;
     else if (rc == -EALREADY)
         fail(out, 409, "%s is already recording %s", id, ti.file);
@@ -179,7 +284,7 @@ static void do_stop(struct recorder *r, const struct api_request *rq, struct api
         if (a && st.error)
             json_object_set_new(a, "error", json_string(strerror(-st.error)));
         reply(out, 200, a);
-    } else if (device_error(out, rc, id)) {
+    } else if (device_error(r, out, rc, id)) {
         return;
     } else if (rc == -EALREADY) {
         fail(out, 409, "%s is not recording", id);
@@ -287,6 +392,7 @@ int api_route_is_slow(const struct route *rt)
     case ROUTE_START:
     case ROUTE_STOP:
     case ROUTE_LIST:
+    case ROUTE_PEAKS:
     case ROUTE_DELETE: return 1;
     default: return 0;
     }
@@ -305,6 +411,9 @@ void api_handle(struct recorder *r, const struct api_request *rq, struct api_rep
     }
     switch (rt->action) {
     case ROUTE_TAKE: do_take(r, rq, out); break;
+    case ROUTE_TAKEOVER: do_takeover(r, rq, out); break;
+    case ROUTE_CLOCK: do_clock(r, rq, out); break;
+    case ROUTE_PEAKS: do_peaks(r, rq, out); break;
     case ROUTE_RENEW: do_renew(r, rq, out); break;
     case ROUTE_RELEASE: do_release(r, rq, out); break;
     case ROUTE_START: do_start(r, rq, out); break;

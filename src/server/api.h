@@ -28,6 +28,7 @@ struct api_request {
     const char *token;       /* the path's, Bearer or ?token=; NULL if none */
     int token_malformed;     /* one was given but cannot be a token */
     const char *client;      /* ?client= of take; NULL if none */
+    const char *now;         /* ?now= of /api/clock; NULL if none */
 };
 
 /* Answers ROUTE_TAKE..ROUTE_STOP, ROUTE_STATUS, ROUTE_LIST, ROUTE_DELETE and ROUTE_ERROR.

@@ -16,10 +16,29 @@
 
 #include <time.h>
 
-void api_event_take(struct event_hub *h, const char *id, const char *holder, time_t expires);
+/* lease: the lease's name ("L17"); kept: a running take keeps the lease (docs/api.md). */
+void api_event_take(struct event_hub *h, const char *id, const char *holder, const char *lease,
+                    time_t expires, int kept);
 void api_event_release(struct event_hub *h, const char *id, const char *holder);
-void api_event_expire(struct event_hub *h, const char *id, const char *holder);
-void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started);
+/* The same with the lease's name (NULL: none). */
+void api_event_release_lease(struct event_hub *h, const char *id, const char *holder,
+                             const char *lease);
+/* A take-over: lease granted to holder, replacing previous's. */
+void api_event_takeover(struct event_hub *h, const char *id, const char *holder,
+                        const char *lease, const char *previous, time_t expires);
+/* The holder's first bound event stream opened / its last one closed. */
+void api_event_presence(struct event_hub *h, const char *id, const char *holder,
+                        const char *lease, int present, time_t holder_seen, time_t takeover_at);
+/* A take was deleted by `by` (the holder of the token used). */
+void api_event_delete(struct event_hub *h, const char *name, const char *by);
+/* A take became complete: its recordings-list object. */
+void api_event_take_added(struct event_hub *h, const struct recording_info *e);
+/* The clock offset for naming changed (/api/clock; 0 and "system": dropped). */
+void api_event_clock(struct event_hub *h, double offset, const char *source);
+void api_event_expire(struct event_hub *h, const char *id, const char *holder, const char *lease);
+/* preroll: seconds of pre-roll granted; pos: the take's position (docs/api.md). */
+void api_event_record(struct event_hub *h, const char *id, const char *file, const char *started,
+                      double preroll, double pos);
 /* reason: docs/api.md's `stop` reasons; st->path may be a full path (its base is sent). */
 void api_event_stop(struct event_hub *h, const char *id, const struct take_status *st,
                     const char *reason);
@@ -29,7 +48,9 @@ void api_event_error(struct event_hub *h, const char *id, const char *message);
 /* A stalled device delivers audio again after silent_seconds. */
 void api_event_back(struct event_hub *h, const char *id, double silent_seconds);
 /* A volatile `level` event (25/s per device: formatted without jansson). */
-void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m);
+/* pos: the running take's position in seconds (`pos`, 3 decimals); < 0: not recording. */
+void api_event_level(struct event_hub *h, const char *id, const struct meter_snapshot *m,
+                     double pos);
 void api_event_status(struct event_hub *h, const struct recorder_status *st);
 /* Where a take's remote copy stands (server/forward.h). */
 struct forward_info;

@@ -30,6 +30,13 @@ static json_t *device_json(const struct recorder_device_status *d)
         json_object_set_new(o, "stalled_since", json_integer((json_int_t)d->stalled_since));
         json_object_set_new(o, "timing_losses", json_integer((json_int_t)d->timing_losses));
         json_object_set_new(o, "measured_rate", json_real(d->measured_rate));
+        /* control follows the take (docs/api.md "Leases and takes") */
+        json_object_set_new(o, "lease", json_string(d->taken ? d->lease : ""));
+        json_object_set_new(o, "kept_by_take", json_boolean(d->taken && d->kept_by_take));
+        json_object_set_new(o, "started", json_string(d->recording ? d->started : ""));
+        json_object_set_new(o, "preroll", json_real(d->recording ? d->preroll : 0));
+        json_object_set_new(o, "holder_seen", json_integer(d->taken ? d->holder_seen : 0));
+        json_object_set_new(o, "takeover_at", json_integer(d->taken ? d->takeover_at : 0));
     }
     return o;
 }
@@ -38,6 +45,9 @@ static json_t *device_json(const struct recorder_device_status *d)
 static int reserved_key(const char *id)
 {
     return strcmp(id, "devices") == 0 || strcmp(id, "disk") == 0 ||
+           strcmp(id, "lease_seconds") == 0 || strcmp(id, "takeover_after_seconds") == 0 ||
+           strcmp(id, "instance") == 0 || strcmp(id, "clock_offset") == 0 ||
+           strcmp(id, "clock_source") == 0 ||
            strcmp(id, "clock_synchronised") == 0 || strcmp(id, "server_time") == 0;
 }
 
@@ -64,6 +74,11 @@ json_t *api_json_status(const struct recorder_status *st)
                                              st->seconds_left));
     json_object_set_new(o, "clock_synchronised", json_boolean(st->clock_synchronised));
     json_object_set_new(o, "server_time", json_string(st->server_time));
+    json_object_set_new(o, "lease_seconds", json_integer(st->lease_seconds));
+    json_object_set_new(o, "takeover_after_seconds", json_integer(st->takeover_after_seconds));
+    json_object_set_new(o, "instance", json_string(st->instance));
+    json_object_set_new(o, "clock_offset", json_real(st->clock_offset));
+    json_object_set_new(o, "clock_source", json_string(st->clock_source));
     if (st->n_forward) {
         json_t *fw = json_array();
         for (size_t i = 0; fw && i < st->n_forward; i++)
@@ -114,18 +129,20 @@ json_t *api_json_status_of(struct recorder *r)
     return o;
 }
 
+json_t *api_json_recording(const struct recording_info *e)
+{
+    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b,s:b}", "name", e->name, "device",
+                     e->device, "started", e->started, "seconds", e->seconds, "bytes",
+                     (json_int_t)e->bytes, "format", "FLAC", "rate", (int)e->rate, "channels",
+                     (int)e->channels, "bits", (int)e->bits, "complete", e->complete, "peaks",
+                     e->peaks);
+}
+
 json_t *api_json_recordings(const struct recording_info *list, size_t n)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++) {
-        const struct recording_info *e = &list[i];
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f,s:I,s:s,s:i,s:i,s:i,s:b}",
-                                             "name", e->name, "device", e->device, "started",
-                                             e->started, "seconds", e->seconds, "bytes",
-                                             (json_int_t)e->bytes, "format", "FLAC", "rate",
-                                             (int)e->rate, "channels", (int)e->channels,
-                                             "bits", (int)e->bits, "complete", e->complete));
-    }
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, api_json_recording(&list[i]));
     return arr ? json_pack("{s:o}", "recordings", arr) : NULL;
 }
 
@@ -136,9 +153,10 @@ json_t *api_json_error(const char *msg)
 
 json_t *api_json_lease(const char *id, const struct recorder_lease *l)
 {
-    return json_pack("{s:b,s:s,s:s,s:s,s:I,s:i}", "state", 1, "token", l->token, "id", id,
-                     "holder", l->holder, "expires", (json_int_t)l->expires,
-                     "lease_seconds", (int)l->lease_seconds);
+    return json_pack("{s:b,s:s,s:s,s:s,s:I,s:i,s:s,s:b}", "state", 1, "token", l->token, "id",
+                     id, "holder", l->holder, "expires", (json_int_t)l->expires,
+                     "lease_seconds", (int)l->lease_seconds, "lease", l->lease,
+                     "kept_by_take", l->kept_by_take);
 }
 
 json_t *api_json_stop_event(const char *id, const struct take_status *st, const char *reason)

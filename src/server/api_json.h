@@ -29,6 +29,8 @@ json_t *api_json_forward(const struct forward_info *fi);
 json_t *api_json_session(const struct recorder_all_info *info, const char *state);
 /* {"recordings":[...]} */
 json_t *api_json_recordings(const struct recording_info *list, size_t n);
+/* One element of the list (the `take_added` event). */
+json_t *api_json_recording(const struct recording_info *e);
 /* {"state":false,"token":"","error":msg} */
 json_t *api_json_error(const char *msg);
 /* take/renew success: {"state":true,"token","id","holder","expires","lease_seconds"} */

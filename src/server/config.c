@@ -8,6 +8,7 @@
 
 #include "common/listen_addr.h"
 #include "common/numparse.h"
+#include "common/utf8.h"
 #include "server/origin.h"
 
 #include <ctype.h>
@@ -57,6 +58,7 @@ void config_defaults(struct server_config *cfg)
     else
         copy_str(cfg->state_dir, sizeof(cfg->state_dir), "./.pirec-state");
     cfg->lease_seconds = 300;
+    cfg->takeover_after_seconds = 120;
     cfg->preroll_seconds = 5;
     cfg->max_take_seconds = 21600;
     cfg->min_free_bytes = 256ull << 20;
@@ -266,7 +268,7 @@ static int fail(struct parse_state *ps, const char *fmt, ...)
 }
 
 static const char SERVER_KEYS[] =
-    "listen, recordings, state_dir, lease_seconds, preroll_seconds, max_take_seconds, "
+    "listen, recordings, state_dir, lease_seconds, takeover_after_seconds, preroll_seconds, max_take_seconds, "
     "min_free_mb, flush_ms, name_pattern, proc_asound, demo, allowed_hosts, max_connections, "
     "max_connections_per_client, max_event_streams, max_event_streams_per_client, "
     "header_timeout_seconds, gap_fill";
@@ -294,6 +296,11 @@ static int server_key(struct parse_state *ps, const char *key, const char *v)
         if (parse_uint(v, 86400, &x) < 0 || x < 1)
             return fail(ps, "lease_seconds: '%s' is not a number of seconds from 1 to 86400", v);
         c->lease_seconds = (unsigned)x;
+    } else if (strcmp(key, "takeover_after_seconds") == 0) {
+        if (parse_uint(v, 3600, &x) < 0 || x < 5)
+            return fail(ps, "takeover_after_seconds: '%s' is not a number of seconds from 5 "
+                        "to 3600", v);
+        c->takeover_after_seconds = (unsigned)x;
     } else if (strcmp(key, "preroll_seconds") == 0) {
         if (parse_uint(v, 60, &x) < 0)
             return fail(ps, "preroll_seconds: '%s' is not a number of seconds from 0 to 60", v);
@@ -402,9 +409,16 @@ static int device_key(struct parse_state *ps, struct device_config *d, int idx, 
             return fail(ps, "forward: '%s' is neither 'off' nor ws://HOST[:PORT]/ or "
                         "wss://HOST[:PORT]/ ending with '/'", v);
         copy_str(d->forward, sizeof(d->forward), v);
+    } else if (strcmp(key, "name") == 0) {
+        char clean[sizeof(d->name)];
+        size_t n = utf8_copy_printable(clean, sizeof(clean), v);
+        if (n == 0 || n != strlen(v))
+            return fail(ps, "name: '%s' must be 1 to %zu bytes of printable UTF-8 (e.g. "
+                        "Piano left)", v, sizeof(d->name) - 1);
+        copy_str(d->name, sizeof(d->name), clean);
     } else {
-        return fail(ps, "unknown key '%s' in [device %s] (known: pcm, format, rate, channels, "
-                    "bits, stall_seconds, forward)", key, d->id);
+        return fail(ps, "unknown key '%s' in [device %s] (known: pcm, name, format, rate, "
+                    "channels, bits, stall_seconds, forward)", key, d->id);
     }
     return 1;
 }

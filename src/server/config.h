@@ -29,6 +29,7 @@
  *
  *   [device scarlett]
  *   pcm = hw:CARD=USB
+ *   name = Piano left                   (shown on the page; default: the card's name)
  *   format = S32_LE
  *   rate = 192000
  *   channels = 2
@@ -54,6 +55,7 @@ struct device_config {
     unsigned bits;         /* stored FLAC depth, 0 = auto */
     int stall_ms;          /* stall_seconds: silence that makes a stall; 0 auto, -1 off */
     char forward[512];     /* "" = [forward] url, "off" = not forwarded, else a URL */
+    char name[64];         /* shown to people ("Piano left"); "" = from the card or pcm */
 };
 
 struct server_config {
@@ -61,6 +63,7 @@ struct server_config {
     char recordings[4096];
     char state_dir[4096];
     unsigned lease_seconds;
+    unsigned takeover_after_seconds;   /* 5..3600, default 120 (docs/api.md) */
     unsigned preroll_seconds;
     unsigned max_take_seconds;
     uint64_t min_free_bytes;

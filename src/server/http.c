@@ -58,7 +58,10 @@ struct request {
     char token[JWT_MAX];        /* copies for the worker: the route's, Bearer or ?token= */
     char client[256];
     int has_token, has_client, token_malformed;
+    char now[32];               /* ?now= of /api/clock */
+    int has_now;
     struct api_reply reply;     /* a worker's answer */
+    struct recorder_presence *presence;   /* an event stream's binding to leases */
 };
 
 /* ---- inputs ------------------------------------------------------------------------- */
@@ -97,7 +100,14 @@ static void collect(struct MHD_Connection *c, struct request *rq)
             rq->has_token = 1;
         }
     }
-    if (r->action == ROUTE_TAKE) {
+    if (r->action == ROUTE_CLOCK) {
+        const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "now");
+        if (v) {
+            snprintf(rq->now, sizeof(rq->now), "%s", v);
+            rq->has_now = 1;
+        }
+    }
+    if (r->action == ROUTE_TAKE || r->action == ROUTE_TAKEOVER) {
         const char *cl = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client");
         if (cl) {
             snprintf(rq->client, sizeof(rq->client), "%s", cl);
@@ -113,13 +123,15 @@ static void answer(struct http_server *s, struct request *rq, struct api_reply *
         .token = rq->has_token ? rq->token : NULL,
         .token_malformed = rq->token_malformed,
         .client = rq->has_client ? rq->client : NULL,
+        .now = rq->has_now ? rq->now : NULL,
     };
     api_handle(s->rec, &a, out);
 }
 
 static int state_changing(enum route_action a)
 {
-    return a == ROUTE_TAKE || a == ROUTE_RENEW || a == ROUTE_RELEASE || a == ROUTE_START ||
+    return a == ROUTE_TAKE || a == ROUTE_TAKEOVER || a == ROUTE_RENEW || a == ROUTE_RELEASE ||
+           a == ROUTE_START || a == ROUTE_CLOCK ||
            a == ROUTE_STOP || a == ROUTE_DELETE;
 }
 
@@ -129,6 +141,21 @@ static json_t *status_for_stream(void *arg)
 {
     struct http_server *s = arg;
     return api_json_status_of(s->rec);
+}
+
+/* The ?token= arguments of an event stream (at most 8: one per device a page holds). */
+struct stream_tokens {
+    const char *t[8];
+    size_t n;
+};
+
+static enum MHD_Result collect_stream_token(void *cls, enum MHD_ValueKind kind,
+                                            const char *key, const char *value)
+{
+    struct stream_tokens *st = cls;
+    if (key && value && strcmp(key, "token") == 0 && st->n < 8)
+        st->t[st->n++] = value;
+    return MHD_YES;
 }
 
 static enum MHD_Result do_events(struct http_server *s, struct MHD_Connection *c,
@@ -151,6 +178,11 @@ static enum MHD_Result do_events(struct http_server *s, struct MHD_Connection *c
         return http_send_refusal(c, rc == -ESHUTDOWN ? API_SHUTTING_DOWN : API_SUBSCRIBE_FAILED);
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
+    /* The page's holder is connected while this stream is open (docs/api.md, presence). */
+    struct stream_tokens toks = {.n = 0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_stream_token, &toks);
+    if (ret == MHD_YES && toks.n)
+        rq->presence = recorder_presence_open(s->rec, toks.t, toks.n);
     return ret;
 }
 
@@ -296,6 +328,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (rq->stream)
         guard_stream_close(s->guard, rq->gc);
+    if (rq->presence) {
+        /* After http_quiesce the recorder may be gone: only the binding's memory is freed. */
+        pthread_rwlock_rdlock(&s->api_lock);
+        recorder_presence_close(s->quiesced ? NULL : s->rec, rq->presence);
+        pthread_rwlock_unlock(&s->api_lock);
+    }
     guard_request_ended(s->guard, rq->gc);
     api_reply_free(&rq->reply);
     free(rq);

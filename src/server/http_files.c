@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/types.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -238,6 +239,46 @@ enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *r
     return queue(c, ranged ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
 }
 
+/* Does Accept-Encoding allow gzip? Tokens separated by commas, each maybe with ;q=; gzip
+ * (or *) counts unless its q is 0. Written here: libmicrohttpd has no parser for it. */
+static int accepts_gzip(const char *ae)
+{
+    while (ae && *ae) {
+        while (*ae == ' ' || *ae == '\t' || *ae == ',')
+            ae++;
+        size_t n = strcspn(ae, ",; \t");
+        int named = (n == 4 && strncasecmp(ae, "gzip", 4) == 0) || (n == 1 && ae[0] == '*');
+        const char *end = ae + strcspn(ae, ",");
+        const char *q = strstr(ae, "q=");
+        int zero = q && q < end && strtod(q + 2, NULL) == 0.0;   /* "gzip;q=0": refused */
+        if (named && n && !zero)
+            return 1;
+        ae = end;
+    }
+    return 0;
+}
+
+/* Does If-None-Match name etag (or say "*")? Weak comparison, as RFC 9110 asks for it. */
+static int etag_listed(const char *inm, const char *etag)
+{
+    size_t el = strlen(etag);
+    while (inm && *inm) {
+        while (*inm == ' ' || *inm == '\t' || *inm == ',')
+            inm++;
+        if (inm[0] == '*')
+            return 1;
+        if (strncmp(inm, "W/", 2) == 0)
+            inm += 2;
+        size_t n = strcspn(inm, ",");
+        while (n && (inm[n - 1] == ' ' || inm[n - 1] == '\t'))
+            n--;
+        if (n == el && memcmp(inm, etag, el) == 0)
+            return 1;
+        inm += strcspn(inm, ",");
+    }
+    return 0;
+}
+
 enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r)
 {
     const struct web_asset *a = static_file_find(r->name);
@@ -247,15 +288,34 @@ enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r
         api_errno(&e, -ENOENT);
         return http_send_reply(c, &e);
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        (size_t)a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    int gz = a->gz_data &&
+             accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding"));
+    const char *etag = static_file_etag(a, gz);
+    int unchanged = etag && etag_listed(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                    "If-None-Match"), etag);
+    struct MHD_Response *resp;
+    if (unchanged)
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    else if (gz)
+        resp = MHD_create_response_from_buffer((size_t)a->gz_size, (void *)a->gz_data,
+                                               MHD_RESPMEM_PERSISTENT);
+    else
+        resp = MHD_create_response_from_buffer((size_t)a->size, (void *)a->data,
+                                               MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", a->content_type);
+    if (!unchanged)
+        MHD_add_response_header(resp, "Content-Type", a->content_type);
+    if (gz && !unchanged)
+        MHD_add_response_header(resp, "Content-Encoding", "gzip");
+    if (a->gz_data)
+        MHD_add_response_header(resp, "Vary", "Accept-Encoding");
+    if (etag)
+        MHD_add_response_header(resp, "ETag", etag);
     MHD_add_response_header(resp, "Content-Security-Policy", CSP);
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     common_headers(resp, 0);
-    return queue(c, MHD_HTTP_OK, resp);
+    return queue(c, unchanged ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
 }
 

@@ -21,6 +21,11 @@ struct lease_info {
     int held;
     char client[64];      /* who holds it (the client label given at take) */
     time_t expires;       /* unix seconds */
+    int kept;             /* a take runs on the device: the lease does not expire */
+    char id[16];          /* names the lease ("L17"), stable across renewals; not secret */
+    int present;          /* the holder is connected or used a token lately */
+    time_t holder_seen;   /* last sign of the holder (now while a stream is bound) */
+    time_t takeover_at;   /* earliest take-over; 0 while a stream is bound */
 };
 
 struct lease_mgr;
@@ -43,9 +48,38 @@ void lease_get(struct lease_mgr *m, const char *device, time_t now, struct lease
 /* Frees a device's lease regardless of token (device removed). */
 void lease_drop(struct lease_mgr *m, const char *device);
 
-/* Ends every lease whose time is up; calls cb(device, client, arg) for each, after the
- * lock is released. Returns how many expired. */
-typedef void (*lease_expired_func)(const char *device, const char *client, void *arg);
+/* How long after the holder's last sign (no bound event stream, no request with a valid
+ * token) a take-over is allowed. Default 120. */
+void lease_set_takeover_after(struct lease_mgr *m, unsigned seconds);
+/* Takes a held device from a holder who is gone: 0, the new token and *previous (the old
+ * holder, "" when the device was free: then it is a plain take); the old lease's tokens
+ * answer -EOWNERDEAD from then on. -EBUSY while the holder is present (*info says until
+ * when). */
+int lease_takeover(struct lease_mgr *m, const char *device, const char *client, time_t now,
+                   char token[JWT_MAX], struct lease_info *info, char previous[64]);
+/* The holder that took over from the lease of token (an -EOWNERDEAD token); "" if none. */
+void lease_taken_over_by(struct lease_mgr *m, const char *device, char out[64]);
+/* An event stream opened with token: binds it to token's lease (presence). 1 when it is the
+ * lease's first bound stream (the holder became connected), 0 when not the first; *serial
+ * names the lease for lease_unbind. -EACCES/-ETIME: not a current token. */
+int lease_bind(struct lease_mgr *m, const char *device, const char *token, time_t now,
+               unsigned long *serial, struct lease_info *info);
+/* The stream ended: 1 when it was the lease's last one (*info filled), 0 when others stay,
+ * -ENOENT when that lease is gone. */
+int lease_unbind(struct lease_mgr *m, const char *device, unsigned long serial, time_t now,
+                 struct lease_info *info);
+
+/* While a take runs on device (kept 1), its lease, whoever holds it, does not expire and its
+ * tokens stay valid past their `exp`. kept 0 (the take ended): the timer starts again,
+ * expires = max(expires, now + lease_seconds). Returns 1 when the device is held (*info
+ * filled), 0 when free, -EINVAL, -ENOMEM. */
+int lease_keep(struct lease_mgr *m, const char *device, int kept, time_t now,
+               struct lease_info *info);
+
+/* Ends every lease whose time is up (not a kept one); calls cb(device, client, lease id,
+ * arg) for each, after the lock is released. Returns how many expired. */
+typedef void (*lease_expired_func)(const char *device, const char *client, const char *lease,
+                                   void *arg);
 int lease_expire(struct lease_mgr *m, time_t now, lease_expired_func cb, void *arg);
 
 #endif

@@ -7,6 +7,7 @@
 #include "server/recorder_internal.h"
 
 #include "common/log.h"
+#include "server/api_events.h"
 #include "store/naming.h"
 
 #include <dirent.h>
@@ -83,6 +84,32 @@ static void describe_file(const char *dir, const char *fname, const struct stat 
         take_iso_time(o->started, sizeof(o->started), &ts);
     }
     o->bytes = (uint64_t)st->st_size;
+    char peaks[4096 + 310];
+    snprintf(peaks, sizeof(peaks), "%s/%s.peaks", dir, o->name);
+    o->peaks = access(peaks, F_OK) == 0;
+}
+
+int recorder_read_peaks(struct recorder *r, const char *name, uint8_t **data, size_t *len,
+                        unsigned *channels, int *complete)
+{
+    if (!valid_recording_name(name))
+        return -EINVAL;
+    struct recording_info info;
+    int rc = library_describe(r, name, &info);
+    if (rc < 0) {   /* a take being written: its .part */
+        char part[300];
+        snprintf(part, sizeof(part), "%s.part", name);
+        rc = library_describe(r, part, &info);
+    }
+    if (rc < 0 || info.channels == 0)
+        return -ENOENT;
+    rc = peaks_read(r->cfg->recordings, name, data, len);
+    if (rc < 0)
+        return rc == -ENOENT || rc == -ELOOP ? -ENOENT : rc;
+    *channels = info.channels;
+    *complete = info.complete;
+    *len -= *len % info.channels;
+    return 0;
 }
 
 struct sort_entry {
@@ -94,6 +121,17 @@ static int cmp_entry(const void *a, const void *b)
 {
     double x = ((const struct sort_entry *)a)->key, y = ((const struct sort_entry *)b)->key;
     return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int library_describe(struct recorder *r, const char *name, struct recording_info *o)
+{
+    char path[4096 + 300];
+    snprintf(path, sizeof(path), "%s/%s", r->cfg->recordings, name);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    describe_file(r->cfg->recordings, name, &st, o);
+    return 0;
 }
 
 int recorder_list_recordings(struct recorder *r, struct recording_info **out, size_t *count)
@@ -189,10 +227,14 @@ int recorder_delete_recording(struct recorder *r, const char *name, const char *
     /* A valid current lease token of any device. */
     int rc = -EACCES;
     time_t now = time(NULL);
+    char by[64] = "";
     pthread_mutex_lock(&r->lock);
     for (struct rec_device *d = r->devs; d; d = d->next) {
         int c = lease_check(r->leases, d->id, token, now);
         if (c == 0) {
+            struct lease_info li;
+            lease_get(r->leases, d->id, now, &li);
+            rec_set_str(by, sizeof(by), li.client);
             rc = 0;
             break;
         }
@@ -227,10 +269,16 @@ int recorder_delete_recording(struct recorder *r, const char *name, const char *
         return -ENOENT;
     }
     rc = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
-    if (rc == 0)
+    if (rc == 0) {
+        char peaks[300];
+        snprintf(peaks, sizeof(peaks), "%s.peaks", name);
+        (void)unlinkat(dfd, peaks, 0);   /* its overview goes with it */
         fsync(dfd);
+    }
     close(dfd);
-    if (rc == 0)
+    if (rc == 0) {
         log_info("recorder", "deleted %s", name);
+        api_event_delete(r->hub, name, by);   /* every page removes it */
+    }
     return rc;
 }

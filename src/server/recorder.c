@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/timex.h>
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
@@ -62,6 +64,70 @@ struct rec_device *rec_controlled(struct recorder *r, const char *id, const char
     return *rc < 0 ? NULL : d;
 }
 
+double rec_take_pos(const struct rec_device *d)
+{
+    if (!d->take || !d->cap)
+        return -1;
+    const struct audio_format *f = capture_format(d->cap);
+    uint64_t w = audio_ring_write_pos(capture_ring(d->cap));
+    return f->rate && w > d->take_start ? (double)(w - d->take_start) / f->rate : 0;
+}
+
+int rec_clock_synchronised(void)
+{
+    const char *t = getenv("PIREC_TEST_CLOCK");
+    if (t && strcmp(t, "synced") == 0)
+        return 1;
+    if (t && strcmp(t, "unsynced") == 0)
+        return 0;
+    struct timex tx;
+    memset(&tx, 0, sizeof(tx));
+    return adjtimex(&tx) != TIME_ERROR;
+}
+
+struct timespec rec_clock_shift(const struct recorder *r, struct timespec t)
+{
+    if (r->clock_offset == 0)
+        return t;
+    int64_t ns = (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec +
+                 (int64_t)(r->clock_offset * 1e9);
+    t.tv_sec = (time_t)(ns / 1000000000LL);
+    t.tv_nsec = (long)(ns % 1000000000LL);
+    if (t.tv_nsec < 0)
+        t.tv_sec--, t.tv_nsec += 1000000000L;
+    return t;
+}
+
+int recorder_set_clock(struct recorder *r, const char *token, double now_ms,
+                       struct recorder_clock *out)
+{
+    if (!(now_ms > 0 && now_ms < 1e15))
+        return -EINVAL;
+    pthread_mutex_lock(&r->lock);
+    char holder[64];
+    int rc = rec_any_lease(r, token, time(NULL), holder, sizeof(holder));
+    if (rc == 0 && rec_clock_synchronised())
+        rc = -EALREADY;
+    if (rc == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        r->clock_offset = now_ms / 1000.0 - ((double)now.tv_sec + now.tv_nsec / 1e9);
+        r->clock_offset = (double)(int64_t)(r->clock_offset * 1000.0) / 1000.0;   /* ms */
+        rec_set_str(r->clock_source, sizeof(r->clock_source), holder);
+        if (out) {
+            out->offset = r->clock_offset;
+            rec_set_str(out->source, sizeof(out->source), holder);
+            struct timespec shifted = rec_clock_shift(r, now);
+            take_iso_time(out->server_time, sizeof(out->server_time), &shifted);
+        }
+        log_info("recorder", "the clock is not synchronised: %s's time names takes from now "
+                 "on (%+.3f s)", holder, r->clock_offset);
+        api_event_clock(r->hub, r->clock_offset, holder);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
 void rec_wait_idle(struct recorder *r, struct rec_device *d)
 {
     while (d->busy)
@@ -74,12 +140,13 @@ void rec_set_idle(struct recorder *r, struct rec_device *d)
     pthread_cond_broadcast(&r->idle);
 }
 
-static void on_lease_expired(const char *device, const char *client, void *arg)
+static void on_lease_expired(const char *device, const char *client, const char *lease,
+                             void *arg)
 {
     struct recorder *r = arg;
     log_info("recorder", "%s: the lease of %s ran out", device, client);
-    api_event_expire(r->hub, device, client);
-    api_event_release(r->hub, device, client);
+    api_event_expire(r->hub, device, client, lease);
+    api_event_release_lease(r->hub, device, client, lease);
 }
 
 void rec_expire_leases(struct recorder *r)
@@ -98,6 +165,11 @@ static void fill_lease(struct recorder *r, struct recorder_lease *out, const cha
     rec_set_str(out->holder, sizeof(out->holder), li->client);
     out->expires = li->expires;
     out->lease_seconds = r->cfg->lease_seconds;
+    rec_set_str(out->lease, sizeof(out->lease), li->id);
+    out->kept_by_take = li->kept;
+    out->present = li->present;
+    out->takeover_at = li->takeover_at;
+    out->previous[0] = 0;
 }
 
 int recorder_take(struct recorder *r, const char *id, const char *client,
@@ -120,7 +192,7 @@ int recorder_take(struct recorder *r, const char *id, const char *client,
     struct lease_info li;
     rc = lease_take(r->leases, d->id, label, time(NULL), token, &li);
     if (rc == 0) {
-        api_event_take(r->hub, d->id, li.client, li.expires);
+        api_event_take(r->hub, d->id, li.client, li.id, li.expires, li.kept);
         fill_lease(r, out, token, &li);
     } else if (rc == -EBUSY) {
         fill_lease(r, out, "", &li);
@@ -146,6 +218,104 @@ int recorder_renew(struct recorder *r, const char *id, const char *token,
     return rc;
 }
 
+int recorder_takeover(struct recorder *r, const char *id, const char *client,
+                      struct recorder_lease *out)
+{
+    char label[RECORDER_LABEL_MAX];
+    if (utf8_copy_printable(label, sizeof(label), client) == 0)
+        snprintf(label, sizeof(label), "anonymous");
+    rec_expire_leases(r);
+    pthread_mutex_lock(&r->lock);
+    int rc;
+    struct rec_device *d = rec_connected(r, id, &rc);
+    if (!d) {
+        pthread_mutex_unlock(&r->lock);
+        return rc;
+    }
+    char token[JWT_MAX], previous[64];
+    struct lease_info li;
+    rc = lease_takeover(r->leases, d->id, label, time(NULL), token, &li, previous);
+    if (rc == 0) {
+        if (previous[0]) {
+            log_info("recorder", "%s: %s took over control from %s", d->id, li.client, previous);
+            api_event_takeover(r->hub, d->id, li.client, li.id, previous, li.expires);
+        } else {
+            api_event_take(r->hub, d->id, li.client, li.id, li.expires, li.kept);
+        }
+        fill_lease(r, out, token, &li);
+        if (out)
+            rec_set_str(out->previous, sizeof(out->previous), previous);
+    } else if (rc == -EBUSY) {
+        fill_lease(r, out, "", &li);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void recorder_taken_over_by(struct recorder *r, const char *id, char *out, size_t n)
+{
+    char by[64];
+    lease_taken_over_by(r->leases, id, by);
+    rec_set_str(out, n, by);
+}
+
+/* ---- presence: event streams bound to leases ------------------------------------------ */
+
+struct recorder_presence {
+    size_t n;
+    struct { char device[64]; unsigned long serial; } bound[];
+};
+
+struct recorder_presence *recorder_presence_open(struct recorder *r, const char *const *tokens,
+                                                 size_t n)
+{
+    size_t ndev = 0;
+    pthread_mutex_lock(&r->lock);
+    for (struct rec_device *d = r->devs; d; d = d->next)
+        ndev++;
+    struct recorder_presence *p = calloc(1, sizeof(*p) + ndev * sizeof(p->bound[0]));
+    time_t now = time(NULL);
+    for (struct rec_device *d = r->devs; p && d; d = d->next) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned long serial;
+            struct lease_info li;
+            int rc = lease_bind(r->leases, d->id, tokens[i], now, &serial, &li);
+            if (rc < 0)
+                continue;
+            rec_set_str(p->bound[p->n].device, sizeof(p->bound[0].device), d->id);
+            p->bound[p->n++].serial = serial;
+            if (rc == 1)
+                api_event_presence(r->hub, d->id, li.client, li.id, 1, li.holder_seen,
+                                   li.takeover_at);
+            break;   /* one binding per device */
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (p && p->n == 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+void recorder_presence_close(struct recorder *r, struct recorder_presence *p)
+{
+    if (!p || !r) {
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    time_t now = time(NULL);
+    for (size_t i = 0; i < p->n; i++) {
+        struct lease_info li;
+        if (lease_unbind(r->leases, p->bound[i].device, p->bound[i].serial, now, &li) == 1)
+            api_event_presence(r->hub, p->bound[i].device, li.client, li.id, 0, li.holder_seen,
+                               li.takeover_at);
+    }
+    pthread_mutex_unlock(&r->lock);
+    free(p);
+}
+
 int recorder_release(struct recorder *r, const char *id, const char *token)
 {
     pthread_mutex_lock(&r->lock);
@@ -157,7 +327,7 @@ int recorder_release(struct recorder *r, const char *id, const char *token)
         lease_get(r->leases, d->id, now, &li);
         rc = lease_release(r->leases, d->id, token, now);
         if (rc == 0)
-            api_event_release(r->hub, d->id, li.client);
+            api_event_release_lease(r->hub, d->id, li.client, li.id);
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -191,6 +361,13 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     memset(key, 0, sizeof(key));
     if (rc < 0)
         goto fail;
+    if (cfg->takeover_after_seconds)
+        lease_set_takeover_after(r->leases, cfg->takeover_after_seconds);
+    uint8_t rnd[8] = {0};
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        log_warn("recorder", "no random bytes for the instance id: restarts look alike");
+    for (int i = 0; i < 8; i++)
+        snprintf(r->instance + 2 * i, 3, "%02x", rnd[i]);
 
     int forwards = cfg->forward_url[0] != 0;
     for (unsigned i = 0; i < cfg->n_devices; i++)

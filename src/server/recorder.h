@@ -55,6 +55,11 @@ struct recorder_lease {
     char holder[RECORDER_LABEL_MAX];
     time_t expires;
     unsigned lease_seconds;
+    char lease[16];            /* the lease's name ("L17"), stable across renewals */
+    int kept_by_take;          /* a running take keeps it: it does not expire meanwhile */
+    int present;               /* -EBUSY: the holder is connected or was seen lately */
+    time_t takeover_at;        /* -EBUSY: earliest take-over (0 while it is connected) */
+    char previous[RECORDER_LABEL_MAX];   /* takeover: the holder replaced, "" if none */
 };
 
 /* client: any bytes; kept as printable UTF-8 cut on a character boundary, "anonymous"
@@ -64,11 +69,39 @@ int recorder_take(struct recorder *r, const char *id, const char *client,
 int recorder_renew(struct recorder *r, const char *id, const char *token,
                    struct recorder_lease *out);
 int recorder_release(struct recorder *r, const char *id, const char *token);
+/* Takes the device from a holder who is gone (docs/api.md "Take-over"): 0 (out->previous
+ * names the old holder, "" when the device was free), -EBUSY while the holder is present.
+ * Tokens of the replaced lease answer -EOWNERDEAD afterwards. */
+int recorder_takeover(struct recorder *r, const char *id, const char *client,
+                      struct recorder_lease *out);
+/* The tablet's time for naming takes while the system clock is not synchronised
+ * (docs/api.md "/api/clock"): now_ms is the client's UNIX time in ms; token a current lease
+ * token of any device. 0 (out filled), -EACCES/-ETIME/-EOWNERDEAD, -EALREADY when the clock
+ * is synchronised (never overrides NTP), -EINVAL. */
+struct recorder_clock {
+    double offset;             /* seconds added to the system clock for names */
+    char source[RECORDER_LABEL_MAX];
+    char server_time[64];      /* ISO, milliseconds, the corrected time */
+};
+int recorder_set_clock(struct recorder *r, const char *token, double now_ms,
+                       struct recorder_clock *out);
+/* Who took over from the lease of an -EOWNERDEAD token ("" if nobody). */
+void recorder_taken_over_by(struct recorder *r, const char *id, char *out, size_t n);
+
+/* Presence: an event stream opened with lease tokens binds to their leases while it is
+ * open (the holder is "connected": no take-over). NULL when no token is current. */
+struct recorder_presence;
+struct recorder_presence *recorder_presence_open(struct recorder *r, const char *const *tokens,
+                                                 size_t n);
+/* r NULL (the recorder is gone, shutting down): only frees p. */
+void recorder_presence_close(struct recorder *r, struct recorder_presence *p);
 
 struct recorder_take_info {
     char file[256];            /* final name of the take file, no directory */
     char started[64];          /* ISO time of its first frame (pre-roll included) */
     double silent_seconds;     /* -ENOLINK: how long the device has delivered nothing */
+    double preroll;            /* seconds of pre-roll granted (less if the ring held less) */
+    double pos;                /* the take's length now, pre-roll included */
 };
 /* out->file names the running take on -EALREADY. -ENOLINK: the device is stalled (no
  * audio; its capture is being reopened): a take starts once it is back. */
@@ -112,9 +145,15 @@ struct recorder_device_status {
     int taken;
     char holder[RECORDER_LABEL_MAX];
     time_t expires;
+    char lease[16];            /* "" when free */
+    int kept_by_take;
+    time_t holder_seen;        /* last sign of the holder (now while connected) */
+    time_t takeover_at;        /* earliest take-over; 0 while connected or free */
     int recording;
     char file[256];
-    double elapsed;
+    double elapsed;            /* the take's position: frames captured into it / rate */
+    char started[64];          /* ISO time of the take's first frame, "" when not recording */
+    double preroll;            /* its pre-roll in seconds */
     int stalled;               /* connected, but no audio: the capture is reopening it */
     time_t stalled_since;      /* epoch s of the last frame before the stall, 0 if not */
     unsigned timing_losses;    /* windows that delivered clearly fewer frames than wall time */
@@ -128,6 +167,11 @@ struct recorder_status {
     double seconds_left;       /* at the widest connected format */
     int clock_synchronised;
     char server_time[64];      /* ISO */
+    unsigned lease_seconds;
+    unsigned takeover_after_seconds;
+    double clock_offset;       /* /api/clock: seconds added for names, 0 = system */
+    char clock_source[RECORDER_LABEL_MAX];   /* "system" or the client that set it */
+    char instance[17];         /* random hex, new at every start of the server */
     struct forward_info *forward;   /* remote copies of takes (server/forward.h), oldest
                                        first; NULL when none */
     size_t n_forward;
@@ -145,7 +189,14 @@ struct recording_info {
     uint64_t bytes;
     unsigned rate, channels, bits;
     int complete;              /* 0 for a .part still being written or left by a crash */
+    int peaks;                 /* NAME.peaks exists: GET /api/recordings/NAME/peaks */
 };
+
+/* The waveform overview of a take (docs/api.md "Waveform peaks"): 0, *data (caller frees),
+ * *len bytes (slices x channels), *channels, *complete (the take is finished); -EINVAL bad
+ * name, -ENOENT none. */
+int recorder_read_peaks(struct recorder *r, const char *name, uint8_t **data, size_t *len,
+                        unsigned *channels, int *complete);
 
 /* The recordings, newest first; *out is freed by the caller (free). 0 or -ENOMEM. */
 int recorder_list_recordings(struct recorder *r, struct recording_info **out, size_t *n);

@@ -17,6 +17,7 @@
 #include "audio/devices.h"
 #include "audio/source.h"
 #include "server/lease.h"
+#include "server/peaks.h"
 #include "server/forward.h"
 #include "server/recorder.h"
 #include "server/workers.h"
@@ -36,6 +37,7 @@ struct rec_device {
     char card_id[64];         /* card a configured hw PCM names ("USB"), "" if none */
     int card_index;           /* card a configured "hw:N" names, -1 if none */
     int configured;
+    int named;                /* the configuration's `name =`: hotplug keeps it */
     enum dev_kind kind;
     struct audio_format want;
     unsigned bits;
@@ -48,6 +50,9 @@ struct rec_device {
     struct take *take;
     char take_file[256];      /* final name of the current take file */
     char take_started[64];    /* ISO time */
+    uint64_t take_start;      /* ring position of the take's first frame */
+    double take_preroll;      /* seconds of pre-roll it began with */
+    struct take_peaks *peaks; /* its waveform overview, fed by the ticker (NULL: none) */
     struct forward_session *fwd;  /* the take's link to r->fwd (NULL: not forwarded) */
     char session[24];         /* record-all session of the running take, "" if none */
     uint64_t meter_seq;
@@ -79,6 +84,9 @@ struct recorder {
     time_t last_status;
     struct workers *slow;     /* finalizing and disconnecting for the ticker */
     struct forwarder *fwd;    /* NULL: no device forwards */
+    char instance[17];        /* random hex, new at every start (restarts are recognisable) */
+    double clock_offset;      /* under lock: seconds a client's clock is ahead (for naming) */
+    char clock_source[64];    /* under lock: who set it, "" = the system's clock */
 };
 
 /* ---- recorder.c: shared helpers (r->lock held where it says so) ---- */
@@ -89,11 +97,23 @@ struct rec_device *rec_connected(struct recorder *r, const char *id, int *rc);  
 struct rec_device *rec_controlled(struct recorder *r, const char *id, const char *token,
                                   int *rc);                                   /* lock held */
 void rec_wait_idle(struct recorder *r, struct rec_device *d);               /* lock held */
+/* A current lease token of any device: 0, -EACCES, -ETIME, -EOWNERDEAD; *holder = its
+ * client (lock held). */
+int rec_any_lease(struct recorder *r, const char *token, time_t now, char *holder, size_t n);
+/* Is the system clock synchronised (NTP)? PIREC_TEST_CLOCK=synced|unsynced overrides it for
+ * the tests. No lock. */
+int rec_clock_synchronised(void);
+/* t shifted by the client's clock offset (/api/clock), for names and `started` (lock held). */
+struct timespec rec_clock_shift(const struct recorder *r, struct timespec t);
 void rec_set_idle(struct recorder *r, struct rec_device *d);                /* lock held */
 void rec_expire_leases(struct recorder *r);                                 /* no lock */
 /* Copies with truncation (snprintf would make GCC warn about the long paths). */
 void rec_set_str(char *dst, size_t n, const char *src);
 const char *rec_base_name(const char *path);
+
+/* The running take's position in seconds: frames captured into it (pre-roll included) /
+ * rate, what the file will hold; -1 when d records nothing (lock held). */
+double rec_take_pos(const struct rec_device *d);
 
 /* ---- registry.c: devices, sources, hotplug ---- */
 int  registry_add_configured(struct recorder *r, const struct device_config *dc);
@@ -116,6 +136,10 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
 int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, uint64_t start,
                 struct timespec t0, const char *const *extra, size_t n_extra,
                 struct recorder_take_info *out);
+
+/* ---- library.c ---- */
+/* The recordings-list object of the finished take file `name` (no lock). 0 or -errno. */
+int library_describe(struct recorder *r, const char *name, struct recording_info *o);
 
 /* ---- status.c: the ticker ---- */
 int  status_start_ticker(struct recorder *r);

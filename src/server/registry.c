@@ -204,7 +204,7 @@ static struct rec_device *card_device(struct recorder *r, enum hotplug_event ev,
 {
     for (struct rec_device *x = r->devs; x; x = x->next)
         if (card_matches(x, info)) {
-            if (info->name[0])
+            if (info->name[0] && !x->named)
                 snprintf(x->name, sizeof(x->name), "%s", info->name);
             return x;
         }
@@ -296,6 +296,10 @@ int registry_add_configured(struct recorder *r, const struct device_config *dc)
         d->kind = DEV_ALSA;
         parse_card(d);
         snprintf(d->name, sizeof(d->name), "%s", dc->pcm);
+    }
+    if (dc->name[0]) {
+        snprintf(d->name, sizeof(d->name), "%s", dc->name);
+        d->named = 1;
     }
     /* Keep the configuration's order in the status. */
     struct rec_device **p = &r->devs;

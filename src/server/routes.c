@@ -79,7 +79,7 @@ static int control_verb(const char *v, size_t n, enum route_action *a)
 {
     static const struct { const char *name; enum route_action a; } verbs[] = {
         {"take", ROUTE_TAKE},   {"renew", ROUTE_RENEW}, {"release", ROUTE_RELEASE},
-        {"start", ROUTE_START}, {"stop", ROUTE_STOP},
+        {"start", ROUTE_START}, {"stop", ROUTE_STOP}, {"takeover", ROUTE_TAKEOVER},
     };
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (strlen(verbs[i].name) == n && memcmp(verbs[i].name, v, n) == 0) {
@@ -147,7 +147,8 @@ int route_parse(const char *method, const char *path, struct route *r)
         enum route_action a;
         if (!control_verb(seg[3], len[3], &a))
             return set_error(r, 404, "unknown action");
-        if ((a == ROUTE_TAKE && nseg != 4) || (a != ROUTE_TAKE && nseg > 5))
+        int tokenless = a == ROUTE_TAKE || a == ROUTE_TAKEOVER;
+        if ((tokenless && nseg != 4) || (!tokenless && nseg > 5))
             return set_error(r, 404, "not found");
         /* Not HEAD: a control call changes state, and a HEAD must not (a prefetcher or a
          * link checker would take the device). */
@@ -158,7 +159,7 @@ int route_parse(const char *method, const char *path, struct route *r)
         if (copy(r->id, sizeof r->id, seg[2], len[2]) < 0 || !route_valid_id(r->id))
             return set_error(r, 404, "no such device");
         r->action = a;
-        r->needs_token = a != ROUTE_TAKE;
+        r->needs_token = !tokenless;
         if (nseg == 5) {
             if (copy(r->token, sizeof r->token, seg[4], len[4]) < 0 ||
                 !route_valid_token(r->token)) {
@@ -183,6 +184,15 @@ int route_parse(const char *method, const char *path, struct route *r)
             r->token[0] = '\0';
             return set_error(r, 401, "bad token");
         }
+        return 0;
+    }
+    if (nseg == 2 && SEG_IS(1, "clock")) {
+        if (!is_method(method, "POST")) {
+            r->allow = "POST";
+            return set_error(r, 405, "method not allowed");
+        }
+        r->action = ROUTE_CLOCK;
+        r->needs_token = 1;
         return 0;
     }
     if (nseg == 2 && SEG_IS(1, "status")) {
@@ -212,11 +222,19 @@ int route_parse(const char *method, const char *path, struct route *r)
             r->action = ROUTE_LIST;
             return 0;
         }
-        if (nseg == 4 && !SEG_IS(3, "delete"))
+        if (nseg == 4 && !SEG_IS(3, "delete") && !SEG_IS(3, "peaks"))
             return set_error(r, 404, "not found");
         if (copy(r->name, sizeof r->name, seg[2], len[2]) < 0 || !route_valid_name(r->name)) {
             r->name[0] = '\0';
             return set_error(r, 400, "bad recording name");
+        }
+        if (nseg == 4 && SEG_IS(3, "peaks")) {
+            if (!get_like(method)) {
+                r->allow = "GET, HEAD";
+                return set_error(r, 405, "method not allowed");
+            }
+            r->action = ROUTE_PEAKS;
+            return 0;
         }
         if (nseg == 4) {
             if (!is_method(method, "POST")) {

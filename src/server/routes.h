@@ -39,6 +39,9 @@ enum route_action {
     ROUTE_STATIC,         /* anything else: name holds the asset path, e.g. "/index.html" */
     ROUTE_START_ALL,      /* GET|POST /api/record_all/start[/:token] */
     ROUTE_STOP_ALL,       /* GET|POST /api/record_all/stop[/:token] */
+    ROUTE_TAKEOVER,       /* GET|POST /api/recording/:id/takeover (no token) */
+    ROUTE_CLOCK,          /* POST /api/clock?now=UNIX_MS (token: Bearer or ?token=) */
+    ROUTE_PEAKS,          /* GET /api/recordings/:name/peaks */
 };
 
 struct route {

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timex.h>
 
 #define TICK_MS 40
 #define STATUS_EVERY_S 90
@@ -41,11 +40,15 @@ static void device_status(struct recorder *r, struct rec_device *d, time_t now,
     if (li.held) {
         rec_set_str(o->holder, sizeof(o->holder), li.client);
         o->expires = li.expires;
+        rec_set_str(o->lease, sizeof(o->lease), li.id);
+        o->kept_by_take = li.kept;
+        o->holder_seen = li.holder_seen;
+        o->takeover_at = li.takeover_at;
     }
     if (d->take) {
-        struct take_status st;
-        take_get_status(d->take, &st);
-        o->elapsed = st.seconds;
+        o->elapsed = rec_take_pos(d);
+        rec_set_str(o->started, sizeof(o->started), d->take_started);
+        o->preroll = d->take_preroll;
     }
     o->recording = d->take != NULL || (d->busy && d->take_file[0]);
     if (o->recording)
@@ -103,12 +106,25 @@ int recorder_get_status(struct recorder *r, struct recorder_status *out)
         out->free_bytes = 0;
         out->seconds_left = 0;
     }
-    struct timex tx;
-    memset(&tx, 0, sizeof(tx));
-    out->clock_synchronised = adjtimex(&tx) != TIME_ERROR;
+    out->clock_synchronised = rec_clock_synchronised();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&r->lock);
+    if (out->clock_synchronised && r->clock_source[0]) {
+        /* NTP is back: the client's offset is dropped, and every page told */
+        r->clock_offset = 0;
+        r->clock_source[0] = 0;
+        api_event_clock(r->hub, 0, "system");
+    }
+    ts = rec_clock_shift(r, ts);
+    out->clock_offset = r->clock_offset;
+    rec_set_str(out->clock_source, sizeof(out->clock_source),
+                r->clock_source[0] ? r->clock_source : "system");
+    pthread_mutex_unlock(&r->lock);
     take_iso_time(out->server_time, sizeof(out->server_time), &ts);
+    out->lease_seconds = r->cfg->lease_seconds;
+    out->takeover_after_seconds = r->cfg->takeover_after_seconds;
+    rec_set_str(out->instance, sizeof(out->instance), r->instance);
     if (forwarder_list(r->fwd, &out->forward, &out->n_forward) < 0) {
         recorder_status_free(out);
         return -ENOMEM;
@@ -137,7 +153,7 @@ static void publish_level(struct recorder *r, struct rec_device *d)
     if (m.seq == 0 || m.seq == d->meter_seq)
         return;
     d->meter_seq = m.seq;
-    api_event_level(r->hub, d->id, &m);
+    api_event_level(r->hub, d->id, &m, rec_take_pos(d));
 }
 
 static void publish_status(struct recorder *r);
@@ -288,6 +304,8 @@ static int tick_devices(struct recorder *r)
         publish_level(r, d);
         if (d->busy)
             continue;
+        if (d->peaks && d->take)
+            peaks_feed(d->peaks, capture_ring(d->cap), UINT64_MAX);   /* the take's overview */
         enum capture_state cs = capture_get_state(d->cap);
         if (cs != CAPTURE_RUNNING) {
             char why[160];

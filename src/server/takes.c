@@ -37,6 +37,11 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
                     const char *reason, uint64_t stop_pos, struct take_status *st)
 {
     memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&r->lock);
+    struct take_peaks *peaks = d->peaks;   /* the ticker feeds it up to its last tick */
+    d->peaks = NULL;
+    pthread_mutex_unlock(&r->lock);
+    peaks_close(peaks);
     int rc = stop_pos == UINT64_MAX ? take_stop(t, st) : take_stop_at(t, stop_pos, st);
     d->session[0] = 0;
     forward_session_free(d->fwd);   /* its jobs go on until their copies are complete */
@@ -49,6 +54,14 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
              " frames lost%s%s", d->id, rec_base_name(st->path), reason, st->seconds,
              st->bytes, st->lost_frames, rc ? ", error: " : "", rc ? strerror(-rc) : "");
     api_event_stop(r->hub, d->id, st, reason);
+    struct recording_info added;
+    if (st->frames > 0 && library_describe(r, rec_base_name(st->path), &added) == 0 &&
+        added.complete)
+        api_event_take_added(r->hub, &added);   /* every page lists it */
+    /* The lease the take kept alive runs again from now (docs/api.md). */
+    struct lease_info li;
+    if (lease_keep(r->leases, d->id, 0, time(NULL), &li) > 0)
+        api_event_take(r->hub, d->id, li.client, li.id, li.expires, 0);
     return rc;
 }
 
@@ -130,6 +143,9 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
                 struct recorder_take_info *out)
 {
     int rc;
+    pthread_mutex_lock(&r->lock);
+    t0 = rec_clock_shift(r, t0);   /* the tablet's time when the clock is not synchronised */
+    pthread_mutex_unlock(&r->lock);
     const struct audio_format *f = capture_format(cap);
     uint64_t wpos = audio_ring_write_pos(capture_ring(cap));
     uint64_t back = wpos > start ? wpos - start : 0;
@@ -171,10 +187,20 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
         d->take = t;
         rec_set_str(d->take_file, sizeof(d->take_file), rec_base_name(st.path));
         take_iso_time(d->take_started, sizeof(d->take_started), &t0);
-        api_event_record(r->hub, d->id, d->take_file, d->take_started);
+        d->take_start = start;
+        d->take_preroll = (double)back / f->rate;
+        int prc = peaks_open(&d->peaks, r->cfg->recordings, d->take_file, f, start);
+        if (prc < 0)
+            log_warn("recorder", "%s: no waveform overview for %s: %s", d->id, d->take_file,
+                     strerror(-prc));
+        (void)lease_keep(r->leases, d->id, 1, time(NULL), NULL);   /* control follows the take */
+        double pos = rec_take_pos(d);
+        api_event_record(r->hub, d->id, d->take_file, d->take_started, d->take_preroll, pos);
         if (out) {
             rec_set_str(out->file, sizeof(out->file), d->take_file);
             rec_set_str(out->started, sizeof(out->started), d->take_started);
+            out->preroll = d->take_preroll;
+            out->pos = pos;
         }
         log_info("recorder", "%s: recording %s (%.1f s pre-roll)", d->id, d->take_file,
                  (double)back / f->rate);

@@ -24,8 +24,7 @@
 
 #define STOP_AHEAD_NS 50000000LL   /* 50 ms: more than a writer's lag behind its capture */
 
-/* A current lease token of any device: 0, -EACCES, -ETIME; *holder = its client (lock held). */
-static int any_lease(struct recorder *r, const char *token, time_t now, char *holder, size_t n)
+int rec_any_lease(struct recorder *r, const char *token, time_t now, char *holder, size_t n)
 {
     if (!token || !*token)
         return -EACCES;
@@ -60,7 +59,7 @@ int recorder_start_all(struct recorder *r, const char *token, struct recorder_al
     time_t now = time(NULL);
     char holder[64] = "";
     pthread_mutex_lock(&r->lock);
-    int rc = any_lease(r, token, now, holder, sizeof holder);
+    int rc = rec_any_lease(r, token, now, holder, sizeof holder);
     if (rc < 0) {
         pthread_mutex_unlock(&r->lock);
         return rc;
@@ -169,7 +168,7 @@ int recorder_stop_all(struct recorder *r, const char *token, struct recorder_all
     size_t n = 0;
     char holder[64];
     pthread_mutex_lock(&r->lock);
-    int rc = any_lease(r, token, time(NULL), holder, sizeof holder);
+    int rc = rec_any_lease(r, token, time(NULL), holder, sizeof holder);
     if (rc < 0) {
         pthread_mutex_unlock(&r->lock);
         return rc;

@@ -386,15 +386,14 @@ try {
   }
 
   await step('no uncaught errors nor CSP violations in the pages', async () => {
-    // a server without the manifest route yet (see docs/web.md): its 404 is no page error
-    const noManifest = (await fetch(base + '/manifest.webmanifest')).status === 404;
-    if (noManifest) log('    (this server does not serve /manifest.webmanifest yet)');
+    // the server serves the manifest and icons (Add to Home Screen): no 404 is tolerated
+    for (const f of ['/manifest.webmanifest', '/icon-192.png', '/icon-512.png', '/apple-touch-icon.png']) {
+      const st = (await fetch(base + f)).status;
+      assert(st === 200, `${f} answers ${st}`);
+    }
     const all = [];
     for (const [i, p] of pages.entries()) {
-      for (const x of await p.problems()) {
-        if (noManifest && /Manifest fetch .* failed, code 404/.test(x)) continue;
-        all.push(`${['ipad', 'phone'][i]}: ${x}`);
-      }
+      for (const x of await p.problems()) all.push(`${['ipad', 'phone'][i]}: ${x}`);
     }
     assert(all.length === 0, all.join('\n'));
     assert(accessibility.length === 0, 'axe-core:\n' + accessibility.join('\n'));

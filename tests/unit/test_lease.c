@@ -99,8 +99,9 @@ struct expired_log {
     char device[4][64], client[4][64];
 };
 
-static void on_expired(const char *device, const char *client, void *arg)
+static void on_expired(const char *device, const char *client, const char *lease, void *arg)
 {
+    (void)lease;
     struct expired_log *l = arg;
     if (l->n < 4) {
         snprintf(l->device[l->n], 64, "%s", device);
@@ -145,6 +146,79 @@ static void test_expiry(void **state)
 static struct lease_mgr *race_mgr;
 static atomic_int race_wins, race_busy;
 static pthread_barrier_t race_barrier;
+
+/* A running take keeps the lease past its expiry; its end restarts the timer. */
+static void test_kept_by_take(void **state)
+{
+    (void)state;
+    struct lease_mgr *m = NULL;
+    assert_int_equal(lease_mgr_create(&m, KEY, 60), 0);
+    char tok[JWT_MAX], other[JWT_MAX], tok2[JWT_MAX];
+    struct lease_info info;
+    assert_int_equal(lease_take(m, "tone", "ipad", T0, tok, &info), 0);
+    assert_string_equal(info.id, "L1");
+    assert_int_equal(info.kept, 0);
+    assert_int_equal(lease_keep(m, "tone", 1, T0 + 1, &info), 1);
+    assert_int_equal(info.kept, 1);
+    struct expired_log log = {0};
+    assert_int_equal(lease_expire(m, T0 + 600, on_expired, &log), 0);
+    assert_int_equal(lease_check(m, "tone", tok, T0 + 600), 0);
+    assert_int_equal(lease_take(m, "tone", "phone", T0 + 600, other, &info), -EBUSY);
+    assert_string_equal(info.client, "ipad");
+    /* The take ends at T0 + 600: 60 s more from then, with the same token and name. */
+    assert_int_equal(lease_keep(m, "tone", 0, T0 + 600, &info), 1);
+    assert_int_equal(info.kept, 0);
+    assert_int_equal(info.expires, T0 + 660);
+    assert_string_equal(info.id, "L1");
+    assert_int_equal(lease_check(m, "tone", tok, T0 + 659), 0);
+    assert_int_equal(lease_renew(m, "tone", tok, T0 + 630, tok2, &info), 0);
+    assert_string_equal(info.id, "L1");
+    assert_int_equal(lease_check(m, "tone", tok, T0 + 630), -EACCES);
+    assert_int_equal(lease_expire(m, T0 + 690, on_expired, &log), 1);
+    /* A free device being recorded: the next lease is kept from its take on, named anew. */
+    assert_int_equal(lease_keep(m, "tone", 1, T0 + 700, NULL), 0);
+    assert_int_equal(lease_take(m, "tone", "phone", T0 + 700, other, &info), 0);
+    assert_string_equal(info.id, "L2");
+    assert_int_equal(info.kept, 1);
+    lease_mgr_destroy(m);
+}
+
+/* Take-over: refused while the holder is present (a bound stream, or seen lately). */
+static void test_takeover_and_presence(void **state)
+{
+    (void)state;
+    struct lease_mgr *m = NULL;
+    assert_int_equal(lease_mgr_create(&m, KEY, 300), 0);
+    lease_set_takeover_after(m, 10);
+    char a[JWT_MAX], b[JWT_MAX], prev[64];
+    struct lease_info info;
+    assert_int_equal(lease_takeover(m, "tone", "ipad", T0, a, &info, prev), 0);
+    assert_string_equal(prev, "");    /* free: a plain take */
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 5, b, &info, prev), -EBUSY);
+    assert_true(info.present);
+    assert_int_equal(info.takeover_at, T0 + 10);
+    unsigned long serial;
+    assert_int_equal(lease_bind(m, "tone", a, T0 + 6, &serial, &info), 1);
+    assert_int_equal(lease_bind(m, "tone", a, T0 + 6, &serial, &info), 0);
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 100, b, &info, prev), -EBUSY);
+    assert_int_equal(info.takeover_at, 0);
+    assert_int_equal(lease_unbind(m, "tone", serial, T0 + 100, &info), 0);
+    assert_int_equal(lease_unbind(m, "tone", serial, T0 + 101, &info), 1);
+    assert_false(info.present == 0);
+    assert_int_equal(info.takeover_at, T0 + 111);
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 110, b, &info, prev), -EBUSY);
+    assert_int_equal(lease_takeover(m, "tone", "phone", T0 + 111, b, &info, prev), 0);
+    assert_string_equal(prev, "ipad");
+    assert_string_equal(info.client, "phone");
+    assert_int_equal(lease_check(m, "tone", a, T0 + 112), -EOWNERDEAD);
+    char by[64];
+    lease_taken_over_by(m, "tone", by);
+    assert_string_equal(by, "phone");
+    assert_int_equal(lease_check(m, "tone", b, T0 + 112), 0);
+    /* the old lease's stream closing later does not touch the new lease */
+    assert_int_equal(lease_unbind(m, "tone", serial, T0 + 113, &info), -ENOENT);
+    lease_mgr_destroy(m);
+}
 
 static void *racer(void *arg)
 {
@@ -201,6 +275,8 @@ int main(void)
         cmocka_unit_test(test_take_claims_and_busy),
         cmocka_unit_test(test_renew_invalidates_old),
         cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_kept_by_take),
+        cmocka_unit_test(test_takeover_and_presence),
         cmocka_unit_test(test_race_exactly_one_wins),
         cmocka_unit_test(test_bad_args),
     };

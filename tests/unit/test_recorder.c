@@ -347,7 +347,7 @@ static void test_client_label_is_cut_on_a_character(void **state)
     fixture_free(&f);
 }
 
-static void test_lease_expiry_and_take_outlives_lease(void **state)
+static void test_lease_expiry_and_take_keeps_lease(void **state)
 {
     (void)state;
     struct fixture f;
@@ -360,22 +360,28 @@ static void test_lease_expiry_and_take_outlives_lease(void **state)
     char token[JWT_MAX];
     snprintf(token, sizeof(token), "%s", l.token);
     assert_int_equal(recorder_start(f.rec, "tone", token, NULL), 0);
-    /* Nobody renews: the server expires the lease by itself. */
-    assert_true(wait_log(&f, "expire {\"id\":\"tone\",\"holder\":\"ipad\"}"));
-    assert_true(wait_log(&f, "release {\"id\":\"tone\",\"holder\":\"ipad\"}"));
+    /* The take keeps the lease (docs/api.md): still held well past its expiry... */
+    while (time(NULL) <= l.expires + 1)
+        sleep_ms(20);
+    pump(&f);
+    assert_int_equal(at(&f, "expire {"), -1);
+    struct recorder_device_status d;
+    assert_int_equal(device_status(f.rec, "tone", &d), 0);
+    assert_true(d.recording && d.taken && d.kept_by_take);
+    struct recorder_lease other;
+    assert_int_equal(recorder_take(f.rec, "tone", "phone", &other), -EBUSY);
+    /* ...and its holder stops the take with the token it had. */
+    struct take_status ts;
+    assert_int_equal(recorder_stop(f.rec, "tone", token, &ts), 0);
+    assert_true(ts.seconds > 0);
+    assert_true(wait_log(&f, "stop {\"id\":\"tone\""));
+    assert_true(wait_log(&f, "\"kept_by_take\":false"));
+    /* Then the timer runs again and the server expires the lease by itself. */
+    assert_true(wait_log(&f, "expire {\"id\":\"tone\",\"holder\":\"ipad\""));
+    assert_true(wait_log(&f, "release {\"id\":\"tone\",\"holder\":\"ipad\""));
     assert_true(at(&f, "expire {") < at(&f, "release {"));
     int rc = recorder_stop(f.rec, "tone", token, NULL);
     assert_true(rc == -ETIME || rc == -EACCES);
-    /* The take went on; another client takes the device and stops it. */
-    struct recorder_device_status d;
-    assert_int_equal(device_status(f.rec, "tone", &d), 0);
-    assert_true(d.recording);
-    assert_false(d.taken);
-    assert_int_equal(recorder_take(f.rec, "tone", "phone", &l), 0);
-    struct take_status ts;
-    assert_int_equal(recorder_stop(f.rec, "tone", l.token, &ts), 0);
-    assert_true(ts.seconds > 0);
-    assert_true(wait_log(&f, "stop {\"id\":\"tone\""));
     fixture_free(&f);
 }
 
@@ -507,7 +513,7 @@ int main(void)
         cmocka_unit_test(test_tone_take_record_stop),
         cmocka_unit_test(test_unknown_device),
         cmocka_unit_test(test_client_label_is_cut_on_a_character),
-        cmocka_unit_test(test_lease_expiry_and_take_outlives_lease),
+        cmocka_unit_test(test_lease_expiry_and_take_keeps_lease),
         cmocka_unit_test(test_device_gone_mid_take),
         cmocka_unit_test(test_hotplug_ids),
         cmocka_unit_test(test_bad_configured_device),
