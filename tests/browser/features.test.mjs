@@ -116,8 +116,15 @@ try {
     await ipad.click(C('.btn-lease'));
     await until('held', async () => (await cardAttr(ipad, 'data-held')) === 'true');
     await until('wake lock held', () => ipad.eval(() => window.pirec.stats.wakeLock === 'held' && window.__wl.requests === 1));
-    await ipad.click(C('.btn-lease'));           // release: the wake lock goes too
-    await until('released', async () => (await cardAttr(ipad, 'data-held')) === 'false');
+    // release: the wake lock goes too (tapped again only if a tap changed nothing: WebKit
+    // under load has been seen to lose one)
+    for (let attempt = 1; ; attempt++) {
+      await ipad.click(C('.btn-lease'));
+      const gone = await until('released', async () => (await cardAttr(ipad, 'data-held')) === 'false', 5000).catch(() => false);
+      if (gone) break;
+      if (attempt >= 3) throw new Error(`still held after 3 taps on Release: "${await msgs(ipad)}"`);
+      log(`    (tap ${attempt} on Release changed nothing: "${await msgs(ipad)}")`);
+    }
     await until('wake lock released', () => ipad.eval(() => window.__wl.releases === 1 && window.pirec.stats.wakeLock === 'none'));
     await ipad.click(C('.btn-lease'));
     await until('held again', async () => (await cardAttr(ipad, 'data-held')) === 'true');
@@ -271,8 +278,16 @@ try {
   });
 
   await step('the device goes silent (capture watchdog): the take ends, the card says so, Record waits for it', async () => {
-    await phone.click(C('.btn-record'));
-    await until('recording', async () => (await cardAttr(phone, 'data-recording')) === 'true');
+    // right after the take-over the page may still be settling its lease: wait for Record
+    // to be enabled, and tap again only if a tap left no take at all
+    for (let attempt = 1; ; attempt++) {
+      await until('record enabled', async () => !(await dom.disabled(phone, C('.btn-record'))));
+      await phone.click(C('.btn-record'));
+      const rec = await until('recording', async () => (await cardAttr(phone, 'data-recording')) === 'true', 5000).catch(() => false);
+      if (rec) break;
+      if (attempt >= 3) throw new Error(`no take after 3 taps: "${await msgs(phone)}"`);
+      log(`    (tap ${attempt} on Record started no take: "${await msgs(phone)}")`);
+    }
     await fetch(base + '/mock/stall?on=1', { method: 'POST' });
     await until('stalled', async () => (await cardAttr(phone, 'data-stalled')) === 'true');
     await until('take ended', async () => (await cardAttr(phone, 'data-recording')) === 'false');
