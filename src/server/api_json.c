@@ -69,9 +69,14 @@ json_t *api_json_status(const struct recorder_status *st)
                                                     "taken", d->taken, "name", d->name));
     }
     json_object_set_new(o, "devices", devs);
-    json_object_set_new(o, "disk", json_pack("{s:I,s:f}", "free_bytes",
-                                             (json_int_t)st->free_bytes, "seconds_left",
-                                             st->seconds_left));
+    /* Not measured yet (a hung disk at start): null figures, which the page leaves out. */
+    json_t *disk = st->disk_known
+        ? json_pack("{s:I,s:f,s:f}", "free_bytes", (json_int_t)st->free_bytes, "seconds_left",
+                    st->seconds_left, "age_seconds", st->disk_age)
+        : json_pack("{s:n,s:n,s:n}", "free_bytes", "seconds_left", "age_seconds");
+    if (disk)
+        json_object_set_new(disk, "stale", json_boolean(st->disk_stale));
+    json_object_set_new(o, "disk", disk);
     json_object_set_new(o, "clock_synchronised", json_boolean(st->clock_synchronised));
     json_object_set_new(o, "server_time", json_string(st->server_time));
     json_object_set_new(o, "lease_seconds", json_integer(st->lease_seconds));

@@ -381,6 +381,10 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
                 strerror(-rc));
         goto fail;
     }
+    struct disk_watch_config dw = {.dir = cfg->recordings};
+    rc = disk_watch_start(&r->disk, &dw);
+    if (rc < 0)
+        goto fail;
     /* Takes a crash or power cut left as .part become normal files again. */
     int repaired = flac_repair_dir(cfg->recordings);
     if (repaired > 0)
@@ -438,6 +442,7 @@ void recorder_destroy(struct recorder *r)
         d = n;
     }
     forwarder_destroy(r->fwd);
+    disk_watch_stop(r->disk);
     lease_mgr_destroy(r->leases);
     pthread_cond_destroy(&r->tick_cond);
     pthread_cond_destroy(&r->idle);

@@ -163,8 +163,12 @@ struct recorder_device_status {
 struct recorder_status {
     struct recorder_device_status *devices;   /* in configuration order, then hotplugged */
     size_t n_devices;
+    int disk_known;            /* free space has been measured (else free_bytes and
+                                  seconds_left are 0 and mean nothing) */
     uint64_t free_bytes;
     double seconds_left;       /* at the widest connected format */
+    double disk_age;           /* seconds since free_bytes was measured (server/disk_watch.h) */
+    int disk_stale;            /* not measured, or too long ago: the disk may be hung */
     int clock_synchronised;
     char server_time[64];      /* ISO */
     unsigned lease_seconds;

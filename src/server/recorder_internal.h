@@ -18,6 +18,7 @@
 #include "audio/source.h"
 #include "server/lease.h"
 #include "server/peaks.h"
+#include "server/disk_watch.h"
 #include "server/forward.h"
 #include "server/recorder.h"
 #include "server/workers.h"
@@ -84,6 +85,7 @@ struct recorder {
     time_t last_status;
     struct workers *slow;     /* finalizing and disconnecting for the ticker */
     struct forwarder *fwd;    /* NULL: no device forwards */
+    struct disk_watch *disk;  /* free space of cfg->recordings, probed off every answering thread */
     char instance[17];        /* random hex, new at every start (restarts are recognisable) */
     double clock_offset;      /* under lock: seconds a client's clock is ahead (for naming) */
     char clock_source[64];    /* under lock: who set it, "" = the system's clock */

@@ -80,6 +80,22 @@ static int widest_format(struct recorder *r, struct audio_format *out)
     return best ? 0 : -ENOENT;
 }
 
+/* Free space from the disk watch (never statvfs here: this runs on the HTTP event thread
+ * and the ticker), and the recording time it leaves at fmt. */
+static void disk_figures(struct recorder *r, const struct audio_format *fmt,
+                         struct recorder_status *out)
+{
+    struct disk_reading dr;
+    disk_watch_get(r->disk, &dr);
+    out->disk_known = dr.known;
+    out->disk_stale = dr.stale;
+    out->disk_age = dr.age_s;
+    out->free_bytes = dr.free_bytes;
+    double raw = (double)audio_frame_bytes(fmt) * fmt->rate;
+    /* FLAC of real recordings: about 60 % of the raw PCM (the estimate of disk_space) */
+    out->seconds_left = dr.known && raw > 0 ? (double)dr.free_bytes / (raw * 0.6) : 0;
+}
+
 int recorder_get_status(struct recorder *r, struct recorder_status *out)
 {
     memset(out, 0, sizeof(*out));
@@ -102,10 +118,7 @@ int recorder_get_status(struct recorder *r, struct recorder_status *out)
     (void)widest_format(r, &fmt);
     pthread_mutex_unlock(&r->lock);
 
-    if (disk_space(r->cfg->recordings, &fmt, &out->free_bytes, &out->seconds_left) < 0) {
-        out->free_bytes = 0;
-        out->seconds_left = 0;
-    }
+    disk_figures(r, &fmt, out);
     out->clock_synchronised = rec_clock_synchronised();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

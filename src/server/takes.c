@@ -54,6 +54,7 @@ int takes_finish_at(struct recorder *r, struct rec_device *d, struct take *t, in
              " frames lost%s%s", d->id, rec_base_name(st->path), reason, st->seconds,
              st->bytes, st->lost_frames, rc ? ", error: " : "", rc ? strerror(-rc) : "");
     api_event_stop(r->hub, d->id, st, reason);
+    disk_watch_refresh(r->disk);   /* the status shows the space the take used */
     struct recording_info added;
     if (st->frames > 0 && library_describe(r, rec_base_name(st->path), &added) == 0 &&
         added.complete)

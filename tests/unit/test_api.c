@@ -229,12 +229,21 @@ static void test_status_keys_not_shadowed(void **state)
     snprintf(d[0].id, sizeof(d[0].id), "disk");
     snprintf(d[1].id, sizeof(d[1].id), "yeti");
     snprintf(d[1].name, sizeof(d[1].name), "Yeti");
-    struct recorder_status st = {.devices = d, .n_devices = 2, .free_bytes = 7};
+    struct recorder_status st = {.devices = d, .n_devices = 2, .disk_known = 1, .free_bytes = 7};
     json_t *j = api_json_status(&st);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "disk"),
                                                         "free_bytes")), 7);
     assert_string_equal(str(json_object_get(j, "yeti"), "name"), "Yeti");
     assert_int_equal(json_array_size(json_object_get(j, "devices")), 2);
+    json_decref(j);
+    /* Free space not measured yet (a hung disk): null figures, marked stale. */
+    st.disk_known = 0;
+    st.disk_stale = 1;
+    j = api_json_status(&st);
+    json_t *disk = json_object_get(j, "disk");
+    assert_true(json_is_null(json_object_get(disk, "free_bytes")));
+    assert_true(json_is_null(json_object_get(disk, "seconds_left")));
+    assert_true(json_is_true(json_object_get(disk, "stale")));
     json_decref(j);
 }
 
