@@ -14,7 +14,9 @@
 #include "audio/capture.h"
 #include "audio/devices.h"
 #include "audio/source.h"
+#include "audio/source_spec.h"
 #include "common/log.h"
+#include "common/numparse.h"
 #include "store/take.h"
 
 #include <errno.h>
@@ -116,11 +118,16 @@ static void usage(FILE *out)
         "to x.flac at the end; `pirec repair` finishes files a crash left behind).\n\n"
         "source (one of):\n"
         "  --device ID          a capture device listed by `pirec devices`\n"
-        "  --pcm NAME           an ALSA PCM (hw:CARD=USB,DEV=0, default, a name in --alsa-conf)\n"
-        "  --source tone        a demo tone, in real time\n"
-        "  --source file:PATH   a WAV file (or raw PCM with --format/--rate/--channels)\n"
-        "  --realtime           read the file at its real speed (default: as fast as possible)\n"
-        "  --alsa-conf FILE     ALSA configuration text defining --pcm NAME\n"
+        "  --source SPEC        the grammar of serve's `pcm =` (docs/audio.md \"Sources\"):\n"
+        "    tone                 a demo tone, in real time\n"
+        "    file:PATH[?KEY=N&..] a WAV file (or raw PCM with --format/--rate/--channels),\n"
+        "                         read as fast as possible unless realtime=1; test hooks:\n"
+        "                         fail_at=N (the device vanishes after N frames),\n"
+        "                         stall_at=N&stall_ms=MS (one read stalls, frames are lost),\n"
+        "                         pace_percent=P (with realtime=1: a crawling clock)\n"
+        "    NAME                 an ALSA PCM (hw:CARD=USB,DEV=0, default, a name in --alsa-conf)\n"
+        "  --pcm NAME           an ALSA PCM (the same as --source NAME)\n"
+        "  --alsa-conf FILE     ALSA configuration text defining the PCM NAME\n"
         "format (default: the source's own):\n"
         "  --format F           S16_LE, S24_3LE, S24_LE, S32_LE\n"
         "  --rate HZ, --channels N\n"
@@ -145,40 +152,44 @@ static void usage(FILE *out)
         "                       clock (default 10; a clear shortfall is a loss of timing)\n"
         "  --no-gap-fill        lost frames are only counted (default: replaced by silence\n"
         "                       at their place, so the take keeps the time that passed)\n"
-        "test hooks of the file source:\n"
-        "  --fail-at-frame N    the device vanishes after N frames\n"
-        "  --stall-at-frame N --stall-ms MS   one read stalls, frames are lost\n"
-        "  --pace-percent N     with --realtime: frames come at N%% of the rate (a crawling\n"
-        "                       clock: a loss of timing)\n\n"
+        "deprecated spellings of the file source's keys: --realtime, --fail-at-frame N,\n"
+        "  --stall-at-frame N --stall-ms MS, --pace-percent N\n\n"
         "Exit status: 0 the take is complete with no loss; 1 something was lost or failed,\n"
         "the device stalled or its clock fell behind the wall clock (the message says what,\n"
         "the file keeps everything captured and has it in its comments); 2 bad usage.\n");
 }
 
-static int parse_uint(const char *s, const char *what, uint64_t *out)
+/* A number option in its range, or a message naming the option and the range (exit 2). */
+static int opt_ull(const char *opt, const char *s, unsigned long long min,
+                   unsigned long long max, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') {
-        fprintf(stderr, "pirec record: %s: '%s' is not a whole number\n", what, s);
+    char err[200];
+    unsigned long long v;
+    if (parse_option_ull(opt, s, min, max, &v, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pirec record: %s\n", err);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-/* A non-negative decimal (seconds, megabytes). */
-static int parse_secs(const char *s, const char *what, double *out)
+static int opt_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0) || v > 1e7) {
-        fprintf(stderr, "pirec record: %s: '%s' is not a non-negative number\n", what, s);
+    uint64_t v;
+    if (opt_ull(opt, s, min, max, &v) < 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* Seconds, megabytes: a decimal in its range. */
+static int opt_double(const char *opt, const char *s, double min, double max, double *out)
+{
+    char err[200];
+    if (parse_option_double(opt, s, min, max, out, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pirec record: %s\n", err);
         return -1;
     }
-    *out = v;
     return 0;
 }
 
@@ -260,18 +271,19 @@ int cmd_record(int argc, char **argv)
     const char *device = NULL, *pcm = NULL, *source = NULL, *alsa_conf = NULL, *out = NULL,
                *dir = NULL, *name = NULL;
     struct audio_format want = {0};
-    struct file_source_options fopt = {0};
-    uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000, v;
+    /* the file source's options as separate flags: the older spelling of file:P?KEY=N */
+    struct file_source_options legacy = {0};
+    const char *legacy_flag = NULL;
+    uint64_t bits = 0, comp = 0, min_free_mb = 256, flush_ms = 2000;
     double split_mb = 0, seconds = 0, preroll = 0, max_seconds = 0, split_seconds = 0;
     double stall_seconds = 0, timing_seconds = 0;
-    int c, no_gap_fill = 0;
+    int c, no_gap_fill = 0, rc = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_DEVICE: device = optarg; break;
         case O_PCM: pcm = optarg; break;
         case O_SOURCE: source = optarg; break;
-        case O_REALTIME: fopt.realtime = 1; break;
         case O_ALSACONF: alsa_conf = optarg; break;
         case O_FORMAT:
             if (sample_format_parse(optarg, &want.sample) < 0) {
@@ -280,78 +292,61 @@ int cmd_record(int argc, char **argv)
                 return 2;
             }
             break;
-        case O_RATE:
-            if (parse_uint(optarg, "--rate", &v) || v < 1000 || v > 768000) {
-                fprintf(stderr, "pirec record: --rate must be 1000..768000 Hz\n");
-                return 2;
-            }
-            want.rate = (unsigned)v;
-            break;
-        case O_CHANNELS:
-            if (parse_uint(optarg, "--channels", &v) || v < 1 || v > 8) {
-                fprintf(stderr, "pirec record: --channels must be 1..8 (FLAC's limit)\n");
-                return 2;
-            }
-            want.channels = (unsigned)v;
-            break;
+        case O_RATE: rc = opt_uint("--rate", optarg, 1000, 768000, &want.rate); break;
+        case O_CHANNELS: rc = opt_uint("--channels", optarg, 1, 8, &want.channels); break;
         case O_OUT: out = optarg; break;
         case O_DIR: dir = optarg; break;
         case O_NAME: name = optarg; break;
         case O_BITS:
-            if (parse_uint(optarg, "--bits", &bits) || (bits != 16 && bits != 24 && bits != 32)) {
-                fprintf(stderr, "pirec record: --bits must be 16, 24 or 32\n");
+            if (opt_ull("--bits", optarg, 16, 32, &bits) < 0)
+                return 2;
+            if (bits != 16 && bits != 24 && bits != 32) {
+                fprintf(stderr, "pirec record: --bits must be 16, 24 or 32, not '%s'\n", optarg);
                 return 2;
             }
             break;
-        case O_COMP:
-            if (parse_uint(optarg, "--compression", &comp) || comp < 1 || comp > 8) {
-                fprintf(stderr, "pirec record: --compression must be 1..8\n");
-                return 2;
-            }
+        case O_COMP: rc = opt_ull("--compression", optarg, 1, 8, &comp); break;
+        case O_SECONDS: rc = opt_double("--seconds", optarg, 0, 1e7, &seconds); break;
+        case O_PREROLL: rc = opt_double("--preroll", optarg, 0, 1e7, &preroll); break;
+        case O_MAXSEC: rc = opt_double("--max-seconds", optarg, 0, 1e7, &max_seconds); break;
+        case O_SPLITSEC:
+            rc = opt_double("--split-seconds", optarg, 0, 1e7, &split_seconds);
             break;
-        case O_SECONDS: if (parse_secs(optarg, "--seconds", &seconds)) return 2; break;
-        case O_PREROLL: if (parse_secs(optarg, "--preroll", &preroll)) return 2; break;
-        case O_MAXSEC: if (parse_secs(optarg, "--max-seconds", &max_seconds)) return 2; break;
-        case O_SPLITSEC: if (parse_secs(optarg, "--split-seconds", &split_seconds)) return 2; break;
-        case O_SPLITMB: if (parse_secs(optarg, "--split-mb", &split_mb)) return 2; break;
-        case O_MINFREE: if (parse_uint(optarg, "--min-free-mb", &min_free_mb)) return 2; break;
-        case O_FLUSH:
-            if (parse_uint(optarg, "--flush-ms", &flush_ms) || flush_ms < 10) {
-                fprintf(stderr, "pirec record: --flush-ms must be at least 10\n");
-                return 2;
-            }
+        case O_SPLITMB: rc = opt_double("--split-mb", optarg, 0, 1e7, &split_mb); break;
+        case O_MINFREE:
+            rc = opt_ull("--min-free-mb", optarg, 0, 1ull << 30, &min_free_mb);
             break;
+        case O_FLUSH: rc = opt_ull("--flush-ms", optarg, 10, 3600000, &flush_ms); break;
         case O_NOGAPFILL: no_gap_fill = 1; break;
-        case O_FAILAT: if (parse_uint(optarg, "--fail-at-frame", &fopt.fail_at_frame)) return 2; break;
-        case O_STALLAT: if (parse_uint(optarg, "--stall-at-frame", &fopt.stall_at_frame)) return 2; break;
-        case O_STALLMS:
-            if (parse_uint(optarg, "--stall-ms", &v)) return 2;
-            fopt.stall_ms = (unsigned)v;
-            break;
         case O_STALLSEC:
-            if (parse_secs(optarg, "--stall-seconds", &stall_seconds)) return 2;
-            if (stall_seconds < 0.1 || stall_seconds > 3600) {
-                fprintf(stderr, "pirec record: --stall-seconds must be 0.1..3600\n");
-                return 2;
-            }
+            rc = opt_double("--stall-seconds", optarg, 0.1, 3600, &stall_seconds);
             break;
         case O_TIMINGSEC:
-            if (parse_secs(optarg, "--timing-seconds", &timing_seconds)) return 2;
-            if (timing_seconds < 0.5 || timing_seconds > 3600) {
-                fprintf(stderr, "pirec record: --timing-seconds must be 0.5..3600\n");
-                return 2;
-            }
+            rc = opt_double("--timing-seconds", optarg, 0.5, 3600, &timing_seconds);
+            break;
+        /* deprecated: the file source's options (source_spec.h) */
+        case O_REALTIME: legacy.realtime = 1; legacy_flag = "--realtime"; break;
+        case O_FAILAT:
+            rc = opt_ull("--fail-at-frame", optarg, 0, UINT64_MAX, &legacy.fail_at_frame);
+            legacy_flag = "--fail-at-frame";
+            break;
+        case O_STALLAT:
+            rc = opt_ull("--stall-at-frame", optarg, 0, UINT64_MAX, &legacy.stall_at_frame);
+            legacy_flag = "--stall-at-frame";
+            break;
+        case O_STALLMS:
+            rc = opt_uint("--stall-ms", optarg, 0, 600000, &legacy.stall_ms);
+            legacy_flag = "--stall-ms";
             break;
         case O_PACE:
-            if (parse_uint(optarg, "--pace-percent", &v) || v < 1 || v > 100) {
-                fprintf(stderr, "pirec record: --pace-percent must be 1..100\n");
-                return 2;
-            }
-            fopt.pace_percent = (unsigned)v;
+            rc = opt_uint("--pace-percent", optarg, 1, 100, &legacy.pace_percent);
+            legacy_flag = "--pace-percent";
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+        if (rc < 0)
+            return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "pirec record: unexpected argument '%s'\n", argv[optind]);
@@ -359,8 +354,39 @@ int cmd_record(int argc, char **argv)
     }
     if (!!device + !!pcm + !!source != 1) {
         fprintf(stderr, "pirec record: give exactly one source: --device ID, --pcm NAME or "
-                        "--source tone|file:PATH (see --help)\n");
+                        "--source tone|file:PATH|PCM (see --help)\n");
         return 2;
+    }
+    /* --source takes the grammar of serve's `pcm =` (audio/source_spec.h); a file is read
+     * as fast as it goes unless it says realtime=1 */
+    static struct source_spec spec;   /* 4 KiB of path: not on the stack */
+    memset(&spec, 0, sizeof(spec));
+    if (source) {
+        char err[256];
+        if (source_spec_parse(source, 0, &spec, err, sizeof(err)) < 0) {
+            fprintf(stderr, "pirec record: --source %s: %s\n", source, err);
+            return 2;
+        }
+    } else if (pcm) {
+        spec.kind = SOURCE_ALSA;
+        snprintf(spec.name, sizeof(spec.name), "%s", pcm);
+    }
+    if (legacy_flag) {
+        if (!source || spec.kind != SOURCE_FILE) {
+            fprintf(stderr, "pirec record: %s is an option of a file source "
+                            "(--source file:PATH)\n", legacy_flag);
+            return 2;
+        }
+        if (legacy.realtime)
+            spec.fopt.realtime = 1;
+        if (legacy.fail_at_frame)
+            spec.fopt.fail_at_frame = legacy.fail_at_frame;
+        if (legacy.stall_at_frame)
+            spec.fopt.stall_at_frame = legacy.stall_at_frame;
+        if (legacy.stall_ms)
+            spec.fopt.stall_ms = legacy.stall_ms;
+        if (legacy.pace_percent)
+            spec.fopt.pace_percent = legacy.pace_percent;
     }
     if (out && dir) {
         fprintf(stderr, "pirec record: --out and --dir exclude each other\n");
@@ -371,7 +397,7 @@ int cmd_record(int argc, char **argv)
     struct audio_source *src = NULL;
     const char *id = "pirec";
     char idbuf[64];
-    int rc = 0, realtime = 1, is_file = 0;
+    int realtime = 1, is_file = 0;
     if (device) {
         struct device_info devs[32];
         int n = devices_scan(NULL, devs, 32);
@@ -393,34 +419,24 @@ int cmd_record(int argc, char **argv)
         }
         id = device;
         rc = audio_source_open_alsa(&src, d->pcm, NULL, &want);
-    } else if (pcm) {
+    } else {
         char *conf = NULL;
-        if (alsa_conf && !(conf = read_text(alsa_conf))) {
+        if (spec.kind == SOURCE_ALSA && alsa_conf && !(conf = read_text(alsa_conf))) {
             fprintf(stderr, "pirec record: cannot read --alsa-conf %s: %s\n", alsa_conf,
                     strerror(errno));
             return 2;
         }
-        snprintf(idbuf, sizeof idbuf, "%s", pcm);
-        id = idbuf;
-        rc = audio_source_open_alsa(&src, pcm, conf, &want);
-        free(conf);
-    } else if (!strcmp(source, "tone")) {
-        id = "tone";
-        rc = audio_source_open_tone(&src, &want);
-    } else if (!strncmp(source, "file:", 5)) {
-        const char *path = source + 5;
-        const char *base = strrchr(path, '/');
-        snprintf(idbuf, sizeof idbuf, "%s", base ? base + 1 : path);
-        char *dot = strrchr(idbuf, '.');
+        const char *base = strrchr(spec.name, '/');
+        const char *idsrc = spec.kind == SOURCE_FILE && base ? base + 1 : spec.name;
+        snprintf(idbuf, sizeof idbuf, "%.*s", (int)sizeof(idbuf) - 1, idsrc);
+        char *dot = spec.kind == SOURCE_FILE ? strrchr(idbuf, '.') : NULL;
         if (dot && dot != idbuf)
             *dot = 0;
         id = idbuf;
-        is_file = 1;
-        realtime = fopt.realtime;
-        rc = audio_source_open_file(&src, path, &want, &fopt);
-    } else {
-        fprintf(stderr, "pirec record: --source %s: use tone or file:PATH\n", source);
-        return 2;
+        is_file = spec.kind == SOURCE_FILE;
+        realtime = !is_file || spec.fopt.realtime;
+        rc = source_spec_open(&spec, conf, &want, &src);
+        free(conf);
     }
     if (rc < 0) {
         fprintf(stderr, "pirec record: cannot open the source (%s): %s%s\n",
@@ -445,7 +461,7 @@ int cmd_record(int argc, char **argv)
         return 2;
     }
     struct throttle *th = NULL;
-    if (pcm && alsa_conf) {
+    if (spec.kind == SOURCE_ALSA && !device && alsa_conf) {
         /* a configuration given here may define a PCM that is not paced by a clock (the
          * file plugin the tests use): treat it like a file read as fast as possible */
         realtime = 0;

@@ -6,6 +6,7 @@
  */
 #include "server/config.h"
 
+#include "audio/source_spec.h"
 #include "common/listen_addr.h"
 #include "common/numparse.h"
 #include "common/utf8.h"
@@ -380,6 +381,10 @@ static int device_key(struct parse_state *ps, struct device_config *d, int idx, 
 {
     unsigned long long x;
     if (strcmp(key, "pcm") == 0) {
+        struct source_spec spec;
+        char why[256];
+        if (*v && source_spec_parse(v, 1, &spec, why, sizeof(why)) < 0)
+            return fail(ps, "pcm: '%s': %s", v, why);
         if (!*v || strlen(v) >= sizeof(d->pcm))
             return fail(ps, "pcm: '%s' must be an ALSA PCM name (e.g. hw:CARD=USB) or 'tone', "
                         "at most %zu characters", v, sizeof(d->pcm) - 1);

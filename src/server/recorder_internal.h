@@ -16,6 +16,7 @@
 #include "audio/capture.h"
 #include "audio/devices.h"
 #include "audio/source.h"
+#include "audio/source_spec.h"
 #include "server/lease.h"
 #include "server/peaks.h"
 #include "server/disk_watch.h"
@@ -28,8 +29,6 @@
 #include <stdatomic.h>
 #include <time.h>
 
-enum dev_kind { DEV_ALSA, DEV_TONE, DEV_FILE };
-
 struct rec_device {
     struct rec_device *next;
     char id[64];
@@ -39,11 +38,10 @@ struct rec_device {
     int card_index;           /* card a configured "hw:N" names, -1 if none */
     int configured;
     int named;                /* the configuration's `name =`: hotplug keeps it */
-    enum dev_kind kind;
+    struct source_spec src;   /* what `pcm` names (audio/source_spec.h); a hotplugged card:
+                                 SOURCE_ALSA, opened by its current PCM name */
     struct audio_format want;
     unsigned bits;
-    struct file_source_options fopt;
-    char file_path[4096];
 
     int connected;
     int busy;                 /* a slow step runs without r->lock */

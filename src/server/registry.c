@@ -18,45 +18,6 @@
 
 /* ---- sources ---------------------------------------------------------------------------- */
 
-/* "file:PATH" with optional "?realtime=1&loop=1&fail_at=N&stall_at=N&stall_ms=N" (tests and
- * demos: a WAV or raw file played as a device). */
-static int parse_file_pcm(struct rec_device *d)
-{
-    const char *p = d->pcm + 5;
-    const char *q = strchr(p, '?');
-    size_t n = q ? (size_t)(q - p) : strlen(p);
-    if (n == 0 || n >= sizeof(d->file_path))
-        return -EINVAL;
-    memcpy(d->file_path, p, n);
-    d->file_path[n] = 0;
-    memset(&d->fopt, 0, sizeof(d->fopt));
-    d->fopt.realtime = 1;
-    while (q && *q) {
-        q++;
-        char key[32];
-        unsigned long long v;
-        int used = 0;
-        if (sscanf(q, "%31[a-z_]=%llu%n", key, &v, &used) != 2)
-            return -EINVAL;
-        if (strcmp(key, "realtime") == 0)
-            d->fopt.realtime = v != 0;
-        else if (strcmp(key, "loop") == 0)
-            d->fopt.loop = v != 0;
-        else if (strcmp(key, "fail_at") == 0)
-            d->fopt.fail_at_frame = v;
-        else if (strcmp(key, "stall_at") == 0)
-            d->fopt.stall_at_frame = v;
-        else if (strcmp(key, "stall_ms") == 0)
-            d->fopt.stall_ms = (unsigned)v;
-        else
-            return -EINVAL;
-        q += used;
-        if (*q && *q != '&')
-            return -EINVAL;
-    }
-    return 0;
-}
-
 /* Which card a configured PCM names: "hw:CARD=USB,DEV=0" -> "USB"; "hw:1" -> index 1. */
 static void parse_card(struct rec_device *d)
 {
@@ -79,12 +40,9 @@ static void parse_card(struct rec_device *d)
 
 static int open_source(struct rec_device *d, const char *pcm, struct audio_source **src)
 {
-    switch (d->kind) {
-    case DEV_TONE: return audio_source_open_tone(src, &d->want);
-    case DEV_FILE: return audio_source_open_file(src, d->file_path, &d->want, &d->fopt);
-    case DEV_ALSA: return audio_source_open_alsa(src, pcm, NULL, &d->want);
-    }
-    return -EINVAL;
+    if (d->src.kind == SOURCE_ALSA)   /* a card's PCM name may change between plug-ins */
+        return audio_source_open_alsa(src, pcm, NULL, &d->want);
+    return source_spec_open(&d->src, NULL, &d->want, src);
 }
 
 /* The capture thread's watchdog events: atomics only (capture.h: no lock, no I/O, no
@@ -121,7 +79,7 @@ static int connect_device(struct recorder *r, struct rec_device *d, const char *
     struct capture_config cc = {.ring_seconds = r->cfg->preroll_seconds + 3, .meter_rate = 25,
                                 .stall_ms = d->stall_ms, .on_event = on_capture_event,
                                 .on_event_arg = d};   /* d outlives the capture */
-    if (d->kind == DEV_FILE && !d->fopt.realtime) {
+    if (d->src.kind == SOURCE_FILE && !d->src.fopt.realtime) {
         cc.stall_ms = -1;            /* read as fast as it goes: no clock to watch */
         cc.timing_window_ms = -1;
     }
@@ -179,7 +137,7 @@ void registry_disconnect(struct recorder *r, struct rec_device *d, const char *w
 
 static int card_matches(const struct rec_device *d, const struct device_info *info)
 {
-    if (!d->configured || d->kind != DEV_ALSA)
+    if (!d->configured || d->src.kind != SOURCE_ALSA)
         return 0;
     if (d->card_id[0])
         return strcasecmp(d->card_id, info->card_id) == 0;
@@ -220,12 +178,13 @@ static struct rec_device *card_device(struct recorder *r, enum hotplug_event ev,
         d = new_card_device(r, info->id);
     }
     if (d && !d->configured) {
-        d->kind = DEV_ALSA;
         d->card_index = -1;
         snprintf(d->pcm, sizeof(d->pcm), "%s", info->pcm);
         /* a fake card of a test tree may name a file source (devices.h, pirec-caps) */
-        if (strncmp(d->pcm, "file:", 5) == 0)
-            d->kind = parse_file_pcm(d) == 0 ? DEV_FILE : DEV_ALSA;
+        char err[160];
+        if (source_spec_parse(d->pcm, 1, &d->src, err, sizeof(err)) < 0 ||
+            d->src.kind == SOURCE_TONE)
+            d->src.kind = SOURCE_ALSA;
         snprintf(d->name, sizeof(d->name), "%s", info->name[0] ? info->name : info->id);
     }
     return d;
@@ -280,20 +239,17 @@ int registry_add_configured(struct recorder *r, const struct device_config *dc)
     d->bits = dc->bits;
     d->stall_ms = dc->stall_ms;
     d->card_index = -1;
-    if (strcmp(dc->pcm, "tone") == 0) {
-        d->kind = DEV_TONE;
+    char err[256];
+    if (source_spec_parse(dc->pcm, 1, &d->src, err, sizeof(err)) < 0) {
+        log_err("recorder", "[device %s]: pcm '%s': %s", dc->id, dc->pcm, err);
+        free(d);
+        return -EINVAL;
+    }
+    if (d->src.kind == SOURCE_TONE) {
         snprintf(d->name, sizeof(d->name), "Demo tone");
-    } else if (strncmp(dc->pcm, "file:", 5) == 0) {
-        d->kind = DEV_FILE;
-        if (parse_file_pcm(d) < 0) {
-            log_err("recorder", "[device %s]: pcm '%s' is not file:PATH[?realtime=0|1&loop=0|1"
-                    "&fail_at=N&stall_at=N&stall_ms=N]", dc->id, dc->pcm);
-            free(d);
-            return -EINVAL;
-        }
-        snprintf(d->name, sizeof(d->name), "File %.100s", rec_base_name(d->file_path));
+    } else if (d->src.kind == SOURCE_FILE) {
+        snprintf(d->name, sizeof(d->name), "File %.100s", rec_base_name(d->src.name));
     } else {
-        d->kind = DEV_ALSA;
         parse_card(d);
         snprintf(d->name, sizeof(d->name), "%s", dc->pcm);
     }
@@ -313,7 +269,7 @@ void registry_start(struct recorder *r)
 {
     for (struct rec_device *d = r->devs; d; d = d->next) {
         /* Cards named by a configured PCM are connected when hotplug reports them. */
-        if (d->kind == DEV_ALSA && (d->card_id[0] || d->card_index >= 0))
+        if (d->src.kind == SOURCE_ALSA && (d->card_id[0] || d->card_index >= 0))
             continue;
         d->busy = 1;
         if (connect_device(r, d, d->pcm) < 0)
@@ -332,7 +288,7 @@ void registry_start(struct recorder *r)
                  "opened once, now", strerror(-rc));
         r->hotplug = NULL;
         for (struct rec_device *d = r->devs; d; d = d->next) {
-            if (d->kind != DEV_ALSA || d->connected)
+            if (d->src.kind != SOURCE_ALSA || d->connected)
                 continue;
             d->busy = 1;
             (void)connect_device(r, d, d->pcm);

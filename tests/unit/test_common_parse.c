@@ -50,6 +50,33 @@ static void test_numbers(void **state)
     assert_int_equal(parse_uint_range("", 0, 10, &v), -EINVAL);
     unsigned long long u;
     assert_int_equal(parse_ullong_range("99999999999999999999999", 0, ~0ull, &u), -ERANGE);
+
+    /* decimals (seconds, megabytes) */
+    double d;
+    const char *good_d[] = {"0", "2", "0.5", "10.", "3600"};
+    const double want_d[] = {0, 2, 0.5, 10, 3600};
+    for (size_t i = 0; i < sizeof(good_d) / sizeof(good_d[0]); i++) {
+        assert_int_equal(parse_double_range(good_d[i], 0, 3600, &d), 0);
+        assert_true(d == want_d[i]);
+    }
+    const char *bad_d[] = {"", ".5", "-1", "1e3", "nan", "inf", "1.2.3", " 1", "1 ", "0x10", "1s"};
+    for (size_t i = 0; i < sizeof(bad_d) / sizeof(bad_d[0]); i++)
+        if (parse_double_range(bad_d[i], 0, 1e9, &d) != -EINVAL)
+            fail_msg("decimal '%s' accepted", bad_d[i]);
+    assert_int_equal(parse_double_range("3600.5", 0, 3600, &d), -ERANGE);
+    assert_int_equal(parse_double_range("0.05", 0.1, 3600, &d), -ERANGE);
+
+    /* option messages name the option and the range */
+    char err[128];
+    assert_int_equal(parse_option_ull("--rate", "12", 1000, 768000, &u, err, sizeof err), -ERANGE);
+    assert_string_equal(err, "--rate must be a whole number 1000..768000, not '12'");
+    assert_int_equal(parse_option_ull("loop", "2", 0, 1, &u, err, sizeof err), -ERANGE);
+    assert_string_equal(err, "loop must be 0 or 1, not '2'");
+    assert_int_equal(parse_option_double("--stall-seconds", "0", 0.1, 3600, &d, err, sizeof err),
+                     -ERANGE);
+    assert_string_equal(err, "--stall-seconds must be a number 0.1..3600, not '0'");
+    assert_int_equal(parse_option_ull("--bits", "24", 16, 32, &u, err, sizeof err), 0);
+    assert_int_equal(u, 24);
 }
 
 static void test_utf8(void **state)
