@@ -1,6 +1,7 @@
 /* http_files: JSON answers, downloads, the page. See http_files.h. */
 #include "server/http_files.h"
 
+#include "server/http_range.h"
 #include "server/static_files.h"
 #include "server/workers.h"
 
@@ -74,45 +75,6 @@ int http_parse_u64(const char *s, const char *end, uint64_t *out)
     }
     *out = v;
     return 0;
-}
-
-/* One "bytes=" range against size. 1 = a range (first..last), 0 = ignore the header and
- * send everything (absent, malformed or several ranges), -1 = unsatisfiable. */
-int http_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
-{
-    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-        return 0;
-    const char *s = h + 6;
-    while (*s == ' ')
-        s++;
-    const char *dash = strchr(s, '-');
-    if (!dash)
-        return 0;
-    const char *end = dash + strlen(dash);
-    while (end > dash + 1 && end[-1] == ' ')
-        end--;
-    uint64_t a, b;
-    if (s == dash) {                       /* suffix: the last b bytes */
-        if (http_parse_u64(dash + 1, end, &b) < 0)
-            return 0;
-        if (b == 0 || size == 0)
-            return -1;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return 1;
-    }
-    if (http_parse_u64(s, dash, &a) < 0)
-        return 0;
-    if (dash + 1 == end) {
-        b = UINT64_MAX;
-    } else if (http_parse_u64(dash + 1, end, &b) < 0 || b < a) {
-        return 0;
-    }
-    if (a >= size)
-        return -1;
-    *first = a;
-    *last = b >= size ? size - 1 : b;
-    return 1;
 }
 
 /* A download read by a worker, a block at a time, while its connection is suspended:
@@ -206,7 +168,7 @@ enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *r
         return http_send_reply(c, &a);
     }
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
-    int ranged = http_parse_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range"), size,
+    int ranged = http_range_parse(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range"), size,
                              &first, &last);
     char cr[96];
     if (ranged < 0) {

@@ -1,6 +1,6 @@
 /*
  * http_files: what the HTTP layer sends besides streams: API answers as JSON, recordings
- * (with a single Range, 206/416), and the embedded page with its security headers.
+ * (with a Range: server/http_range.h, 206/416), and the embedded page with its security headers.
  * Threads: libmicrohttpd's (these queue responses on a connection).
  */
 #ifndef PIREC_SERVER_HTTP_FILES_H
@@ -26,9 +26,6 @@ enum MHD_Result http_send_recording(struct MHD_Connection *c, struct recorder *r
 /* The embedded page's files. */
 enum MHD_Result http_send_static(struct MHD_Connection *c, const struct route *r);
 
-/* One "bytes=" range header against size: 1 = a range (first..last), 0 = ignore it and
- * send everything (absent, malformed or several ranges), -1 = unsatisfiable (416). */
-int http_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last);
 /* Strict decimal digits of [s, end) into *out: 0 or -1. */
 int http_parse_u64(const char *s, const char *end, uint64_t *out);
 

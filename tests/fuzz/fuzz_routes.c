@@ -1,8 +1,7 @@
 /* Fuzzes the HTTP request routing (src/server/routes.c) with what a client on the LAN
  * controls: method and decoded path (split at the first NUL; libmicrohttpd never hands
- * over a NUL inside them), and the listen-address parser of http.h.
- * Not reached here: http.c's Range parser is static (parse_range); it is exercised by the
- * download tests of tests/integration/test_serve_api.py. */
+ * over a NUL inside them), and the listen-address parser of http.h. The Range header has
+ * its own harness (fuzz_range.c). */
 #include "fuzz_util.h"
 
 #include "common/listen_addr.h"
