@@ -7,6 +7,8 @@
  * A .part cut off before its first whole frame holds no audio and is removed.
  * Only regular files are touched, never through a symbolic link.
  *
+ * Files: flac_repair_scan.c finds the whole frames, flac_repair.c changes one file,
+ * flac_repair_dir.c walks a folder.
  * Threads: any; files are the caller's.
  */
 #ifndef PIREC_STORE_FLAC_REPAIR_H
@@ -28,6 +30,9 @@ struct repair_result {
  * regular file), -EBADMSG (damaged with audio after the damage), -ELOOP (a symbolic
  * link), -EISDIR, -EMLINK (a .part with other hard links), other errno. */
 int flac_repair_file(const char *path, struct repair_result *res);
+
+/* Is name an unfinished take, "*.flac.part" (something before the suffix)? */
+int flac_repair_is_part(const char *name);
 
 /* Called after each file of flac_repair_dir_each with flac_repair_file's answer. */
 typedef void (*flac_repair_report)(const char *path, int rc, const struct repair_result *res,
