@@ -212,6 +212,26 @@ static struct lease_entry *check_locked(struct lease_mgr *m, const char *device,
     return e;
 }
 
+/* What every call that shows a token begins with: the arguments checked, m->lock taken and
+ * the token's lease found (check_locked). 0 with *e and the lock held, or a negative errno
+ * with the lock not held. */
+static int lock_token(struct lease_mgr *m, const char *device, const char *token, time_t now,
+                      struct lease_entry **e)
+{
+    if (!m || !valid_name(device))
+        return -EINVAL;
+    if (!token)
+        return -EACCES;
+    int ret = 0;
+    pthread_mutex_lock(&m->lock);
+    *e = check_locked(m, device, token, now, &ret);
+    if (!*e) {
+        pthread_mutex_unlock(&m->lock);
+        return ret;
+    }
+    return 0;
+}
+
 int lease_take(struct lease_mgr *m, const char *device, const char *client, time_t now,
                char token[JWT_MAX], struct lease_info *info)
 {
@@ -240,15 +260,13 @@ int lease_take(struct lease_mgr *m, const char *device, const char *client, time
 int lease_renew(struct lease_mgr *m, const char *device, const char *token, time_t now,
                 char new_token[JWT_MAX], struct lease_info *info)
 {
-    if (!m || !valid_name(device) || !new_token)
+    if (!new_token)
         return -EINVAL;
-    if (!token)
-        return -EACCES;
-    int ret = 0;
-    pthread_mutex_lock(&m->lock);
-    struct lease_entry *e = check_locked(m, device, token, now, &ret);
-    if (e)
-        ret = issue_locked(m, e, now, new_token);
+    struct lease_entry *e;
+    int ret = lock_token(m, device, token, now, &e);
+    if (ret < 0)
+        return ret;
+    ret = issue_locked(m, e, now, new_token);
     if (ret == 0)
         fill_full(m, e, now, info);
     pthread_mutex_unlock(&m->lock);
@@ -257,32 +275,24 @@ int lease_renew(struct lease_mgr *m, const char *device, const char *token, time
 
 int lease_release(struct lease_mgr *m, const char *device, const char *token, time_t now)
 {
-    if (!m || !valid_name(device))
-        return -EINVAL;
-    if (!token)
-        return -EACCES;
-    int ret = 0;
-    pthread_mutex_lock(&m->lock);
-    struct lease_entry *e = check_locked(m, device, token, now, &ret);
-    if (e) {
-        e->held = 0;
-        e->jti[0] = 0;
-    }
+    struct lease_entry *e;
+    int ret = lock_token(m, device, token, now, &e);
+    if (ret < 0)
+        return ret;
+    e->held = 0;
+    e->jti[0] = 0;
     pthread_mutex_unlock(&m->lock);
-    return ret;
+    return 0;
 }
 
 int lease_check(struct lease_mgr *m, const char *device, const char *token, time_t now)
 {
-    if (!m || !valid_name(device))
-        return -EINVAL;
-    if (!token)
-        return -EACCES;
-    int ret = 0;
-    pthread_mutex_lock(&m->lock);
-    (void)check_locked(m, device, token, now, &ret);
+    struct lease_entry *e;
+    int ret = lock_token(m, device, token, now, &e);
+    if (ret < 0)
+        return ret;
     pthread_mutex_unlock(&m->lock);
-    return ret;
+    return 0;
 }
 
 void lease_get(struct lease_mgr *m, const char *device, time_t now, struct lease_info *info)
@@ -348,18 +358,15 @@ void lease_taken_over_by(struct lease_mgr *m, const char *device, char out[64])
 int lease_bind(struct lease_mgr *m, const char *device, const char *token, time_t now,
                unsigned long *serial, struct lease_info *info)
 {
-    if (!m || !valid_name(device) || !serial)
+    if (!serial)
         return -EINVAL;
-    if (!token)
-        return -EACCES;
-    int ret = 0;
-    pthread_mutex_lock(&m->lock);
-    struct lease_entry *e = check_locked(m, device, token, now, &ret);
-    if (e) {
-        ret = e->streams++ == 0;
-        *serial = e->serial;
-        fill_full(m, e, now, info);
-    }
+    struct lease_entry *e;
+    int ret = lock_token(m, device, token, now, &e);
+    if (ret < 0)
+        return ret;
+    ret = e->streams++ == 0;
+    *serial = e->serial;
+    fill_full(m, e, now, info);
     pthread_mutex_unlock(&m->lock);
     return ret;
 }

@@ -105,16 +105,25 @@ static int device_stalled(const struct rec_device *d, double *silent_s)
     return 1;
 }
 
+/* The connected device `id` that `token` controls, with r->lock held; NULL (and the lock
+ * released) with *rc as rec_controlled says. */
+static struct rec_device *lock_controlled(struct recorder *r, const char *id,
+                                          const char *token, int *rc)
+{
+    pthread_mutex_lock(&r->lock);
+    struct rec_device *d = rec_controlled(r, id, token, rc);
+    if (!d)
+        pthread_mutex_unlock(&r->lock);
+    return d;
+}
+
 int recorder_start(struct recorder *r, const char *id, const char *token,
                    struct recorder_take_info *out)
 {
-    pthread_mutex_lock(&r->lock);
     int rc;
-    struct rec_device *d = rec_controlled(r, id, token, &rc);
-    if (!d) {
-        pthread_mutex_unlock(&r->lock);
+    struct rec_device *d = lock_controlled(r, id, token, &rc);
+    if (!d)
         return rc;
-    }
     if (d->take || d->busy) {
         rc = d->take ? -EALREADY : -EBUSY;
         if (out && d->take)
@@ -216,13 +225,10 @@ int takes_begin(struct recorder *r, struct rec_device *d, struct capture *cap, u
 
 int recorder_stop(struct recorder *r, const char *id, const char *token, struct take_status *out)
 {
-    pthread_mutex_lock(&r->lock);
     int rc;
-    struct rec_device *d = rec_controlled(r, id, token, &rc);
-    if (!d) {
-        pthread_mutex_unlock(&r->lock);
+    struct rec_device *d = lock_controlled(r, id, token, &rc);
+    if (!d)
         return rc;
-    }
     if (!d->take || d->busy) {
         rc = d->busy ? -EBUSY : -EALREADY;
         pthread_mutex_unlock(&r->lock);
