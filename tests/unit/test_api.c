@@ -8,6 +8,7 @@
 
 #include "server/api.h"
 #include "server/api_json.h"
+#include "recorder_fixture.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,14 +27,7 @@ struct fixture {
 static void fixture_start(struct fixture *f)
 {
     memset(f, 0, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/pirec-api-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    config_defaults(&f->cfg);
-    snprintf(f->cfg.recordings, sizeof(f->cfg.recordings), "%s/rec", f->dir);
-    snprintf(f->cfg.state_dir, sizeof(f->cfg.state_dir), "%s/state", f->dir);
-    snprintf(f->cfg.proc_asound, sizeof(f->cfg.proc_asound), "%s/asound", f->dir);
-    assert_int_equal(mkdir(f->cfg.proc_asound, 0755), 0);
-    f->cfg.min_free_bytes = 1 << 20;
+    fixture_folder(f->dir, sizeof(f->dir), "api", &f->cfg);
     f->cfg.preroll_seconds = 0;
     f->cfg.demo = 1;
     assert_int_equal(event_hub_create(&f->hub, 0), 0);
@@ -44,9 +38,7 @@ static void fixture_free(struct fixture *f)
 {
     recorder_destroy(f->rec);
     event_hub_destroy(f->hub);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_folder_remove(f->dir);
 }
 
 /* Runs one request and returns its body parsed; *status gets the code. */

@@ -7,6 +7,7 @@
 
 #include "server/jwt.h"
 #include "server/recorder.h"
+#include "recorder_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,21 +103,7 @@ static int wait_levels(struct fixture *f, int n)
 static void fixture_init(struct fixture *f)
 {
     memset(f, 0, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/pirec-rec-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    config_defaults(&f->cfg);
-    snprintf(f->cfg.recordings, sizeof(f->cfg.recordings), "%s/rec", f->dir);
-    snprintf(f->cfg.state_dir, sizeof(f->cfg.state_dir), "%s/state", f->dir);
-    /* An empty fake /proc/asound: no real cards get in the way. */
-    snprintf(f->cfg.proc_asound, sizeof(f->cfg.proc_asound), "%s/asound", f->dir);
-    assert_int_equal(mkdir(f->cfg.proc_asound, 0755), 0);
-    char p[4200];
-    snprintf(p, sizeof(p), "%s/cards", f->cfg.proc_asound);
-    FILE *c = fopen(p, "w");
-    assert_non_null(c);
-    fputs("--- no soundcards ---\n", c);
-    fclose(c);
-    f->cfg.min_free_bytes = 1 << 20;
+    fixture_folder(f->dir, sizeof(f->dir), "rec", &f->cfg);
     f->cfg.preroll_seconds = 1;
     f->cfg.flush_ms = 200;
     assert_int_equal(event_hub_create(&f->hub, 8192), 0);
@@ -133,9 +120,7 @@ static void fixture_free(struct fixture *f)
     recorder_destroy(f->rec);
     event_sub_close(f->sub);
     event_hub_destroy(f->hub);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_folder_remove(f->dir);
 }
 
 
