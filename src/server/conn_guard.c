@@ -210,11 +210,7 @@ int guard_create(struct conn_guard **out, const struct conn_limits *lim)
     raw_response(g->resp_full, sizeof(g->resp_full), API_SERVER_FULL, "Retry-After: 2\r\n");
     raw_response(g->resp_client, sizeof(g->resp_client), API_CLIENT_FULL, "Retry-After: 2\r\n");
     pthread_mutex_init(&g->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&g->wake);
     int rc = pthread_create(&g->reaper, NULL, reaper_main, g);
     if (rc) {
         pthread_cond_destroy(&g->wake);

@@ -105,12 +105,8 @@ int disk_watch_start(struct disk_watch **out, const struct disk_watch_config *cf
     const char *hook = getenv("PIREC_TEST_DISK_PROBE");
     w->block = hook && strcmp(hook, "block") == 0;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &ca);
-    pthread_cond_init(&w->done_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&w->wake);
+    cond_init_monotonic(&w->done_cond);
     w->refs = 2;
     int rc = pthread_create(&w->thread, NULL, watch_main, w);
     if (rc) {

@@ -7,6 +7,7 @@
 #include "server/recorder_internal.h"
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/utf8.h"
 #include "server/api_events.h"
 #include "server/jwt.h"
@@ -346,11 +347,7 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     r->hub = hub;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->idle, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->tick_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&r->tick_cond);
     r->last_status = time(NULL);
 
     uint8_t key[32];

@@ -94,11 +94,7 @@ int sse_server_create(struct sse_server **out, struct event_hub *hub, unsigned h
     s->hub = hub;
     s->heartbeat_ms = heartbeat_ms ? heartbeat_ms : SSE_HEARTBEAT_MS_DEFAULT;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&s->changed);
     int rc = pthread_create(&s->hb_thread, NULL, heartbeat_main, s);
     if (rc) {
         pthread_cond_destroy(&s->changed);
