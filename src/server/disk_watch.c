@@ -18,7 +18,7 @@
 struct disk_watch {
     pthread_mutex_t lock;
     pthread_cond_t wake;       /* CLOCK_MONOTONIC: stop, refresh, the next period */
-    pthread_cond_t done_cond;
+    pthread_cond_t done_cond;  /* the thread ended, or a probe did */
     pthread_t thread;
     int refs;                  /* under lock: owner + thread */
     int stopping, refresh, done;
@@ -27,6 +27,7 @@ struct disk_watch {
     void *probe_arg;
     unsigned period_ms, stale_ms;
     int known, error;
+    unsigned probes;           /* probes that ended */
     uint64_t free_bytes;
     struct timespec measured;  /* CLOCK_MONOTONIC end of the last successful probe */
     char dir[];
@@ -69,6 +70,8 @@ static void *watch_main(void *arg)
         int rc = w->probe(w->dir, &free_bytes, w->probe_arg);
         pthread_mutex_lock(&w->lock);
         w->error = rc < 0 ? rc : 0;
+        w->probes++;
+        pthread_cond_broadcast(&w->done_cond);
         if (rc >= 0) {
             w->known = 1;
             w->free_bytes = free_bytes;
@@ -116,6 +119,21 @@ int disk_watch_start(struct disk_watch **out, const struct disk_watch_config *cf
     pthread_setname_np(w->thread, "disk-watch");
     *out = w;
     return 0;
+}
+
+int disk_watch_wait_first(struct disk_watch *w, unsigned timeout_ms)
+{
+    if (!w)
+        return 0;
+    struct timespec until;
+    deadline_after_ms(&until, timeout_ms);
+    pthread_mutex_lock(&w->lock);
+    while (!w->probes && !w->done &&
+           pthread_cond_timedwait(&w->done_cond, &w->lock, &until) != ETIMEDOUT)
+        ;
+    int ended = w->probes > 0;
+    pthread_mutex_unlock(&w->lock);
+    return ended;
 }
 
 void disk_watch_get(struct disk_watch *w, struct disk_reading *out)

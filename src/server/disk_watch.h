@@ -41,6 +41,10 @@ struct disk_reading {
 
 /* Starts the thread; its first probe begins at once. 0, -EINVAL, -ENOMEM or -errno. */
 int  disk_watch_start(struct disk_watch **out, const struct disk_watch_config *cfg);
+/* Waits at most timeout_ms for the first probe to end (so that a status right after the
+ * start has a figure, while a hung disk delays the start by no more than that). 1 when it
+ * ended, else 0. */
+int  disk_watch_wait_first(struct disk_watch *w, unsigned timeout_ms);
 /* The last figure; never blocks on the disk. */
 void disk_watch_get(struct disk_watch *w, struct disk_reading *out);
 /* Asks for a probe now (e.g. after a take was finalized); returns at once. */

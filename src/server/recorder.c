@@ -173,22 +173,32 @@ static void fill_lease(struct recorder *r, struct recorder_lease *out, const cha
     out->previous[0] = 0;
 }
 
+/* What take and take-over begin with: the client's label (it ends up in events, JSON and
+ * the page: printable UTF-8, whole characters), leases that just ran out expired (so that
+ * they say so before a new grant), and the connected device `id` with r->lock held; or
+ * NULL with *rc and the lock released. */
+static struct rec_device *lock_for_grant(struct recorder *r, const char *id,
+                                         const char *client, char label[RECORDER_LABEL_MAX],
+                                         int *rc)
+{
+    if (utf8_copy_printable(label, RECORDER_LABEL_MAX, client) == 0)
+        snprintf(label, RECORDER_LABEL_MAX, "anonymous");
+    rec_expire_leases(r);
+    pthread_mutex_lock(&r->lock);
+    struct rec_device *d = rec_connected(r, id, rc);
+    if (!d)
+        pthread_mutex_unlock(&r->lock);
+    return d;
+}
+
 int recorder_take(struct recorder *r, const char *id, const char *client,
                   struct recorder_lease *out)
 {
-    /* The label ends up in events, JSON and the page: printable UTF-8, whole characters. */
     char label[RECORDER_LABEL_MAX];
-    if (utf8_copy_printable(label, sizeof(label), client) == 0)
-        snprintf(label, sizeof(label), "anonymous");
-
-    rec_expire_leases(r);   /* so that a lease that just ran out says so before a new take */
-    pthread_mutex_lock(&r->lock);
     int rc;
-    struct rec_device *d = rec_connected(r, id, &rc);
-    if (!d) {
-        pthread_mutex_unlock(&r->lock);
+    struct rec_device *d = lock_for_grant(r, id, client, label, &rc);
+    if (!d)
         return rc;
-    }
     char token[JWT_MAX];
     struct lease_info li;
     rc = lease_take(r->leases, d->id, label, time(NULL), token, &li);
@@ -223,16 +233,10 @@ int recorder_takeover(struct recorder *r, const char *id, const char *client,
                       struct recorder_lease *out)
 {
     char label[RECORDER_LABEL_MAX];
-    if (utf8_copy_printable(label, sizeof(label), client) == 0)
-        snprintf(label, sizeof(label), "anonymous");
-    rec_expire_leases(r);
-    pthread_mutex_lock(&r->lock);
     int rc;
-    struct rec_device *d = rec_connected(r, id, &rc);
-    if (!d) {
-        pthread_mutex_unlock(&r->lock);
+    struct rec_device *d = lock_for_grant(r, id, client, label, &rc);
+    if (!d)
         return rc;
-    }
     char token[JWT_MAX], previous[64];
     struct lease_info li;
     rc = lease_takeover(r->leases, d->id, label, time(NULL), token, &li, previous);
@@ -382,6 +386,9 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     rc = disk_watch_start(&r->disk, &dw);
     if (rc < 0)
         goto fail;
+    if (!disk_watch_wait_first(r->disk, 2000))
+        log_warn("recorder", "the free space of %s is not known yet: the disk does not answer",
+                 cfg->recordings);
     /* Takes a crash or power cut left as .part become normal files again. */
     int repaired = flac_repair_dir(cfg->recordings);
     if (repaired > 0)

@@ -23,13 +23,11 @@ static int copy(char *dst, size_t cap, const char *s, size_t n)
     return 0;
 }
 
-int route_valid_id(const char *s)
+/* Letters, digits, '_', '-', '.': device ids, and base64url with the dots of a JWT. */
+static int only_id_chars(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n >= ROUTE_ID_MAX || s[0] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
+    for (; *s; s++) {
+        char c = *s;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-' || c == '.'))
             return 0;
@@ -37,19 +35,20 @@ int route_valid_id(const char *s)
     return 1;
 }
 
+int route_valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= ROUTE_ID_MAX || s[0] == '.')
+        return 0;
+    return only_id_chars(s);
+}
+
 int route_valid_token(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n >= JWT_MAX)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        /* base64url and the two dots of a JWT */
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return 0;
-    }
-    return 1;
+    return only_id_chars(s);   /* base64url and the two dots of a JWT */
 }
 
 int route_valid_name(const char *s)

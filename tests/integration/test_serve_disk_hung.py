@@ -44,6 +44,8 @@ def main():
         srv.json("POST", "/api/recording/tone/start", auth, expect=200)
         st, obj = srv.json("POST", "/api/recording/tone/stop", auth, expect=200)
         check(obj.get("file", "").endswith(".flac"), "stop answer %r" % obj)
+        check("the disk does not answer" in srv.stderr(), "the start says the disk does not "
+              "answer: %s" % srv.stderr()[-500:])
         print("hung disk probe: status answered, stale figure, events and a take went on")
     finally:
         if sse:

@@ -103,7 +103,9 @@ static void test_hung_probe_never_blocks_readers(void **state)
     assert_int_equal(disk_watch_start(&w, &cfg), 0);
     wait_inside();
 
-    /* The first probe hangs: nothing known, stale, and the reader is answered. */
+    /* The first probe hangs: waiting for it gives up, nothing is known, the figure is
+     * stale, and the reader is answered. */
+    assert_int_equal(disk_watch_wait_first(w, 50), 0);
     struct disk_reading d;
     disk_watch_get(w, &d);
     assert_false(d.known);
@@ -111,6 +113,7 @@ static void test_hung_probe_never_blocks_readers(void **state)
     assert_int_equal(d.free_bytes, 0);
 
     gate_set(1, 123456789, 0);
+    assert_int_equal(disk_watch_wait_first(w, 10000), 1);
     wait_reading(w, known_fresh, &d, "the first figure arrives");
     assert_int_equal(d.free_bytes, 123456789);
     assert_int_equal(d.error, 0);
