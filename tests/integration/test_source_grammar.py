@@ -12,15 +12,10 @@ import subprocess
 import sys
 import wave
 
-BIN = os.environ["PIREC_BIN"]
-TMP = os.environ["TEST_TMP"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_serve_common import BIN, TMP, check  # noqa: E402
+
 RATE = 48000
-
-
-def check(cond, msg):
-    if not cond:
-        print("FAIL:", msg)
-        sys.exit(1)
 
 
 def run(*args):
