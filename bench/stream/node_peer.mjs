@@ -4,8 +4,8 @@
 //
 //   node node_peer.mjs server OUTFILE
 //       listens on 127.0.0.1 (port 0), prints "listening PORT", writes the payload of
-//       every binary message to OUTFILE (one synchronous write per message, as
-//       `pirec ingest` writes each message) and exits after the first connection closes.
+//       every binary message to OUTFILE (one synchronous write per message, no buffering
+//       of its own) and exits after the first connection closes.
 //   node node_peer.mjs client PORT INFILE MESSAGE_BYTES [FRAGMENTS]
 //       reads INFILE MESSAGE_BYTES at a time and sends each read as one binary message,
 //       masked as the ws client masks by default (a random key per frame), optionally
@@ -49,7 +49,8 @@ function server(outfile) {
     ws.on("message", (data, isBinary) => {
       if (!isBinary)
         return;
-      fs.writeSync(fd, data);
+      for (let off = 0; off < data.length; )
+        off += fs.writeSync(fd, data, off);
       messages++;
       bytes += data.length;
       if (data.length > largest)
