@@ -107,7 +107,7 @@ static void publish(struct meter *m, uint64_t frame_pos, int64_t capture_ns)
 /* The sums of one run of frames, gathered per lane (see accumulate). */
 struct meter_sums {
     uint32_t peak[AUDIO_MAX_CHANNELS];
-    uint64_t sq[AUDIO_MAX_CHANNELS];    /* sum of squares of the top 24 bits */
+    uint64_t sq[AUDIO_MAX_CHANNELS];    /* sum of squares of the magnitudes' top 24 bits */
     uint32_t clips[AUDIO_MAX_CHANNELS];
 };
 
@@ -150,9 +150,10 @@ static inline int32_t get_s32(const uint8_t *p, size_t i)
 /* Peak, sum of squares and clips of ns interleaved samples (ns a multiple of nch). With
  * nch dividing METER_LANES, groups of METER_LANES samples go into as many independent
  * lanes (lane j is channel j % nch), a fixed-length inner loop the compiler vectorises;
- * squares are summed as integers of the top 24 bits (exact for 16/24-bit content, below
- * 1 LSB of 24 bits for 32-bit content, far under what a meter shows). This loop sees
- * every captured sample, so it has to be cheap. */
+ * squares of the magnitudes' top 24 bits are summed as integers (an unsigned 32x32->64
+ * multiply, which every SIMD set has; exact for 16/24-bit content, off by less than 1 LSB
+ * of 24 bits for 32-bit content, far under what a meter shows). This loop sees every
+ * captured sample, so it has to be cheap. */
 #define DEFINE_ACCUMULATE(name, get, shift)                                                 \
     static void name(const uint8_t *p, size_t ns, unsigned nch, int32_t hi, int32_t lo,     \
                      struct meter_sums *out)                                                \
@@ -167,8 +168,8 @@ static inline int32_t get_s32(const uint8_t *p, size_t i)
                     uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;                    \
                     pk[j] = a > pk[j] ? a : pk[j];                                          \
                     cl[j] += (uint32_t)(v >= hi) | (uint32_t)(v <= lo);                     \
-                    int64_t t = v >> (shift);                                               \
-                    sq[j] += (uint64_t)(t * t);                                             \
+                    uint32_t t = a >> (shift);                                              \
+                    sq[j] += (uint64_t)t * t;                                               \
                 }                                                                           \
             }                                                                               \
             for (unsigned j = 0; j < METER_LANES; j++) {                                    \
@@ -183,8 +184,8 @@ static inline int32_t get_s32(const uint8_t *p, size_t i)
             uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;                            \
             out->peak[c] = a > out->peak[c] ? a : out->peak[c];                             \
             out->clips[c] += (uint32_t)(v >= hi) | (uint32_t)(v <= lo);                     \
-            int64_t t = v >> (shift);                                                       \
-            out->sq[c] += (uint64_t)(t * t);                                                \
+            uint32_t t = a >> (shift);                                                      \
+            out->sq[c] += (uint64_t)t * t;                                                  \
             if (++c == nch)                                                                 \
                 c = 0;                                                                      \
         }                                                                                   \
