@@ -115,38 +115,6 @@ struct meter_sums {
 /* a run is at most this many samples: 8192 * (2^23)^2 < 2^63, the bound of sq */
 #define METER_RUN_SAMPLES 8192
 
-/* One sample of each format, right-aligned at the container's width. The per-format
- * copies of accumulate() below let the compiler turn these into plain (vector) loads
- * instead of the per-sample switch of audio_sample_get(). */
-static inline int32_t get_s16(const uint8_t *p, size_t i)
-{
-    int16_t v;
-    memcpy(&v, p + 2 * i, 2);
-    return v;
-}
-
-static inline int32_t get_s24_3(const uint8_t *p, size_t i)
-{
-    p += 3 * i;
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
-    return (int32_t)((u ^ 0x800000u) - 0x800000u);
-}
-
-static inline int32_t get_s24(const uint8_t *p, size_t i)
-{
-    uint32_t u;
-    memcpy(&u, p + 4 * i, 4);
-    u &= 0xffffffu;
-    return (int32_t)((u ^ 0x800000u) - 0x800000u);
-}
-
-static inline int32_t get_s32(const uint8_t *p, size_t i)
-{
-    int32_t v;
-    memcpy(&v, p + 4 * i, 4);
-    return v;
-}
-
 /* Peak, sum of squares and clips of ns interleaved samples (ns a multiple of nch). With
  * nch dividing METER_LANES, groups of METER_LANES samples go into as many independent
  * lanes (lane j is channel j % nch), a fixed-length inner loop the compiler vectorises;
@@ -191,10 +159,10 @@ static inline int32_t get_s32(const uint8_t *p, size_t i)
         }                                                                                   \
     }
 
-DEFINE_ACCUMULATE(accumulate_s16, get_s16, 0)
-DEFINE_ACCUMULATE(accumulate_s24_3, get_s24_3, 0)
-DEFINE_ACCUMULATE(accumulate_s24, get_s24, 0)
-DEFINE_ACCUMULATE(accumulate_s32, get_s32, 8)
+DEFINE_ACCUMULATE(accumulate_s16, audio_get_s16, 0)
+DEFINE_ACCUMULATE(accumulate_s24_3, audio_get_s24_3, 0)
+DEFINE_ACCUMULATE(accumulate_s24, audio_get_s24, 0)
+DEFINE_ACCUMULATE(accumulate_s32, audio_get_s32, 8)
 
 static void accumulate(const struct meter *m, const uint8_t *p, size_t ns, struct meter_sums *s)
 {

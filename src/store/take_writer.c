@@ -14,21 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* S32_LE words to right-aligned int32 shifted by `shift`; returns the OR of all words
- * (the caller checks the bits shifted out). memcpy: the ring buffer has no alignment
- * promise; the compiler makes it a plain load. */
-static __attribute__((unused)) uint32_t s32_shift_check(const uint8_t *raw, size_t ns, unsigned shift, int32_t *out)
-{
-    uint32_t any = 0;
-    for (size_t i = 0; i < ns; i++) {
-        uint32_t u;
-        memcpy(&u, raw + 4 * i, 4);
-        any |= u;
-        out[i] = (int32_t)u >> shift;
-    }
-    return any;
-}
-
 void *take_writer_main(void *arg)
 {
     struct take *t = arg;
@@ -89,14 +74,8 @@ void *take_writer_main(void *arg)
                 /* a 32-bit word stored at fewer bits must really have zero low bits;
                  * otherwise go on at 32 bits in a new file rather than drop them.
                  * Check and convert in one pass (this loop runs on every sample) */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                uint32_t any = s32_shift_check(raw, ns, 32 - t->bits, t->pcm);
+                uint32_t any = audio_s32_to_int32_check(raw, ns, 32 - t->bits, t->pcm);
                 converted = 1;
-#else
-                uint32_t any = 0;
-                for (size_t i = 0; i < ns; i++)
-                    any |= (uint32_t)audio_sample_get(raw, SF_S32_LE, i);
-#endif
                 if (any & s32_mask) {
                     converted = 0;
                     if (t->auto_bits && t->file_frames == 0 && t->st.files == 1)
