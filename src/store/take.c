@@ -39,6 +39,7 @@ static void take_free(struct take *t)
     free(t->pcm);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
+    pthread_cond_destroy(&t->read_cond);
     free(t);
 }
 
@@ -84,6 +85,7 @@ int take_start(struct take **out, struct capture *cap, const struct take_config 
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cond, &ca);
+    pthread_cond_init(&t->read_cond, &ca);
     pthread_condattr_destroy(&ca);
     t->cap = cap;
     t->ring = capture_ring(cap);
@@ -231,6 +233,23 @@ int take_wait(struct take *t, int timeout_ms)
     int ended = t->ended;
     pthread_mutex_unlock(&t->lock);
     return ended ? 0 : -ETIMEDOUT;
+}
+
+int take_wait_read_pos(struct take *t, uint64_t pos, int timeout_ms)
+{
+    struct timespec dl;
+    deadline_after_ms(&dl, timeout_ms);
+    pthread_mutex_lock(&t->lock);
+    int rc = 0;
+    /* the writer checks read_wake_pos under the lock after it moved t->pos */
+    while (!t->ended && take_read_pos(t) < pos && rc == 0) {
+        t->read_wake_pos = pos;
+        rc = pthread_cond_timedwait(&t->read_cond, &t->lock, &dl);
+    }
+    int ended = t->ended, reached = take_read_pos(t) >= pos;
+    t->read_wake_pos = 0;
+    pthread_mutex_unlock(&t->lock);
+    return reached ? 0 : ended ? -EPIPE : -ETIMEDOUT;
 }
 
 uint64_t take_read_pos(const struct take *t)

@@ -52,6 +52,8 @@ struct take {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_cond_t read_cond; /* the writer read up to read_wake_pos, or ended */
+    uint64_t read_wake_pos;   /* a take_wait_read_pos() waits for this (0: none; under lock) */
     _Atomic int stop_requested;
     _Atomic uint64_t stop_pos;
     int ended;                /* writer finished (under lock) */

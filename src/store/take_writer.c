@@ -117,6 +117,10 @@ void *take_writer_main(void *arg)
             t->st.frames = t->frames_total;
             t->st.seconds = (double)t->frames_total / t->fmt.rate;
             t->st.bytes = t->bytes_done + flac_writer_bytes(t->w);
+            if (t->read_wake_pos && t->pos >= t->read_wake_pos) {
+                t->read_wake_pos = 0;
+                pthread_cond_broadcast(&t->read_cond);
+            }
             pthread_mutex_unlock(&t->lock);
             if (t->cfg.max_frames && t->frames_total >= t->cfg.max_frames) {
                 end = TAKE_LIMIT;
@@ -186,6 +190,7 @@ out:
     t->st.seconds = (double)t->frames_total / t->fmt.rate;
     t->ended = 1;
     pthread_cond_broadcast(&t->cond);
+    pthread_cond_broadcast(&t->read_cond);
     pthread_mutex_unlock(&t->lock);
     return NULL;
 }
