@@ -55,27 +55,12 @@ int sample_format_parse(const char *name, enum sample_format *out)
 
 int32_t audio_sample_get(const void *buf, enum sample_format f, size_t i)
 {
-    const uint8_t *p = buf;
-    uint32_t u;
     switch (f) {
-    case SF_S16_LE:
-        p += i * 2;
-        return (int16_t)(uint16_t)(p[0] | (p[1] << 8));
-    case SF_S24_3LE:
-        p += i * 3;
-        u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
-        /* sign-extend from bit 23 without shifting a negative value */
-        return (int32_t)((u ^ 0x800000u) - 0x800000u);
-    case SF_S24_LE:
-        p += i * 4;
-        u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
-        return (int32_t)((u ^ 0x800000u) - 0x800000u);
-    case SF_S32_LE:
-        p += i * 4;
-        u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        return (int32_t)u;
-    default:
-        return 0;
+    case SF_S16_LE: return audio_get_s16(buf, i);
+    case SF_S24_3LE: return audio_get_s24_3(buf, i);
+    case SF_S24_LE: return audio_get_s24(buf, i);
+    case SF_S32_LE: return audio_get_s32(buf, i);
+    default: return 0;
     }
 }
 
