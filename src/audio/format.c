@@ -55,34 +55,53 @@ int sample_format_parse(const char *name, enum sample_format *out)
 
 int32_t audio_sample_get(const void *buf, enum sample_format f, size_t i)
 {
-    const uint8_t *p = buf;
-    uint32_t u;
     switch (f) {
-    case SF_S16_LE:
-        p += i * 2;
-        return (int16_t)(uint16_t)(p[0] | (p[1] << 8));
-    case SF_S24_3LE:
-        p += i * 3;
-        u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
-        /* sign-extend from bit 23 without shifting a negative value */
-        return (int32_t)((u ^ 0x800000u) - 0x800000u);
-    case SF_S24_LE:
-        p += i * 4;
-        u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
-        return (int32_t)((u ^ 0x800000u) - 0x800000u);
-    case SF_S32_LE:
-        p += i * 4;
-        u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        return (int32_t)u;
-    default:
-        return 0;
+    case SF_S16_LE: return audio_get_s16(buf, i);
+    case SF_S24_3LE: return audio_get_s24_3(buf, i);
+    case SF_S24_LE: return audio_get_s24(buf, i);
+    case SF_S32_LE: return audio_get_s32(buf, i);
+    default: return 0;
     }
 }
+
+/* The conversions run on every recorded sample: each format and common shift gets its own
+ * loop over groups of LANES samples with a fixed-length inner loop, which the compiler
+ * vectorises (SSE2, NEON) where a per-sample switch or a shift by a variable would not. */
+#define LANES 8
+
+#define DEFINE_TO_INT32(name, get)                                                          \
+    static void name(const uint8_t *p, size_t n, int32_t *restrict dst)                     \
+    {                                                                                       \
+        size_t i = 0;                                                                       \
+        for (; i + LANES <= n; i += LANES)                                                  \
+            for (unsigned j = 0; j < LANES; j++)                                            \
+                dst[i + j] = get(p, i + j);                                                 \
+        for (; i < n; i++)                                                                  \
+            dst[i] = get(p, i);                                                             \
+    }
+
+DEFINE_TO_INT32(s16_to_int32, audio_get_s16)
+DEFINE_TO_INT32(s24_3_to_int32, audio_get_s24_3)
+DEFINE_TO_INT32(s24_to_int32, audio_get_s24)
+DEFINE_TO_INT32(s32_to_int32, audio_get_s32)
 
 void audio_samples_to_int32(const void *src, enum sample_format f, size_t n, unsigned bits,
                             int32_t *dst)
 {
     unsigned have = sample_format_bits(f);
+    if (bits == have) {
+        switch (f) {
+        case SF_S16_LE: s16_to_int32(src, n, dst); return;
+        case SF_S24_3LE: s24_3_to_int32(src, n, dst); return;
+        case SF_S24_LE: s24_to_int32(src, n, dst); return;
+        case SF_S32_LE: s32_to_int32(src, n, dst); return;
+        default: break;
+        }
+    }
+    if (f == SF_S32_LE && bits < 32) {
+        audio_s32_to_int32_check(src, n, 32 - bits, dst);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         int32_t v = audio_sample_get(src, f, i);
         if (bits < have)
@@ -90,5 +109,36 @@ void audio_samples_to_int32(const void *src, enum sample_format f, size_t n, uns
         else if (bits > have)
             v = (int32_t)((uint32_t)v << (bits - have));
         dst[i] = v;
+    }
+}
+
+/* shift is a constant in each call below, so the compiler can vectorise the shift */
+static inline uint32_t
+s32_shift_check(const uint8_t *p, size_t n, const unsigned shift, int32_t *restrict dst)
+{
+    uint32_t any[LANES] = {0}, all = 0;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (unsigned j = 0; j < LANES; j++) {
+            uint32_t u = audio_get_u32(p, i + j);
+            any[j] |= u;
+            dst[i + j] = (int32_t)u >> shift;   /* arithmetic: the data sits in the top bits */
+        }
+    for (; i < n; i++) {
+        uint32_t u = audio_get_u32(p, i);
+        all |= u;
+        dst[i] = (int32_t)u >> shift;
+    }
+    for (unsigned j = 0; j < LANES; j++)
+        all |= any[j];
+    return all;
+}
+
+uint32_t audio_s32_to_int32_check(const void *src, size_t n, unsigned shift, int32_t *dst)
+{
+    switch (shift) {
+    case 8: return s32_shift_check(src, n, 8, dst);
+    case 16: return s32_shift_check(src, n, 16, dst);
+    default: return s32_shift_check(src, n, shift & 31, dst);
     }
 }

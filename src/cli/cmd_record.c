@@ -63,6 +63,7 @@ struct throttle {
     struct audio_source *inner;
     _Atomic(struct audio_ring *) ring;
     _Atomic(struct take *) take;
+    _Atomic int users;           /* reads inside the take (it is freed only at 0) */
     _Atomic int cancel;
 };
 
@@ -73,14 +74,25 @@ static ssize_t throttle_read(struct audio_source *s, void *buf, size_t max)
         if (atomic_load(&th->cancel))
             break;
         struct audio_ring *r = atomic_load(&th->ring);
+        atomic_fetch_add(&th->users, 1);
         struct take *t = atomic_load(&th->take);
+        int nap = 1;
         if (r && t) {
             uint64_t w = audio_ring_write_pos(r), rd = take_read_pos(t);
-            if (w < rd || w - rd + max <= audio_ring_capacity(r) / 2)
+            uint64_t half = audio_ring_capacity(r) / 2;
+            if (w < rd || w - rd + max <= half) {
+                atomic_fetch_sub(&th->users, 1);
                 break;
+            }
+            /* sleep until the writer freed a quarter ring more than this read needs: the
+             * file is then read in bursts, not woken for every read (or every millisecond) */
+            nap = take_wait_read_pos(t, w + max - half + half / 2, 100) == -EPIPE;
         }
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+        atomic_fetch_sub(&th->users, 1);
+        if (nap) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
     }
     ssize_t n = audio_source_read(th->inner, buf, max);
     s->last_xrun = th->inner->last_xrun;
@@ -566,9 +578,20 @@ int cmd_record(int argc, char **argv)
     else if (stalled)
         fprintf(stderr, "the device stalled: finishing the take\n");
     struct take_status st;
-    take_stop(t, &st);
-    if (th)
+    if (th) {
+        /* the source stays held back until the writer has read up to the stop; then the
+         * throttle lets go of the take before take_stop_at frees it */
+        uint64_t stop = audio_ring_write_pos(capture_ring(cap));
+        take_request_stop(t, stop);
+        take_wait(t, -1);
+        atomic_store(&th->take, NULL);
+        while (atomic_load(&th->users))
+            nanosleep(&(struct timespec){0, 100000}, NULL);
+        take_stop_at(t, stop, &st);
         atomic_store(&th->cancel, 1);
+    } else {
+        take_stop(t, &st);
+    }
     struct capture_stats cs;
     capture_get_stats(cap, &cs);
     capture_stop(cap);

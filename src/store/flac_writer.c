@@ -17,6 +17,11 @@
 
 #define DEFAULT_PADDING 8192u
 #define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
+/* Frames are handed to the disk thread in batches of about this many bytes (a flush, the
+ * end or a full queue hand over at once): at 192 kHz a frame comes every 43 ms, and a
+ * wake-up per frame cost more CPU than the writes themselves. Frames wait in RAM at most
+ * until the next flush, which is what a crash can rely on anyway. */
+#define WAKE_BYTES ((size_t)64 << 10)
 
 struct flac_writer {
     FLAC__StreamEncoder *enc;
@@ -44,9 +49,12 @@ struct flac_writer {
     int thread_running;   /* until then (the header, written by open) writes are direct */
     pthread_t thr;
     pthread_mutex_t ql;
-    pthread_cond_t qc;          /* items added, room made, quit */
+    pthread_cond_t qc;          /* items handed over, room made, quit */
     struct qitem *head, *tail;
     size_t qbytes, qmax, qpeak;
+    size_t unsignalled;         /* bytes queued since the disk thread was last woken */
+    int disk_idle;              /* the disk thread waits for items */
+    int enc_waiting;            /* the encoder waits for room */
     int quit;
     _Atomic int derr;           /* first disk error, sticky */
     unsigned stall_ms;          /* test hook: PIREC_TEST_DISK_STALL_MS */
@@ -145,8 +153,14 @@ static FLAC__StreamEncoderWriteStatus write_cb(const FLAC__StreamEncoder *enc,
 static int enqueue(struct flac_writer *w, struct qitem *it)
 {
     pthread_mutex_lock(&w->ql);
-    while (w->qbytes > 0 && w->qbytes + it->len > w->qmax && !atomic_load(&w->derr))
+    while (w->qbytes > 0 && w->qbytes + it->len > w->qmax && !atomic_load(&w->derr)) {
+        /* what is queued must go out to make room, batch or not */
+        w->enc_waiting = 1;
+        w->unsignalled = 0;
+        pthread_cond_broadcast(&w->qc);
         pthread_cond_wait(&w->qc, &w->ql);
+        w->enc_waiting = 0;
+    }
     int rc = atomic_load(&w->derr);
     if (rc == 0) {
         if (w->tail)
@@ -157,7 +171,11 @@ static int enqueue(struct flac_writer *w, struct qitem *it)
         w->qbytes += it->len;
         if (w->qbytes > w->qpeak)
             w->qpeak = w->qbytes;
-        pthread_cond_broadcast(&w->qc);
+        w->unsignalled += it->len;
+        if (w->disk_idle && (it->kind != Q_DATA || w->unsignalled >= WAKE_BYTES)) {
+            w->unsignalled = 0;
+            pthread_cond_broadcast(&w->qc);
+        }
     }
     pthread_mutex_unlock(&w->ql);
     if (rc)
@@ -224,8 +242,12 @@ static void *disk_main(void *arg)
     struct flac_writer *w = arg;
     pthread_mutex_lock(&w->ql);
     for (;;) {
-        while (!w->head && !w->quit)
+        while (!w->head && !w->quit) {
+            w->disk_idle = 1;
+            w->unsignalled = 0;
             pthread_cond_wait(&w->qc, &w->ql);
+            w->disk_idle = 0;
+        }
         struct qitem *it = w->head;
         if (!it)
             break;
@@ -239,7 +261,8 @@ static void *disk_main(void *arg)
         pthread_mutex_lock(&w->ql);
         w->qbytes -= it->len;
         free(it);
-        pthread_cond_broadcast(&w->qc);
+        if (w->enc_waiting)
+            pthread_cond_broadcast(&w->qc);
     }
     pthread_mutex_unlock(&w->ql);
     return NULL;

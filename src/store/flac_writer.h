@@ -11,9 +11,11 @@
  *
  * open() writes the header itself; every later write, STREAMINFO refresh, comment
  * rewrite and fdatasync happens in order on the writer's disk thread ("take-disk"), from
- * a bounded in-memory queue, so a disk stall does not stop the encoder. flush() only
- * queues a snapshot; write errors come back from the next process()/flush(); finish()
- * waits for the queue to be on disk. There is no other mode: tests run this one.
+ * a bounded in-memory queue, so a disk stall does not stop the encoder. Frames are handed
+ * to that thread about 64 KiB at a time (a flush, finish() or a full queue hand over at
+ * once), so it wakes a few times a second, not per frame. flush() only queues a
+ * snapshot; write errors come back from the next process()/flush(); finish() waits for
+ * the queue to be on disk. There is no other mode: tests run this one.
  * Test hook: env PIREC_TEST_DISK_STALL_MS makes the disk thread sleep that long before
  * the first fdatasync of each file (a stalled SD card).
  *

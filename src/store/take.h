@@ -115,6 +115,11 @@ int  take_wait(struct take *t, int timeout_ms);
 /* Ring position the writer has read up to (any thread, lock-free): lets a source that
  * is read faster than real time hold back instead of overrunning the take. */
 uint64_t take_read_pos(const struct take *t);
+/* Waits until the writer has read up to ring position pos, at most timeout_ms: a source
+ * read faster than real time sleeps until there is room instead of polling. 0 once
+ * reached, -ETIMEDOUT, -EPIPE when the writer ended first. One waiting thread at a time,
+ * and it must be out before take_stop*() frees the take (take_wait() first, then stop). */
+int take_wait_read_pos(struct take *t, uint64_t pos, int timeout_ms);
 
 /* Recording time left on the filesystem of dir at this format (compressed estimate:
  * about 60% of raw), and free bytes. */

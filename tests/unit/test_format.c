@@ -83,12 +83,54 @@ static void test_to_int32(void **state)
     assert_int_equal(out[1], 256000);
 }
 
+/* The per-format vector loops give what the plain per-sample definition gives, for every
+ * format and depth, lengths that leave a tail, and unaligned buffers; the S32 check
+ * returns the OR of every word (it decides whether a 24-bit take has to go on at 32). */
+static void test_to_int32_matches_sample_get(void **state)
+{
+    (void)state;
+    static const struct { enum sample_format f; unsigned bits; } cases[] = {
+        {SF_S16_LE, 16}, {SF_S16_LE, 24}, {SF_S24_3LE, 24}, {SF_S24_LE, 24},
+        {SF_S32_LE, 32}, {SF_S32_LE, 24}, {SF_S32_LE, 16},
+    };
+    uint8_t raw[1 + 4 * 41];
+    int32_t out[41];
+    unsigned seed = 12345;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        enum sample_format f = cases[k].f;
+        unsigned have = sample_format_bits(f), bits = cases[k].bits;
+        for (size_t n = 0; n <= 41; n++) {
+            for (size_t i = 0; i < sizeof raw; i++) {
+                seed = seed * 1103515245u + 12345u;
+                raw[i] = (uint8_t)(seed >> 16);
+            }
+            const uint8_t *in = raw + 1;   /* not aligned */
+            audio_samples_to_int32(in, f, n, bits, out);
+            uint32_t or_all = 0;
+            for (size_t i = 0; i < n; i++) {
+                int32_t v = audio_sample_get(in, f, i);
+                or_all |= (uint32_t)v;
+                int32_t want = bits < have ? v >> (have - bits)
+                                           : (int32_t)((uint32_t)v << (bits - have));
+                assert_int_equal(out[i], want);
+            }
+            if (f == SF_S32_LE && bits < 32) {
+                memset(out, 0, sizeof out);
+                assert_int_equal(audio_s32_to_int32_check(in, n, 32 - bits, out), or_all);
+                for (size_t i = 0; i < n; i++)
+                    assert_int_equal(out[i], audio_sample_get(in, f, i) >> (32 - bits));
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names_and_sizes),
         cmocka_unit_test(test_sample_get),
         cmocka_unit_test(test_to_int32),
+        cmocka_unit_test(test_to_int32_matches_sample_get),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
