@@ -188,8 +188,9 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
         l->reconnect_max_ms = 10;
     l->refs = 0;
 
-    l->msg.buf = malloc(256 + WS_MSG_MAX);
-    l->frag = malloc(LWS_PRE + WS_FRAG_MAX + 512);
+    l->msg.buf = malloc(2 * WS_FRAME_HDR_MAX + 256 + WS_MSG_MAX);
+    l->frag = malloc(LWS_PRE + WS_FRAME_HDR_MAX + WS_CTL_MAX);
+    ws_keys_init(&l->keys);
     l->rx = malloc(WS_RX_MAX);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -524,7 +524,10 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols wsl_link_protocols[] = {
-    { "pirec-record", link_callback, 0, WS_FRAG_MAX * 2, 0, NULL, 0 },
+    /* tx_packet_size: lws sends at most this per send() (else rx_buffer_size): a whole
+     * message goes out in one call */
+    { "pirec-record", link_callback, 0, WS_FRAG_MAX * 2, 0, NULL,
+      2 * WS_FRAME_HDR_MAX + 256 + WS_MSG_MAX },
     { NULL, NULL, 0, 0, 0, NULL, 0 }   /* 4.1 has no LWS_PROTOCOL_LIST_TERM */
 };
 

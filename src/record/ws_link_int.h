@@ -14,12 +14,17 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "record/ws_frame.h"
 #include "record/ws_link.h"
 #include "record/wsproto.h"
 
 #define WS_SUBPROTOCOL  WSPROTO_SUBPROTOCOL
-#define WS_MSG_MAX      (16 * 1024)   /* data bytes per message */
-#define WS_FRAG_MAX     (8 * 1024)    /* bytes per fragment (and per writable callback) */
+#define WS_MSG_MAX      (256 * 1024)  /* data bytes per message: one writable callback, one
+                                         send(); big enough that per-message costs (a poll,
+                                         a send, two headers) vanish, small enough for a
+                                         Pi's memory and below pirec ingest's --max-message */
+#define WS_FRAG_MAX     (8 * 1024)    /* most data bytes in a message's first fragment */
+#define WS_CTL_MAX      (WS_FRAG_MAX + 256)  /* longest control message we send */
 #define WS_RX_MAX       (64 * 1024)   /* longest control message we accept */
 #define WS_DEFAULT_BUF  (4ull << 20)
 #define WS_DEFAULT_RECONNECT_MS 5000
@@ -75,14 +80,16 @@ struct ws_stream {
     int64_t loss_logged_ms;
 };
 
-/* The data message being written, fragment by fragment: copied out of the ring when it
- * starts, so that eviction or a closing stream cannot cut a message in half. */
+/* The data message being written: framed and masked out of the ring in one pass
+ * (ws_frame.h), then handed to lws whole, so that eviction or a closing stream cannot cut
+ * a message in half. Active only inside one writable callback, or after a failed write
+ * (on_lost then accounts for it). */
 struct ws_msg {
     int active;
     struct ws_stream *owner;   /* NULL once its stream closed (under mu) */
     uint64_t start, end;       /* stream offsets of its data */
-    unsigned char *buf;        /* name NUL data */
-    size_t len, off, first_len;
+    unsigned char *buf;        /* both frames: headers, masked name NUL data */
+    size_t len;
 };
 
 struct ws_link {
@@ -132,7 +139,8 @@ struct ws_link {
     unsigned tries;            /* attempts since the last healthy connection: the backoff */
     int outage_logged;
     struct ws_msg msg;
-    unsigned char *frag;       /* LWS_PRE + one fragment */
+    struct ws_keys keys;       /* mask keys */
+    unsigned char *frag;       /* a framed control message, or LWS_PRE + a close frame */
     char *rx;
     size_t rx_len;
     int rx_text, rx_skip;
