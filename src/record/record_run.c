@@ -67,6 +67,15 @@ static int wait_for_data(struct rec *r, data_ready_func ready, void *arg)
     return 0;
 }
 
+/* Bytes per read from the source: the caller's chunk, or BULK_READ for a file or memory
+ * source. Under lock. */
+static size_t read_size(const struct rec *r)
+{
+    size_t chunk = (size_t)r->chunk;
+    int bulk = r->from.kind == REC_URL_FILE || r->from.kind == REC_URL_MEM;
+    return bulk && chunk < BULK_READ ? BULK_READ : chunk;
+}
+
 /* One chunk read from the source goes to the sink; counts what it took and what it lost.
  * Returns the sink's result. */
 static int pass_chunk(struct rec *r, size_t n)
@@ -104,7 +113,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&r->lock);
     data_ready_func ready = r->ready_cb;
     void *ready_arg = r->ready_arg;
-    size_t chunk = (size_t)r->chunk;
+    size_t chunk = r->buf_len;   /* fixed at start (a new chunk size waits for the next) */
     pthread_mutex_unlock(&r->lock);
 
     int err = 0, ended = 0;
@@ -252,7 +261,7 @@ int record_start(rec_hdl_t hdl)
     pthread_mutex_lock(&r->lock);
     int running = r->thread_live && !r->worker_done;
     int left_behind = !r->thread_live && r->worker_alive;
-    size_t chunk = (size_t)r->chunk;
+    size_t chunk = read_size(r);
     pthread_mutex_unlock(&r->lock);
     if (running) /* a second start is harmless */
         goto out;
@@ -273,6 +282,7 @@ int record_start(rec_hdl_t hdl)
     r->buf = nb;
 
     pthread_mutex_lock(&r->lock);
+    r->buf_len = chunk;
     ep_init(&r->src, &r->from, 1, r);
     ep_init(&r->dst, &r->to, 0, r);
     r->dst.wsopt.buffer_bytes = (uint64_t)r->buffer_bytes;
@@ -390,8 +400,8 @@ static void close_ends_here(struct rec *r)
 static void take_over_from_worker(struct rec *r, const struct timespec *deadline)
 {
     r->ends_taken = 1;
+    size_t chunk = r->buf_len;
     pthread_mutex_unlock(&r->lock);
-    size_t chunk = (size_t)r->chunk;
     while (before(deadline)) {
         ssize_t n = r->src.ops->read(&r->src, r->buf, chunk);
         if (n <= 0 || pass_chunk(r, (size_t)n) < 0)
