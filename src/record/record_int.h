@@ -71,6 +71,8 @@ struct rec {
     _Atomic uint64_t read_bytes, written_bytes, lost_local;
     struct ws_stream_stats ws_last;   /* lock: final ws stats, kept after the stream closed */
     int have_ws_last;
+    struct ws_fate *ws_fate;          /* lock: the fate of the bytes ws_last counts as pending
+                                         (unconfirmed on a shared legacy link), or NULL */
 };
 
 

@@ -98,13 +98,23 @@ static int close_ends(struct rec *r)
     r->ends_closed = 1;
     if (r->dst.ops->stats) {
         r->dst.ops->stats(&r->dst, &r->ws_last);
-        r->ws_last.lost += r->ws_last.pending;
-        r->ws_last.pending = 0;
+        /* still pending: only unconfirmed bytes, whose fate the link decides (ws_link.h) */
+        r->ws_last.lost += r->ws_last.pending - r->ws_last.unconfirmed;
+        r->ws_last.pending = r->ws_last.unconfirmed;
         r->have_ws_last = 1;
     }
     pthread_mutex_unlock(&r->lock);
     r->src.ops->close(&r->src);
-    return r->dst.ops->close(&r->dst);
+    int rc = r->dst.ops->close(&r->dst);
+    pthread_mutex_lock(&r->lock);
+    r->ws_fate = r->dst.ws_fate;
+    r->dst.ws_fate = NULL;
+    if (!r->ws_fate && r->ws_last.pending) {   /* the link could not keep them: lost */
+        r->ws_last.lost += r->ws_last.pending;
+        r->ws_last.pending = 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 static void *worker(void *arg)
@@ -298,6 +308,8 @@ int record_start(rec_hdl_t hdl)
     atomic_store(&r->lost_local, 0);
     memset(&r->ws_last, 0, sizeof r->ws_last);
     r->have_ws_last = 0;
+    ws_fate_put(r->ws_fate);
+    r->ws_fate = NULL;
     r->error = 0;
     r->worker_done = 0;
     r->in_ready = 0;
@@ -407,11 +419,21 @@ static void take_over_from_worker(struct rec *r, const struct timespec *deadline
         if (n <= 0 || pass_chunk(r, (size_t)n) < 0)
             break;
     }
-    /* the sink's drain may block without a bound: poll its pending count instead */
+    /* the sink's drain may block without a bound: a ws sink finishes within the deadline
+     * (on a legacy link that is what confirms delivery, ws_stream_finish); others are
+     * polled for their pending count */
+    if (r->to.kind == REC_URL_WS && r->dst.ws) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ms = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
+                     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+        if (ms > 0)
+            ws_stream_finish(r->dst.ws, ms > INT_MAX ? INT_MAX : (int)ms);
+    }
     while (r->dst.ops->stats && before(deadline)) {
         struct ws_stream_stats st;
         r->dst.ops->stats(&r->dst, &st);
-        if (st.pending == 0)
+        if (st.pending == st.unconfirmed)   /* the rest is for the link to decide */
             break;
         struct timespec ts = {0, 5000000L};
         nanosleep(&ts, NULL);

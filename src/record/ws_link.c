@@ -140,10 +140,88 @@ void wsl_log_loss(struct ws_stream *s, const char *when, int force)
     s->lost_unlogged = 0;
 }
 
+/* ---- unconfirmed bytes on a legacy link (ws_stream_finish) ------------------------- */
+
+static void fate_settle(struct ws_fate *f, int confirmed)
+{
+    pthread_mutex_lock(&f->mu);
+    if (confirmed)
+        f->st.confirmed += f->st.unconfirmed;
+    else
+        f->st.lost += f->st.unconfirmed;
+    f->st.unconfirmed = 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void ws_fate_put(struct ws_fate *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->mu);
+    int last = --f->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (last) {
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+    }
+}
+
+void ws_fate_get(struct ws_fate *f, struct ws_fate_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->mu);
+    *st = f->st;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The legacy server answered our close: it read everything this connection carried. */
+void wsl_legacy_confirmed(struct ws_link *l)
+{
+    for (struct ws_stream *s = l->streams; s; s = s->next) {
+        s->acked += s->unconfirmed;
+        s->unconfirmed = 0;
+        s->conn_acked = 0;
+    }
+    while (l->fates) {
+        struct ws_fate *f = l->fates;
+        l->fates = f->next;
+        fate_settle(f, 1);
+        ws_fate_put(f);
+    }
+}
+
+/* The connection dropped (or the link stops) before that answer: unconfirmed bytes may be
+ * gone. Those of open streams count as lost there; closed streams' fates say so. */
+void wsl_legacy_unconfirmed_lost(struct ws_link *l, const char *why)
+{
+    for (struct ws_stream *s = l->streams; s; s = s->next) {
+        if (!s->unconfirmed)
+            continue;
+        s->lost += s->unconfirmed;
+        log_warn("record", "%s://%s:%d stream %s: %s before the legacy server confirmed the "
+                 "stream's end: its last %llu bytes counted as lost", wsl_scheme(l), l->host,
+                 l->port, s->name, why, (unsigned long long)s->unconfirmed);
+        s->unconfirmed = 0;
+    }
+    while (l->fates) {
+        struct ws_fate *f = l->fates;
+        l->fates = f->next;
+        log_warn("record", "%s://%s:%d stream %s (closed): %s before the legacy server "
+                 "confirmed the stream's end: its last %llu bytes counted as lost",
+                 wsl_scheme(l), l->host, l->port, f->name,
+                 why, (unsigned long long)f->st.unconfirmed);
+        fate_settle(f, 0);
+        ws_fate_put(f);
+    }
+}
+
 /* ---- link lifetime (reg_mu held by callers) --------------------------------------- */
 
 static void link_free(struct ws_link *l)
 {
+    wsl_legacy_unconfirmed_lost(l, "the link closed");
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cond);
     free(l->msg.buf);
@@ -381,6 +459,8 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
         deadline_after_ms(&dl, wait_ms);
     int rc = 0;
     pthread_mutex_lock(&l->mu);
+    if (len)
+        s->finishing = 0;
     while (len) {
         if (s->fatal) {
             rc = s->fatal;
@@ -413,24 +493,40 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     return rc;
 }
 
-/* Under mu. Everything queued is delivered; for a finishing stream on a legacy server that
- * also means confirmed: a legacy server only "has" what it read, so when this is the link's
- * only stream and the socket carried some of it, we close the connection and wait for the
- * server's close frame, which it sends after reading everything before ours (a drop instead
- * counts what the socket carried as lost, ws_link_conn.c). Requests that close. */
+/* Under mu. Everything queued is delivered. For a finishing stream on a legacy server
+ * that also means confirmed, which only the link's clean close can do (ws_link.h,
+ * ws_stream_finish): when every stream of the link has finished, request that close and
+ * wait for it; while others still use the link, the stream's bytes on the socket become
+ * unconfirmed (pending, not acked) and the wait ends. */
 static int delivered(struct ws_link *l, struct ws_stream *s, int finish)
 {
     if (!wsl_stream_done(s))
         return 0;
-    int confirm = finish && l->mode == MODE_LEGACY && l->connected && s->conn_acked > 0 &&
-                  l->streams == s && !s->next;
-    if (!confirm)
+    if (!finish || l->mode != MODE_LEGACY || !l->connected)
         return 1;
-    if (l->fin == FIN_NONE) {
-        l->fin = FIN_REQ;
-        lws_cancel_service(l->ctx);
+    s->finishing = 1;
+    int all = 1, carried = l->fates != NULL;
+    for (const struct ws_stream *t = l->streams; t; t = t->next) {
+        if (!t->finishing || !wsl_stream_done(t))
+            all = 0;
+        if (t->conn_acked || t->unconfirmed)
+            carried = 1;
     }
-    return 0;
+    if (!carried)
+        return 1;
+    if (all) {
+        if (l->fin == FIN_NONE) {
+            l->fin = FIN_REQ;
+            lws_cancel_service(l->ctx);
+        }
+        return 0;
+    }
+    if (s->conn_acked) {
+        s->acked -= s->conn_acked;
+        s->unconfirmed += s->conn_acked;
+        s->conn_acked = 0;
+    }
+    return 1;
 }
 
 static int drain(struct ws_stream *s, int timeout_ms, int finish)
@@ -501,6 +597,7 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
     st->lost = s->lost;
     uint64_t done = s->acked + s->lost;
     st->pending = s->head > done ? s->head - done : 0;
+    st->unconfirmed = s->unconfirmed;
     st->reconnects = s->reconnects;
     st->stalls = l->stalls;
     st->connected = l->connected && s->sync == SYNC_OK;
@@ -511,6 +608,13 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
 
 void ws_stream_close(struct ws_stream *s)
 {
+    ws_stream_close_fate(s, NULL);
+}
+
+void ws_stream_close_fate(struct ws_stream *s, struct ws_fate **fate)
+{
+    if (fate)
+        *fate = NULL;
     if (!s)
         return;
     struct ws_link *l = s->link;
@@ -526,7 +630,24 @@ void ws_stream_close(struct ws_stream *s)
         l->rr = NULL;
     if (l->msg.owner == s)
         l->msg.owner = NULL;   /* the message in flight still completes */
-    uint64_t done = s->acked + s->lost;
+    uint64_t kept = s->unconfirmed;
+    if (s->unconfirmed) {   /* the link decides their fate */
+        struct ws_fate *f = calloc(1, sizeof *f);
+        if (f) {
+            pthread_mutex_init(&f->mu, NULL);
+            f->refs = fate ? 2 : 1;
+            f->st.unconfirmed = s->unconfirmed;
+            snprintf(f->name, sizeof f->name, "%s", s->name);
+            f->next = l->fates;
+            l->fates = f;
+            if (fate)
+                *fate = f;
+            s->unconfirmed = 0;
+        } else {
+            kept = 0;   /* counted as lost below */
+        }
+    }
+    uint64_t done = s->acked + s->lost + kept;
     if (s->head > done) {
         s->lost += s->head - done;
         s->lost_unlogged += s->head - done;

@@ -251,6 +251,7 @@ static void legacy_drop_counts_lost(struct ws_link *l)
                  "deletes the file on a new connection): %llu bytes counted as lost",
                  wsl_scheme(l), l->host, l->port, s->name, (unsigned long long)gone);
     }
+    wsl_legacy_unconfirmed_lost(l, "the connection dropped");   /* ended streams, too */
 }
 
 static void on_lost(struct ws_link *l, const char *why)
@@ -325,8 +326,7 @@ static void on_peer_close(struct ws_link *l, const unsigned char *in, size_t len
     if (l->fin == FIN_SENT) {   /* the legacy server read everything we sent: delivered */
         pthread_mutex_lock(&l->mu);
         l->fin = FIN_OK;
-        for (struct ws_stream *s = l->streams; s; s = s->next)
-            s->conn_acked = 0;
+        wsl_legacy_confirmed(l);
         pthread_cond_broadcast(&l->cond);
         pthread_mutex_unlock(&l->mu);
         return;

@@ -75,6 +75,9 @@ struct ws_stream {
     /* stats */
     uint64_t sent_hi, sent, acked, lost, lost_unlogged;
     uint64_t conn_acked;    /* legacy: bytes handed to the current socket */
+    int finishing;          /* ws_stream_finish() called, nothing written since */
+    uint64_t unconfirmed;   /* legacy: finished while other streams use the link: bytes on
+                               the current socket that only its clean close confirms */
     uint32_t reconnects;
     int error;
     int64_t loss_logged_ms;
@@ -90,6 +93,15 @@ struct ws_msg {
     uint64_t start, end;       /* stream offsets of its data */
     unsigned char *buf;        /* both frames: headers, masked name NUL data */
     size_t len;
+};
+
+/* Unconfirmed bytes of a closed stream (ws_link.h). refs: the link's list, the caller. */
+struct ws_fate {
+    pthread_mutex_t mu;
+    int refs;
+    struct ws_fate_stats st;
+    char name[256];
+    struct ws_fate *next;      /* the link's list, under the link's mu */
 };
 
 struct ws_link {
@@ -116,6 +128,7 @@ struct ws_link {
     /* under mu */
     struct ws_stream *streams;
     struct ws_stream *rr;      /* stream that sent the last data message */
+    struct ws_fate *fates;     /* closed streams' unconfirmed bytes (legacy) */
     int stop;
     int connected;
     int fin;                   /* FIN_*: legacy delivery confirmation by a close handshake */
@@ -154,6 +167,8 @@ void wsl_ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, siz
 int wsl_stream_done(const struct ws_stream *s);
 void wsl_log_loss(struct ws_stream *s, const char *when, int force);
 struct ws_stream *wsl_find_stream(struct ws_link *l, const char *name);
+void wsl_legacy_confirmed(struct ws_link *l);
+void wsl_legacy_unconfirmed_lost(struct ws_link *l, const char *why);
 int wsl_stream_wants_control(const struct ws_link *l, const struct ws_stream *s);
 int wsl_stream_wants_data(const struct ws_link *l, const struct ws_stream *s);
 int wsl_link_has_work(const struct ws_link *l);

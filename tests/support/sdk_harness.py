@@ -58,7 +58,7 @@ def pattern(stream, n, start=0):
 
 
 STREAM_RE = re.compile(r"STREAM (\S+) written=(\d+) stop_rc=(-?\d+) stop_ms=(\d+) read=(\d+) "
-                       r"acked=(\d+) lost=(\d+) reconnects=(\d+)")
+                       r"acked=(\d+) lost=(\d+) reconnects=(\d+)(?: pending=(\d+))?")
 
 
 def parse_streams(out):
@@ -66,7 +66,8 @@ def parse_streams(out):
     for m in STREAM_RE.finditer(out):
         res[m.group(1)] = dict(written=int(m.group(2)), rc=int(m.group(3)), ms=int(m.group(4)),
                                read=int(m.group(5)), acked=int(m.group(6)),
-                               lost=int(m.group(7)), reconnects=int(m.group(8)))
+                               lost=int(m.group(7)), reconnects=int(m.group(8)),
+                               pending=int(m.group(9) or 0))
     return res
 
 
