@@ -78,14 +78,6 @@ static void ring_put(struct ws_stream *s, const unsigned char *p, size_t n)
     s->head += n;
 }
 
-void wsl_ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, size_t n)
-{
-    uint64_t at = off % s->cap;
-    size_t first = (size_t)(s->cap - at) < n ? (size_t)(s->cap - at) : n;
-    memcpy(p, s->ring + at, first);
-    memcpy(p + first, s->ring, n - first);
-}
-
 /* Drops the k oldest held bytes. Bytes never sent are lost for sure and counted now;
  * bytes already sent may be stored by the server: the next stat decides (wsl_resync()). */
 static void evict(struct ws_stream *s, uint64_t k)
@@ -138,83 +130,6 @@ void wsl_log_loss(struct ws_stream *s, const char *when, int force)
              wsl_scheme(s->link), s->link->host, s->link->port, s->name,
              (unsigned long long)s->lost_unlogged, when);
     s->lost_unlogged = 0;
-}
-
-/* ---- unconfirmed bytes on a legacy link (ws_stream_finish) ------------------------- */
-
-static void fate_settle(struct ws_fate *f, int confirmed)
-{
-    pthread_mutex_lock(&f->mu);
-    if (confirmed)
-        f->st.confirmed += f->st.unconfirmed;
-    else
-        f->st.lost += f->st.unconfirmed;
-    f->st.unconfirmed = 0;
-    pthread_mutex_unlock(&f->mu);
-}
-
-void ws_fate_put(struct ws_fate *f)
-{
-    if (!f)
-        return;
-    pthread_mutex_lock(&f->mu);
-    int last = --f->refs == 0;
-    pthread_mutex_unlock(&f->mu);
-    if (last) {
-        pthread_mutex_destroy(&f->mu);
-        free(f);
-    }
-}
-
-void ws_fate_get(struct ws_fate *f, struct ws_fate_stats *st)
-{
-    memset(st, 0, sizeof *st);
-    if (!f)
-        return;
-    pthread_mutex_lock(&f->mu);
-    *st = f->st;
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* The legacy server answered our close: it read everything this connection carried. */
-void wsl_legacy_confirmed(struct ws_link *l)
-{
-    for (struct ws_stream *s = l->streams; s; s = s->next) {
-        s->acked += s->unconfirmed;
-        s->unconfirmed = 0;
-        s->conn_acked = 0;
-    }
-    while (l->fates) {
-        struct ws_fate *f = l->fates;
-        l->fates = f->next;
-        fate_settle(f, 1);
-        ws_fate_put(f);
-    }
-}
-
-/* The connection dropped (or the link stops) before that answer: unconfirmed bytes may be
- * gone. Those of open streams count as lost there; closed streams' fates say so. */
-void wsl_legacy_unconfirmed_lost(struct ws_link *l, const char *why)
-{
-    for (struct ws_stream *s = l->streams; s; s = s->next) {
-        if (!s->unconfirmed)
-            continue;
-        s->lost += s->unconfirmed;
-        log_warn("record", "%s://%s:%d stream %s: %s before the legacy server confirmed the "
-                 "stream's end: its last %llu bytes counted as lost", wsl_scheme(l), l->host,
-                 l->port, s->name, why, (unsigned long long)s->unconfirmed);
-        s->unconfirmed = 0;
-    }
-    while (l->fates) {
-        struct ws_fate *f = l->fates;
-        l->fates = f->next;
-        log_warn("record", "%s://%s:%d stream %s (closed): %s before the legacy server "
-                 "confirmed the stream's end: its last %llu bytes counted as lost",
-                 wsl_scheme(l), l->host, l->port, f->name,
-                 why, (unsigned long long)f->st.unconfirmed);
-        fate_settle(f, 0);
-        ws_fate_put(f);
-    }
 }
 
 /* ---- link lifetime (reg_mu held by callers) --------------------------------------- */
@@ -632,14 +547,8 @@ void ws_stream_close_fate(struct ws_stream *s, struct ws_fate **fate)
         l->msg.owner = NULL;   /* the message in flight still completes */
     uint64_t kept = s->unconfirmed;
     if (s->unconfirmed) {   /* the link decides their fate */
-        struct ws_fate *f = calloc(1, sizeof *f);
+        struct ws_fate *f = wsl_fate_new(l, s, fate != NULL);
         if (f) {
-            pthread_mutex_init(&f->mu, NULL);
-            f->refs = fate ? 2 : 1;
-            f->st.unconfirmed = s->unconfirmed;
-            snprintf(f->name, sizeof f->name, "%s", s->name);
-            f->next = l->fates;
-            l->fates = f;
             if (fate)
                 *fate = f;
             s->unconfirmed = 0;

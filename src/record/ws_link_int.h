@@ -1,8 +1,9 @@
 /*
- * ws_link_int: what the three files of the WebSocket sink share (ws_link.c: registry,
+ * ws_link_int: what the files of the WebSocket sink share (ws_link.c: registry,
  * streams and the public API; ws_link_conn.c: the connection, its liveness and the lws
  * callback; ws_link_send.c: what goes out next and the control messages). Private to
  * src/record/; see ws_link.c for the design and ws_link.h for the contract.
+ * ws_link_fate.c settles the unconfirmed bytes of streams that ended on a legacy link.
  * Threads: functions named "service thread" run only on the link's lws service thread;
  * "under mu" ones need the link's mutex held.
  */
@@ -163,10 +164,10 @@ struct ws_link {
 const char *wsl_scheme(const struct ws_link *l);
 void wsl_log_init(void);
 /* under mu */
-void wsl_ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, size_t n);
 int wsl_stream_done(const struct ws_stream *s);
 void wsl_log_loss(struct ws_stream *s, const char *when, int force);
 struct ws_stream *wsl_find_stream(struct ws_link *l, const char *name);
+struct ws_fate *wsl_fate_new(struct ws_link *l, const struct ws_stream *s, int caller_ref);
 void wsl_legacy_confirmed(struct ws_link *l);
 void wsl_legacy_unconfirmed_lost(struct ws_link *l, const char *why);
 int wsl_stream_wants_control(const struct ws_link *l, const struct ws_stream *s);
