@@ -686,6 +686,18 @@ static void test_outage_longer_than_buffer(void **state)
 
 /* ---- 5. closing one stream keeps the other streaming -------------------------------- */
 
+/* Streams "a" and "b" on one link, n bytes queued on each. */
+static void open_two(int port, const struct ws_options *o, const unsigned char *a,
+                     const unsigned char *b, size_t n, struct ws_stream **sa,
+                     struct ws_stream **sb)
+{
+    struct ws_target ta = target(port, "/a", "a"), tb = target(port, "/b", "b");
+    assert_int_equal(ws_stream_open(&ta, o, sa), 0);
+    assert_int_equal(ws_stream_open(&tb, o, sb), 0);
+    assert_int_equal(ws_stream_write(*sa, a, n, -1), 0);
+    assert_int_equal(ws_stream_write(*sb, b, n, -1), 0);
+}
+
 static void test_close_one_keeps_other(void **state)
 {
     (void)state;
@@ -697,12 +709,8 @@ static void test_close_one_keeps_other(void **state)
     size_t n = san ? 100000 : 400000;
     unsigned char *a = make_data(5, n), *b = make_data(6, 2 * n);
     struct ws_options o = {.buffer_bytes = 256 * 1024, .reconnect_max_ms = 300};
-    struct ws_target ta = target(srv.port, "/a", "a"), tb = target(srv.port, "/b", "b");
     struct ws_stream *sa, *sb;
-    assert_int_equal(ws_stream_open(&ta, &o, &sa), 0);
-    assert_int_equal(ws_stream_open(&tb, &o, &sb), 0);
-    assert_int_equal(ws_stream_write(sa, a, n, -1), 0);
-    assert_int_equal(ws_stream_write(sb, b, n, -1), 0);
+    open_two(srv.port, &o, a, b, n, &sa, &sb);
     assert_int_equal(ws_stream_drain(sa, 20000), 0);
     ws_stream_close(sa);
     assert_int_equal(ws_stream_write(sb, b + n, n, -1), 0);
@@ -752,12 +760,8 @@ static void legacy_shared_end(int drop)
     size_t n = san ? 60000 : 300000;
     unsigned char *a = make_data(21, n), *b = make_data(22, 2 * n);
     struct ws_options o = {.buffer_bytes = 1 << 20, .reconnect_max_ms = 300};
-    struct ws_target ta = target(srv.port, "/a", "a"), tb = target(srv.port, "/b", "b");
     struct ws_stream *sa, *sb;
-    assert_int_equal(ws_stream_open(&ta, &o, &sa), 0);
-    assert_int_equal(ws_stream_open(&tb, &o, &sb), 0);
-    assert_int_equal(ws_stream_write(sa, a, n, -1), 0);
-    assert_int_equal(ws_stream_write(sb, b, n, -1), 0);
+    open_two(srv.port, &o, a, b, n, &sa, &sb);
     assert_int_equal(ws_stream_finish(sa, 20000), 0);
     struct ws_stream_stats st;
     ws_stream_get_stats(sa, &st);
