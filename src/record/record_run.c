@@ -99,8 +99,10 @@ static int close_ends(struct rec *r)
     if (r->dst.ops->stats) {
         r->dst.ops->stats(&r->dst, &r->ws_last);
         /* still pending: only unconfirmed bytes, whose fate the link decides (ws_link.h) */
-        r->ws_last.lost += r->ws_last.pending - r->ws_last.unconfirmed;
-        r->ws_last.pending = r->ws_last.unconfirmed;
+        uint64_t unc = r->ws_last.unconfirmed < r->ws_last.pending ? r->ws_last.unconfirmed
+                                                                   : r->ws_last.pending;
+        r->ws_last.lost += r->ws_last.pending - unc;
+        r->ws_last.pending = unc;
         r->have_ws_last = 1;
     }
     pthread_mutex_unlock(&r->lock);
