@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/numparse.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -59,28 +60,30 @@ static void usage(FILE *out)
         "exit status: 0 all delivered, 1 failed or interrupted (says what was lost), 2 bad usage\n");
 }
 
-/* Strict: the whole string is a number in [lo, hi], with an optional K/M/G if `bytes`. */
+/* Strict (common/numparse.h): the whole string is a number in [lo, hi], with an optional
+ * K/M/G if `bytes`. */
 static int parse_num(const char *opt, const char *s, int64_t lo, int64_t hi, int bytes,
                      int64_t *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    int64_t mult = 1;
-    if (bytes && end != s && end[0] && !end[1]) {
-        switch (end[0]) {
-        case 'k': case 'K': mult = 1024; end++; break;
-        case 'm': case 'M': mult = 1024 * 1024; end++; break;
-        case 'g': case 'G': mult = 1024 * 1024 * 1024; end++; break;
+    char digits[32];
+    size_t n = strlen(s);
+    unsigned long long mult = 1, v = 0;
+    if (bytes && n > 1 && n < sizeof digits) {
+        switch (s[n - 1]) {
+        case 'k': case 'K': mult = 1024; break;
+        case 'm': case 'M': mult = 1024 * 1024; break;
+        case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
         }
     }
-    if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || s[0] == ' ' ||
-        v > hi / mult || v * mult < lo || v * mult > hi) {
+    snprintf(digits, sizeof digits, "%.*s", (int)(mult > 1 ? n - 1 : n), s);
+    if (n >= sizeof digits ||
+        parse_ullong_range(digits, 0, (unsigned long long)hi / mult, &v) ||
+        v * mult < (unsigned long long)lo) {
         fprintf(stderr, "pirec send: %s \"%s\" is not a number in %" PRId64 " .. %" PRId64 "\n",
                 opt, s, lo, hi);
         return -EINVAL;
     }
-    *out = (int64_t)v * mult;
+    *out = (int64_t)(v * mult);
     return 0;
 }
 

@@ -59,6 +59,7 @@ struct rec_ep {
     uint64_t mem_size, mem_pos;
     dev_ringbuf_t *ring;
     struct ws_stream *ws;
+    struct ws_fate *ws_fate;    /* after close: the fate of its unconfirmed bytes, if any */
     int64_t down_since_ms;
 };
 

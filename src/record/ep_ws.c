@@ -116,7 +116,7 @@ static void ws_stats(struct rec_ep *ep, struct ws_stream_stats *st)
 static int ws_close(struct rec_ep *ep)
 {
     if (ep->ws)
-        ws_stream_close(ep->ws);
+        ws_stream_close_fate(ep->ws, &ep->ws_fate);
     ep->ws = NULL;
     return 0;
 }

@@ -72,6 +72,7 @@ static void rec_free(struct rec *r)
     pthread_mutex_destroy(&r->op_lock);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
+    ws_fate_put(r->ws_fate);
     free(r->buf);
     free(r);
 }
@@ -334,6 +335,13 @@ void rec_stats_locked(struct rec *r, record_stats_t *s)
             r->dst.ops->stats(&r->dst, &st);
         else
             st = r->ws_last;
+        if (!running_ws && r->ws_fate) {   /* decided since the stop? */
+            struct ws_fate_stats f;
+            ws_fate_get(r->ws_fate, &f);
+            st.acked += f.confirmed;
+            st.lost += f.lost;
+            st.pending = f.unconfirmed;
+        }
         s->sent_bytes = st.sent;
         s->acked_bytes = st.acked;
         s->pending_bytes = st.pending;

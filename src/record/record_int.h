@@ -17,6 +17,10 @@
 
 #define DEFAULT_CHUNK 4096
 #define MAX_CHUNK (16 * 1024 * 1024)
+/* File and memory sources are read in pieces of at least this much, whatever the chunk
+ * size: fewer reads and fewer wake-ups of the sink per byte. Ring sources keep the caller's
+ * chunk (its data_ready() rhythm). record_get_count() still counts progress in chunks. */
+#define BULK_READ (256 * 1024)
 #define IDLE_WAIT_MS 5    /* ring source without data_ready: sleep on the condition this long */
 #define STUCK_GRACE_MS 500 /* after the stop timeout and the abort: how long the worker may
                               still take before stop leaves it behind (a data_ready that
@@ -42,6 +46,7 @@ struct rec {
     record_finish_func finish_cb;
     void *finish_arg;
     int chunk;
+    size_t buf_len;      /* bytes r->buf holds: the read size of the current run */
     int64_t buffer_bytes, stop_timeout_ms, reconnect_max_ms, give_up_ms;
     char ca_file[4097];
     int has_pin;
@@ -66,6 +71,8 @@ struct rec {
     _Atomic uint64_t read_bytes, written_bytes, lost_local;
     struct ws_stream_stats ws_last;   /* lock: final ws stats, kept after the stream closed */
     int have_ws_last;
+    struct ws_fate *ws_fate;          /* lock: the fate of the bytes ws_last counts as pending
+                                         (unconfirmed on a shared legacy link), or NULL */
 };
 
 

@@ -67,6 +67,15 @@ static int wait_for_data(struct rec *r, data_ready_func ready, void *arg)
     return 0;
 }
 
+/* Bytes per read from the source: the caller's chunk, or BULK_READ for a file or memory
+ * source. Under lock. */
+static size_t read_size(const struct rec *r)
+{
+    size_t chunk = (size_t)r->chunk;
+    int bulk = r->from.kind == REC_URL_FILE || r->from.kind == REC_URL_MEM;
+    return bulk && chunk < BULK_READ ? BULK_READ : chunk;
+}
+
 /* One chunk read from the source goes to the sink; counts what it took and what it lost.
  * Returns the sink's result. */
 static int pass_chunk(struct rec *r, size_t n)
@@ -89,13 +98,25 @@ static int close_ends(struct rec *r)
     r->ends_closed = 1;
     if (r->dst.ops->stats) {
         r->dst.ops->stats(&r->dst, &r->ws_last);
-        r->ws_last.lost += r->ws_last.pending;
-        r->ws_last.pending = 0;
+        /* still pending: only unconfirmed bytes, whose fate the link decides (ws_link.h) */
+        uint64_t unc = r->ws_last.unconfirmed < r->ws_last.pending ? r->ws_last.unconfirmed
+                                                                   : r->ws_last.pending;
+        r->ws_last.lost += r->ws_last.pending - unc;
+        r->ws_last.pending = unc;
         r->have_ws_last = 1;
     }
     pthread_mutex_unlock(&r->lock);
     r->src.ops->close(&r->src);
-    return r->dst.ops->close(&r->dst);
+    int rc = r->dst.ops->close(&r->dst);
+    pthread_mutex_lock(&r->lock);
+    r->ws_fate = r->dst.ws_fate;
+    r->dst.ws_fate = NULL;
+    if (!r->ws_fate && r->ws_last.pending) {   /* the link could not keep them: lost */
+        r->ws_last.lost += r->ws_last.pending;
+        r->ws_last.pending = 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 static void *worker(void *arg)
@@ -104,7 +125,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&r->lock);
     data_ready_func ready = r->ready_cb;
     void *ready_arg = r->ready_arg;
-    size_t chunk = (size_t)r->chunk;
+    size_t chunk = r->buf_len;   /* fixed at start (a new chunk size waits for the next) */
     pthread_mutex_unlock(&r->lock);
 
     int err = 0, ended = 0;
@@ -252,7 +273,7 @@ int record_start(rec_hdl_t hdl)
     pthread_mutex_lock(&r->lock);
     int running = r->thread_live && !r->worker_done;
     int left_behind = !r->thread_live && r->worker_alive;
-    size_t chunk = (size_t)r->chunk;
+    size_t chunk = read_size(r);
     pthread_mutex_unlock(&r->lock);
     if (running) /* a second start is harmless */
         goto out;
@@ -273,6 +294,7 @@ int record_start(rec_hdl_t hdl)
     r->buf = nb;
 
     pthread_mutex_lock(&r->lock);
+    r->buf_len = chunk;
     ep_init(&r->src, &r->from, 1, r);
     ep_init(&r->dst, &r->to, 0, r);
     r->dst.wsopt.buffer_bytes = (uint64_t)r->buffer_bytes;
@@ -288,6 +310,8 @@ int record_start(rec_hdl_t hdl)
     atomic_store(&r->lost_local, 0);
     memset(&r->ws_last, 0, sizeof r->ws_last);
     r->have_ws_last = 0;
+    ws_fate_put(r->ws_fate);
+    r->ws_fate = NULL;
     r->error = 0;
     r->worker_done = 0;
     r->in_ready = 0;
@@ -390,18 +414,28 @@ static void close_ends_here(struct rec *r)
 static void take_over_from_worker(struct rec *r, const struct timespec *deadline)
 {
     r->ends_taken = 1;
+    size_t chunk = r->buf_len;
     pthread_mutex_unlock(&r->lock);
-    size_t chunk = (size_t)r->chunk;
     while (before(deadline)) {
         ssize_t n = r->src.ops->read(&r->src, r->buf, chunk);
         if (n <= 0 || pass_chunk(r, (size_t)n) < 0)
             break;
     }
-    /* the sink's drain may block without a bound: poll its pending count instead */
+    /* the sink's drain may block without a bound: a ws sink finishes within the deadline
+     * (on a legacy link that is what confirms delivery, ws_stream_finish); others are
+     * polled for their pending count */
+    if (r->to.kind == REC_URL_WS && r->dst.ws) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ms = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
+                     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+        if (ms > 0)
+            ws_stream_finish(r->dst.ws, ms > INT_MAX ? INT_MAX : (int)ms);
+    }
     while (r->dst.ops->stats && before(deadline)) {
         struct ws_stream_stats st;
         r->dst.ops->stats(&r->dst, &st);
-        if (st.pending == 0)
+        if (st.pending == st.unconfirmed)   /* the rest is for the link to decide */
             break;
         struct timespec ts = {0, 5000000L};
         nanosleep(&ts, NULL);

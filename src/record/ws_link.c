@@ -78,14 +78,6 @@ static void ring_put(struct ws_stream *s, const unsigned char *p, size_t n)
     s->head += n;
 }
 
-void wsl_ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, size_t n)
-{
-    uint64_t at = off % s->cap;
-    size_t first = (size_t)(s->cap - at) < n ? (size_t)(s->cap - at) : n;
-    memcpy(p, s->ring + at, first);
-    memcpy(p + first, s->ring, n - first);
-}
-
 /* Drops the k oldest held bytes. Bytes never sent are lost for sure and counted now;
  * bytes already sent may be stored by the server: the next stat decides (wsl_resync()). */
 static void evict(struct ws_stream *s, uint64_t k)
@@ -144,6 +136,7 @@ void wsl_log_loss(struct ws_stream *s, const char *when, int force)
 
 static void link_free(struct ws_link *l)
 {
+    wsl_legacy_unconfirmed_lost(l, "the link closed");
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cond);
     free(l->msg.buf);
@@ -188,8 +181,9 @@ static int link_create(const struct ws_target *t, const struct ws_options *o, st
         l->reconnect_max_ms = 10;
     l->refs = 0;
 
-    l->msg.buf = malloc(256 + WS_MSG_MAX);
-    l->frag = malloc(LWS_PRE + WS_FRAG_MAX + 512);
+    l->msg.buf = malloc(2 * WS_FRAME_HDR_MAX + 256 + WS_MSG_MAX);
+    l->frag = malloc(LWS_PRE + WS_FRAME_HDR_MAX + WS_CTL_MAX);
+    ws_keys_init(&l->keys);
     l->rx = malloc(WS_RX_MAX);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -380,6 +374,8 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
         deadline_after_ms(&dl, wait_ms);
     int rc = 0;
     pthread_mutex_lock(&l->mu);
+    if (len)
+        s->finishing = 0;
     while (len) {
         if (s->fatal) {
             rc = s->fatal;
@@ -412,24 +408,40 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
     return rc;
 }
 
-/* Under mu. Everything queued is delivered; for a finishing stream on a legacy server that
- * also means confirmed: a legacy server only "has" what it read, so when this is the link's
- * only stream and the socket carried some of it, we close the connection and wait for the
- * server's close frame, which it sends after reading everything before ours (a drop instead
- * counts what the socket carried as lost, ws_link_conn.c). Requests that close. */
+/* Under mu. Everything queued is delivered. For a finishing stream on a legacy server
+ * that also means confirmed, which only the link's clean close can do (ws_link.h,
+ * ws_stream_finish): when every stream of the link has finished, request that close and
+ * wait for it; while others still use the link, the stream's bytes on the socket become
+ * unconfirmed (pending, not acked) and the wait ends. */
 static int delivered(struct ws_link *l, struct ws_stream *s, int finish)
 {
     if (!wsl_stream_done(s))
         return 0;
-    int confirm = finish && l->mode == MODE_LEGACY && l->connected && s->conn_acked > 0 &&
-                  l->streams == s && !s->next;
-    if (!confirm)
+    if (!finish || l->mode != MODE_LEGACY || !l->connected)
         return 1;
-    if (l->fin == FIN_NONE) {
-        l->fin = FIN_REQ;
-        lws_cancel_service(l->ctx);
+    s->finishing = 1;
+    int all = 1, carried = l->fates != NULL;
+    for (const struct ws_stream *t = l->streams; t; t = t->next) {
+        if (!t->finishing || !wsl_stream_done(t))
+            all = 0;
+        if (t->conn_acked || t->unconfirmed)
+            carried = 1;
     }
-    return 0;
+    if (!carried)
+        return 1;
+    if (all) {
+        if (l->fin == FIN_NONE) {
+            l->fin = FIN_REQ;
+            lws_cancel_service(l->ctx);
+        }
+        return 0;
+    }
+    if (s->conn_acked) {
+        s->acked -= s->conn_acked;
+        s->unconfirmed += s->conn_acked;
+        s->conn_acked = 0;
+    }
+    return 1;
 }
 
 static int drain(struct ws_stream *s, int timeout_ms, int finish)
@@ -500,6 +512,7 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
     st->lost = s->lost;
     uint64_t done = s->acked + s->lost;
     st->pending = s->head > done ? s->head - done : 0;
+    st->unconfirmed = s->unconfirmed;
     st->reconnects = s->reconnects;
     st->stalls = l->stalls;
     st->connected = l->connected && s->sync == SYNC_OK;
@@ -510,6 +523,13 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
 
 void ws_stream_close(struct ws_stream *s)
 {
+    ws_stream_close_fate(s, NULL);
+}
+
+void ws_stream_close_fate(struct ws_stream *s, struct ws_fate **fate)
+{
+    if (fate)
+        *fate = NULL;
     if (!s)
         return;
     struct ws_link *l = s->link;
@@ -525,7 +545,18 @@ void ws_stream_close(struct ws_stream *s)
         l->rr = NULL;
     if (l->msg.owner == s)
         l->msg.owner = NULL;   /* the message in flight still completes */
-    uint64_t done = s->acked + s->lost;
+    uint64_t kept = s->unconfirmed;
+    if (s->unconfirmed) {   /* the link decides their fate */
+        struct ws_fate *f = wsl_fate_new(l, s, fate != NULL);
+        if (f) {
+            if (fate)
+                *fate = f;
+            s->unconfirmed = 0;
+        } else {
+            kept = 0;   /* counted as lost below */
+        }
+    }
+    uint64_t done = s->acked + s->lost + kept;
     if (s->head > done) {
         s->lost += s->head - done;
         s->lost_unlogged += s->head - done;

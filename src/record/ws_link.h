@@ -17,8 +17,9 @@
  *
  * Owner: "B" (ws_link.c). Callers: the record module's ws endpoint (ep_ws.c).
  *
- * Legacy servers (no pirec.resume.1): a message counts as delivered once its last fragment
- * is handed to the socket. They get no WebSocket ping (the original server never answers
+ * Legacy servers (no pirec.resume.1): a message counts as acked once it is handed to the
+ * socket, until the stream ends: then only the link's clean close confirms it (see
+ * ws_stream_finish; "unconfirmed" in the stats). They get no WebSocket ping (the original server never answers
  * one); TCP keep-alive and TCP_USER_TIMEOUT detect a dead peer. When a connection to a
  * legacy server drops anyway, everything handed to that socket is moved from acked to lost
  * (the original server deletes the stream's file on the next connection): never a success
@@ -72,6 +73,8 @@ struct ws_stream_stats {
     uint32_t stalls;       /* the link's watchdog found it with no attempt and no retry
                               scheduled (should stay 0; tests assert it) */
     int connected;
+    uint64_t unconfirmed;  /* part of pending: on a legacy server's socket, waiting for the
+                              link's clean close (see ws_stream_finish) */
     int resumable;         /* the server speaks pirec.resume.1 */
     int error;             /* last error, negative errno */
 };
@@ -96,12 +99,17 @@ int ws_stream_write(struct ws_stream *s, const void *data, size_t len, int wait_
  * at most timeout_ms. Returns 0 or -ETIMEDOUT. */
 int ws_stream_drain(struct ws_stream *s, int timeout_ms);
 
-/* ws_stream_drain(), for the end of a stream (ws_stream_close() comes next): on a legacy
- * server, when this is the link's only stream, it also closes the connection and waits for
- * the server's close frame, which the server sends only after reading every message
- * before it: the proof that the bytes on the socket reached it. If the connection dies
- * instead, what it carried is counted as lost. (Data written after this reconnects; the
- * original server would then delete the stream's file.) 0, -ETIMEDOUT or -ECANCELED. */
+/* ws_stream_drain(), for the end of a stream (ws_stream_close() comes next). On a legacy
+ * server only the link's clean close proves that bytes on the socket reached it: the
+ * client sends a close frame and the server answers after reading every message before
+ * it. So when every stream of the link has finished, this closes the connection and waits
+ * for that answer; if the connection dies instead, what it carried is counted as lost.
+ * When other streams still use the link, it cannot be closed for this one (the original
+ * server would delete a file on the reconnect): this returns once the bytes are on the
+ * socket, and they stay *unconfirmed* (stats: pending, not acked) until the link closes
+ * cleanly (then acked) or drops (then lost); ws_stream_close_fate() follows them past the
+ * close. (Data written after a close reconnects; the original server would then delete
+ * the stream's file.) 0, -ETIMEDOUT or -ECANCELED. */
 int ws_stream_finish(struct ws_stream *s, int timeout_ms);
 
 /* Makes any blocked ws_stream_write()/ws_stream_drain() return -ECANCELED. */
@@ -109,8 +117,23 @@ void ws_stream_abort(struct ws_stream *s);
 
 void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st);
 
-/* Detaches the stream; what is still pending is dropped and counted as lost (drain first).
+/* Detaches the stream; what is still pending is dropped and counted as lost (drain first),
+ * except unconfirmed bytes, whose fate the link still decides (logged if they are lost).
  * The link closes when its last stream closes. */
 void ws_stream_close(struct ws_stream *s);
+
+/* The fate of a closed stream's unconfirmed bytes: decided when its link closes cleanly
+ * (confirmed), or drops or stops without that close (lost). Shared by the link and the
+ * caller of ws_stream_close_fate(); any thread. */
+struct ws_fate;
+struct ws_fate_stats {
+    uint64_t unconfirmed, confirmed, lost;
+};
+
+/* ws_stream_close(), handing back the fate of the stream's unconfirmed bytes in *fate
+ * (NULL when there are none); the caller releases it with ws_fate_put(). */
+void ws_stream_close_fate(struct ws_stream *s, struct ws_fate **fate);
+void ws_fate_get(struct ws_fate *f, struct ws_fate_stats *st);
+void ws_fate_put(struct ws_fate *f);
 
 #endif

@@ -251,6 +251,7 @@ static void legacy_drop_counts_lost(struct ws_link *l)
                  "deletes the file on a new connection): %llu bytes counted as lost",
                  wsl_scheme(l), l->host, l->port, s->name, (unsigned long long)gone);
     }
+    wsl_legacy_unconfirmed_lost(l, "the connection dropped");   /* ended streams, too */
 }
 
 static void on_lost(struct ws_link *l, const char *why)
@@ -325,8 +326,7 @@ static void on_peer_close(struct ws_link *l, const unsigned char *in, size_t len
     if (l->fin == FIN_SENT) {   /* the legacy server read everything we sent: delivered */
         pthread_mutex_lock(&l->mu);
         l->fin = FIN_OK;
-        for (struct ws_stream *s = l->streams; s; s = s->next)
-            s->conn_acked = 0;
+        wsl_legacy_confirmed(l);
         pthread_cond_broadcast(&l->cond);
         pthread_mutex_unlock(&l->mu);
         return;
@@ -524,7 +524,10 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols wsl_link_protocols[] = {
-    { "pirec-record", link_callback, 0, WS_FRAG_MAX * 2, 0, NULL, 0 },
+    /* tx_packet_size: lws sends at most this per send() (else rx_buffer_size): a whole
+     * message goes out in one call */
+    { "pirec-record", link_callback, 0, WS_FRAG_MAX * 2, 0, NULL,
+      2 * WS_FRAME_HDR_MAX + 256 + WS_MSG_MAX },
     { NULL, NULL, 0, 0, 0, NULL, 0 }   /* 4.1 has no LWS_PROTOCOL_LIST_TERM */
 };
 

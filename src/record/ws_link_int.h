@@ -1,8 +1,9 @@
 /*
- * ws_link_int: what the three files of the WebSocket sink share (ws_link.c: registry,
+ * ws_link_int: what the files of the WebSocket sink share (ws_link.c: registry,
  * streams and the public API; ws_link_conn.c: the connection, its liveness and the lws
  * callback; ws_link_send.c: what goes out next and the control messages). Private to
  * src/record/; see ws_link.c for the design and ws_link.h for the contract.
+ * ws_link_fate.c settles the unconfirmed bytes of streams that ended on a legacy link.
  * Threads: functions named "service thread" run only on the link's lws service thread;
  * "under mu" ones need the link's mutex held.
  */
@@ -14,12 +15,17 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "record/ws_frame.h"
 #include "record/ws_link.h"
 #include "record/wsproto.h"
 
 #define WS_SUBPROTOCOL  WSPROTO_SUBPROTOCOL
-#define WS_MSG_MAX      (16 * 1024)   /* data bytes per message */
-#define WS_FRAG_MAX     (8 * 1024)    /* bytes per fragment (and per writable callback) */
+#define WS_MSG_MAX      (256 * 1024)  /* data bytes per message: one writable callback, one
+                                         send(); big enough that per-message costs (a poll,
+                                         a send, two headers) vanish, small enough for a
+                                         Pi's memory and below pirec ingest's --max-message */
+#define WS_FRAG_MAX     (8 * 1024)    /* most data bytes in a message's first fragment */
+#define WS_CTL_MAX      (WS_FRAG_MAX + 256)  /* longest control message we send */
 #define WS_RX_MAX       (64 * 1024)   /* longest control message we accept */
 #define WS_DEFAULT_BUF  (4ull << 20)
 #define WS_DEFAULT_RECONNECT_MS 5000
@@ -70,19 +76,33 @@ struct ws_stream {
     /* stats */
     uint64_t sent_hi, sent, acked, lost, lost_unlogged;
     uint64_t conn_acked;    /* legacy: bytes handed to the current socket */
+    int finishing;          /* ws_stream_finish() called, nothing written since */
+    uint64_t unconfirmed;   /* legacy: finished while other streams use the link: bytes on
+                               the current socket that only its clean close confirms */
     uint32_t reconnects;
     int error;
     int64_t loss_logged_ms;
 };
 
-/* The data message being written, fragment by fragment: copied out of the ring when it
- * starts, so that eviction or a closing stream cannot cut a message in half. */
+/* The data message being written: framed and masked out of the ring in one pass
+ * (ws_frame.h), then handed to lws whole, so that eviction or a closing stream cannot cut
+ * a message in half. Active only inside one writable callback, or after a failed write
+ * (on_lost then accounts for it). */
 struct ws_msg {
     int active;
     struct ws_stream *owner;   /* NULL once its stream closed (under mu) */
     uint64_t start, end;       /* stream offsets of its data */
-    unsigned char *buf;        /* name NUL data */
-    size_t len, off, first_len;
+    unsigned char *buf;        /* both frames: headers, masked name NUL data */
+    size_t len;
+};
+
+/* Unconfirmed bytes of a closed stream (ws_link.h). refs: the link's list, the caller. */
+struct ws_fate {
+    pthread_mutex_t mu;
+    int refs;
+    struct ws_fate_stats st;
+    char name[256];
+    struct ws_fate *next;      /* the link's list, under the link's mu */
 };
 
 struct ws_link {
@@ -109,6 +129,7 @@ struct ws_link {
     /* under mu */
     struct ws_stream *streams;
     struct ws_stream *rr;      /* stream that sent the last data message */
+    struct ws_fate *fates;     /* closed streams' unconfirmed bytes (legacy) */
     int stop;
     int connected;
     int fin;                   /* FIN_*: legacy delivery confirmation by a close handshake */
@@ -132,7 +153,8 @@ struct ws_link {
     unsigned tries;            /* attempts since the last healthy connection: the backoff */
     int outage_logged;
     struct ws_msg msg;
-    unsigned char *frag;       /* LWS_PRE + one fragment */
+    struct ws_keys keys;       /* mask keys */
+    unsigned char *frag;       /* a framed control message, or LWS_PRE + a close frame */
     char *rx;
     size_t rx_len;
     int rx_text, rx_skip;
@@ -142,10 +164,12 @@ struct ws_link {
 const char *wsl_scheme(const struct ws_link *l);
 void wsl_log_init(void);
 /* under mu */
-void wsl_ring_get(const struct ws_stream *s, uint64_t off, unsigned char *p, size_t n);
 int wsl_stream_done(const struct ws_stream *s);
 void wsl_log_loss(struct ws_stream *s, const char *when, int force);
 struct ws_stream *wsl_find_stream(struct ws_link *l, const char *name);
+struct ws_fate *wsl_fate_new(struct ws_link *l, const struct ws_stream *s, int caller_ref);
+void wsl_legacy_confirmed(struct ws_link *l);
+void wsl_legacy_unconfirmed_lost(struct ws_link *l, const char *why);
 int wsl_stream_wants_control(const struct ws_link *l, const struct ws_stream *s);
 int wsl_stream_wants_data(const struct ws_link *l, const struct ws_stream *s);
 int wsl_link_has_work(const struct ws_link *l);

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "record/ws_frame.h"
 #include "record/ws_link_int.h"
 #include "record/wsproto.h"
 
@@ -71,7 +72,8 @@ struct ws_stream *wsl_next_data_stream(struct ws_link *l)
 
 /* ---- control messages --------------------------------------------------------------- */
 
-/* Builds a JSON text message into l->frag after LWS_PRE; returns its length or 0. */
+/* Frames a JSON text message into l->frag (our own masking, ws_frame.h); returns the frame's
+ * length, or 0 when there is nothing to send (or no mask key: the caller closes). */
 size_t wsl_build_control(struct ws_link *l, json_t *j)
 {
     size_t n = 0;
@@ -81,11 +83,13 @@ size_t wsl_build_control(struct ws_link *l, json_t *j)
     json_decref(j);
     if (!txt)
         return 0;
-    n = strlen(txt);
-    if (n <= WS_FRAG_MAX + 256)
-        memcpy(l->frag + LWS_PRE, txt, n);
-    else
-        n = 0;
+    size_t tl = strlen(txt);
+    unsigned char key[4];
+    if (tl <= WS_CTL_MAX && !ws_keys_next(&l->keys, key)) {
+        n = ws_frame_header(l->frag, WS_OP_TEXT, 1, tl, key);
+        ws_frame_mask_copy(l->frag + n, (const unsigned char *)txt, tl, key, 0);
+        n += tl;
+    }
     free(txt);
     return n;
 }
@@ -185,16 +189,62 @@ void wsl_handle_control(struct ws_link *l, const char *txt, size_t len)
     json_decref(j);
 }
 
-/* One writable callback: one fragment or one control message. Returns -1 to close. */
+/* Masks ring bytes [off, off + n) of s into dst; returns the mask phase after them. */
+static unsigned mask_from_ring(const struct ws_stream *s, uint64_t off, unsigned char *dst,
+                               size_t n, const unsigned char key[4], unsigned phase)
+{
+    uint64_t at = off % s->cap;
+    size_t first = (size_t)(s->cap - at) < n ? (size_t)(s->cap - at) : n;
+    phase = ws_frame_mask_copy(dst, s->ring + at, first, key, phase);
+    return ws_frame_mask_copy(dst + first, s->ring, n - first, key, phase);
+}
+
+/* Frames the next data message of s into m->buf: "<name> NUL <data>" in two fragments (the
+ * original server stores only fragmented messages; the first carries at most half of the
+ * data), each with its own mask key. 0 or -EIO (no key). Under mu. */
+static int build_data_message(struct ws_link *l, struct ws_stream *s, struct ws_msg *m)
+{
+    uint64_t dl = s->head - s->cur;
+    if (dl > WS_MSG_MAX)
+        dl = WS_MSG_MAX;
+    size_t d1 = (size_t)dl / 2;
+    if (d1 > WS_FRAG_MAX)
+        d1 = WS_FRAG_MAX;
+    unsigned char k1[4], k2[4];
+    if (ws_keys_next(&l->keys, k1) || ws_keys_next(&l->keys, k2))
+        return -EIO;
+    unsigned char *p = m->buf;
+    size_t f1 = s->name_len + 1 + d1;
+    p += ws_frame_header(p, WS_OP_BINARY, 0, f1, k1);
+    unsigned ph = ws_frame_mask_copy(p, (const unsigned char *)s->name, s->name_len + 1, k1, 0);
+    p += s->name_len + 1;
+    mask_from_ring(s, s->cur, p, d1, k1, ph);
+    p += d1;
+    p += ws_frame_header(p, WS_OP_CONT, 1, dl - d1, k2);
+    mask_from_ring(s, s->cur + d1, p, (size_t)(dl - d1), k2, 0);
+    p += dl - d1;
+    m->active = 1;
+    m->owner = s;
+    m->start = s->cur;
+    m->end = s->cur + dl;
+    m->len = (size_t)(p - m->buf);
+    s->cur = m->end;
+    l->rr = s;
+    return 0;
+}
+
+/* One writable callback: one whole data message (both fragments) or one control message,
+ * framed here and handed to lws as raw bytes in one write: lws sends what the socket takes
+ * and queues the rest ahead of anything else (its pings, the close), so frames never
+ * interleave. Returns -1 to close. */
 int wsl_on_writable(struct ws_link *l, struct lws *wsi)
 {
-    unsigned char *p = l->frag + LWS_PRE;
+    unsigned char *out = NULL;
     size_t n = 0;
-    int flags = 0, data_final = 0;
     struct ws_msg *m = &l->msg;
 
     pthread_mutex_lock(&l->mu);
-    if (l->stop && !m->active) {
+    if (l->stop) {
         pthread_mutex_unlock(&l->mu);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
         return -1;
@@ -203,102 +253,79 @@ int wsl_on_writable(struct ws_link *l, struct lws *wsi)
         pthread_mutex_unlock(&l->mu);
         return 0;
     }
-    if (l->fin == FIN_REQ && !m->active) {
+    if (l->fin == FIN_REQ) {
         /* the server answers our close after it has read every message before it */
         l->fin = FIN_SENT;
         pthread_mutex_unlock(&l->mu);
         static const unsigned char done[] = {0x03, 0xe8, 'd', 'o', 'n', 'e'};
+        unsigned char *p = l->frag + LWS_PRE;
         memcpy(p, done, sizeof done);
         if (lws_write(wsi, p, sizeof done, WSL_WRITE_CLOSE_FRAME) < 0)
             return -1;
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
         return 0;
     }
-    if (!m->active) {
-        struct ws_stream *c = NULL;
-        for (struct ws_stream *s = l->streams; s && !c; s = s->next)
-            if (wsl_stream_wants_control(l, s))
-                c = s;
-        if (c && c->sync == SYNC_NONE) {
-            n = wsl_build_control(l, json_pack("{s:s, s:s}", "op", "stat", "name", c->name));
-            c->sync = SYNC_WAIT;
-            flags = LWS_WRITE_TEXT;
-        } else if (c) {
-            uint64_t bytes = c->tail - c->loss_at;
-            n = wsl_build_control(l, json_pack("{s:s, s:s, s:I, s:I}", "op", "loss", "name", c->name,
-                                           "at", (json_int_t)(c->base + (int64_t)c->loss_at),
-                                           "bytes", (json_int_t)bytes));
-            c->base -= (int64_t)bytes;
-            c->loss_pending = 0;
-            flags = LWS_WRITE_TEXT;
-        } else {
-            struct ws_stream *s = wsl_next_data_stream(l);
-            if (s) {
-                wsl_log_loss(s, "(the server takes data slower than it comes; buffer full)", 0);
-                uint64_t dl = s->head - s->cur;
-                if (dl > WS_MSG_MAX)
-                    dl = WS_MSG_MAX;
-                m->active = 1;
-                m->owner = s;
-                m->start = s->cur;
-                m->end = s->cur + dl;
-                memcpy(m->buf, s->name, s->name_len + 1);
-                wsl_ring_get(s, s->cur, m->buf + s->name_len + 1, (size_t)dl);
-                m->len = s->name_len + 1 + (size_t)dl;
-                m->off = 0;
-                /* at least two fragments: the first carries at most half of the data */
-                size_t d1 = (size_t)dl / 2;
-                if (d1 > WS_FRAG_MAX)
-                    d1 = WS_FRAG_MAX;
-                m->first_len = s->name_len + 1 + d1;
-                s->cur = m->end;
-                l->rr = s;
+    int nokey = 0;
+    struct ws_stream *c = NULL;
+    for (struct ws_stream *s = l->streams; s && !c; s = s->next)
+        if (wsl_stream_wants_control(l, s))
+            c = s;
+    if (c && c->sync == SYNC_NONE) {
+        n = wsl_build_control(l, json_pack("{s:s, s:s}", "op", "stat", "name", c->name));
+        c->sync = SYNC_WAIT;
+        out = l->frag;
+        nokey = !n;
+    } else if (c) {
+        uint64_t bytes = c->tail - c->loss_at;
+        n = wsl_build_control(l, json_pack("{s:s, s:s, s:I, s:I}", "op", "loss", "name", c->name,
+                                       "at", (json_int_t)(c->base + (int64_t)c->loss_at),
+                                       "bytes", (json_int_t)bytes));
+        c->base -= (int64_t)bytes;
+        c->loss_pending = 0;
+        out = l->frag;
+        nokey = !n;
+    } else {
+        struct ws_stream *s = wsl_next_data_stream(l);
+        if (s) {
+            wsl_log_loss(s, "(the server takes data slower than it comes; buffer full)", 0);
+            if (build_data_message(l, s, m) == 0) {
+                out = m->buf;
+                n = m->len;
+            } else {
+                nokey = 1;
             }
         }
     }
-    if (m->active) {
-        size_t left = m->len - m->off;
-        if (m->off == 0) {
-            n = m->first_len;
-            flags = LWS_WRITE_BINARY | LWS_WRITE_NO_FIN;
-        } else {
-            n = left > WS_FRAG_MAX ? WS_FRAG_MAX : left;
-            flags = LWS_WRITE_CONTINUATION | (n < left ? LWS_WRITE_NO_FIN : 0);
-            data_final = n == left;
-        }
-        memcpy(p, m->buf + m->off, n);
-    }
     pthread_mutex_unlock(&l->mu);
 
-    if (n) {
-        int w = lws_write(wsi, p, n, (enum lws_write_protocol)flags);
-        if (w < (int)n) {
-            log_warn("record", "%s://%s:%d: write failed", wsl_scheme(l), l->host, l->port);
-            return -1;
-        }
+    if (nokey) {
+        log_err("record", "%s://%s:%d: no random mask key (OpenSSL RAND_bytes failed); closing",
+                wsl_scheme(l), l->host, l->port);
+        return -1;
+    }
+    if (n && lws_write(wsi, out, n, LWS_WRITE_RAW) < (int)n) {
+        log_warn("record", "%s://%s:%d: write failed", wsl_scheme(l), l->host, l->port);
+        return -1;   /* the message stays active: on_lost accounts for it */
     }
 
     pthread_mutex_lock(&l->mu);
     if (m->active) {
-        m->off += n;
-        if (data_final) {
-            struct ws_stream *o = m->owner;
-            if (o) {
-                if (m->end > o->sent_hi) {
-                    o->sent += m->end - (m->start > o->sent_hi ? m->start : o->sent_hi);
-                    o->sent_hi = m->end;
-                }
-                if (l->mode == MODE_LEGACY) {
-                    o->acked += m->end - m->start;
-                    o->conn_acked += m->end - m->start;
-                    if (o->tail < m->end)
-                        o->tail = m->end;
-                }
+        struct ws_stream *o = m->owner;
+        if (o) {
+            if (m->end > o->sent_hi) {
+                o->sent += m->end - (m->start > o->sent_hi ? m->start : o->sent_hi);
+                o->sent_hi = m->end;
             }
-            m->active = 0;
-            m->owner = NULL;
-            pthread_cond_broadcast(&l->cond);
+            if (l->mode == MODE_LEGACY) {
+                o->acked += m->end - m->start;
+                o->conn_acked += m->end - m->start;
+                if (o->tail < m->end)
+                    o->tail = m->end;
+            }
         }
+        m->active = 0;
+        m->owner = NULL;
+        pthread_cond_broadcast(&l->cond);
     }
     int more = wsl_link_has_work(l);
     pthread_mutex_unlock(&l->mu);
@@ -306,4 +333,3 @@ int wsl_on_writable(struct ws_link *l, struct lws *wsi)
         lws_callback_on_writable(wsi);
     return 0;
 }
-

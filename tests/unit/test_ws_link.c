@@ -386,7 +386,8 @@ static void test_legacy_fragments_path_bytes(void **state)
 
     assert_int_equal(count_events(events, "conn", NULL, 0), 1);
     assert_int_equal(count_events(events, "unfragmented", NULL, 0), 0);
-    assert_true(count_events(events, "msg", "mic.raw", 0) > 10);
+    /* messages carry at most 256 KiB of data (WS_MSG_MAX) */
+    assert_true(count_events(events, "msg", "mic.raw", 0) >= (int)((n + 262143) / 262144));
     assert_int_equal(count_events(events, "msg", NULL, 2), 0);   /* none with < 2 frames */
     /* the handshake's path and Host header */
     size_t el;
@@ -685,6 +686,18 @@ static void test_outage_longer_than_buffer(void **state)
 
 /* ---- 5. closing one stream keeps the other streaming -------------------------------- */
 
+/* Streams "a" and "b" on one link, n bytes queued on each. */
+static void open_two(int port, const struct ws_options *o, const unsigned char *a,
+                     const unsigned char *b, size_t n, struct ws_stream **sa,
+                     struct ws_stream **sb)
+{
+    struct ws_target ta = target(port, "/a", "a"), tb = target(port, "/b", "b");
+    assert_int_equal(ws_stream_open(&ta, o, sa), 0);
+    assert_int_equal(ws_stream_open(&tb, o, sb), 0);
+    assert_int_equal(ws_stream_write(*sa, a, n, -1), 0);
+    assert_int_equal(ws_stream_write(*sb, b, n, -1), 0);
+}
+
 static void test_close_one_keeps_other(void **state)
 {
     (void)state;
@@ -696,12 +709,8 @@ static void test_close_one_keeps_other(void **state)
     size_t n = san ? 100000 : 400000;
     unsigned char *a = make_data(5, n), *b = make_data(6, 2 * n);
     struct ws_options o = {.buffer_bytes = 256 * 1024, .reconnect_max_ms = 300};
-    struct ws_target ta = target(srv.port, "/a", "a"), tb = target(srv.port, "/b", "b");
     struct ws_stream *sa, *sb;
-    assert_int_equal(ws_stream_open(&ta, &o, &sa), 0);
-    assert_int_equal(ws_stream_open(&tb, &o, &sb), 0);
-    assert_int_equal(ws_stream_write(sa, a, n, -1), 0);
-    assert_int_equal(ws_stream_write(sb, b, n, -1), 0);
+    open_two(srv.port, &o, a, b, n, &sa, &sb);
     assert_int_equal(ws_stream_drain(sa, 20000), 0);
     ws_stream_close(sa);
     assert_int_equal(ws_stream_write(sb, b + n, n, -1), 0);
@@ -722,6 +731,84 @@ static void test_close_one_keeps_other(void **state)
     free(a);
     free(b);
 }
+
+/* ---- a stream that ends on a shared legacy link ----------------------------------- */
+
+/* Waits until the fate of a closed stream is decided (or 20 s pass). */
+static void wait_fate(struct ws_fate *f, struct ws_fate_stats *st)
+{
+    for (int i = 0; i < 2000; i++) {
+        ws_fate_get(f, st);
+        if (!st->unconfirmed)
+            return;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Stream a ends while b still uses the link: a's bytes are on the socket but unconfirmed
+ * (pending, not acked) until the link closes cleanly (drop = 0: b finishes, confirmed) or
+ * drops (drop = 1: the peer dies, counted lost and logged, never claimed delivered). */
+static void legacy_shared_end(int drop)
+{
+    char dir[600], events[700];
+    mkdir_fmt(dir, sizeof dir, drop ? "sharedend-drop" : "sharedend");
+    snprintf(events, sizeof events, "%s/events", dir);
+    struct peer srv;
+    peer_start(&srv, "legacy", dir, 0, events);
+    log_reset();
+    size_t n = san ? 60000 : 300000;
+    unsigned char *a = make_data(21, n), *b = make_data(22, 2 * n);
+    struct ws_options o = {.buffer_bytes = 1 << 20, .reconnect_max_ms = 300};
+    struct ws_stream *sa, *sb;
+    open_two(srv.port, &o, a, b, n, &sa, &sb);
+    assert_int_equal(ws_stream_finish(sa, 20000), 0);
+    struct ws_stream_stats st;
+    ws_stream_get_stats(sa, &st);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.unconfirmed, n);
+    assert_int_equal(st.pending, n);
+    assert_int_equal(st.acked, 0);
+    struct ws_fate *f = NULL;
+    ws_stream_close_fate(sa, &f);
+    assert_non_null(f);
+    struct ws_fate_stats fs;
+    ws_fate_get(f, &fs);
+    assert_int_equal(fs.unconfirmed, n);
+    if (drop) {
+        peer_kill(&srv);
+        wait_fate(f, &fs);
+        assert_int_equal(fs.unconfirmed, 0);
+        assert_int_equal(fs.lost, n);
+        assert_int_equal(fs.confirmed, 0);
+        assert_int_equal(log_count("stream a (closed): the connection dropped before the legacy "
+                                   "server confirmed"), 1);
+        ws_stream_close(sb);
+    } else {
+        assert_int_equal(ws_stream_write(sb, b + n, n, -1), 0);
+        assert_int_equal(ws_stream_finish(sb, 20000), 0);   /* the last: closes the link */
+        ws_fate_get(f, &fs);
+        assert_int_equal(fs.unconfirmed, 0);
+        assert_int_equal(fs.confirmed, n);
+        assert_int_equal(fs.lost, 0);
+        ws_stream_get_stats(sb, &st);
+        assert_int_equal(st.acked, 2 * n);
+        assert_int_equal(st.pending, 0);
+        ws_stream_close(sb);
+        char file[700];
+        snprintf(file, sizeof file, "%s/a", dir);
+        assert_file_equals(file, a, n);
+        snprintf(file, sizeof file, "%s/b", dir);
+        assert_file_equals(file, b, 2 * n);
+        peer_kill(&srv);
+    }
+    ws_fate_put(f);
+    free(a);
+    free(b);
+}
+
+static void test_legacy_shared_end_confirmed(void **state) { (void)state; legacy_shared_end(0); }
+static void test_legacy_shared_end_dropped(void **state) { (void)state; legacy_shared_end(1); }
 
 /* ---- wss:// with a self-signed certificate ---------------------------------------- */
 
@@ -847,6 +934,8 @@ int main(void)
         cmocka_unit_test_teardown(test_resume_kill_restart_ingest, kill_all),
         cmocka_unit_test_teardown(test_outage_longer_than_buffer, kill_all),
         cmocka_unit_test_teardown(test_close_one_keeps_other, kill_all),
+        cmocka_unit_test_teardown(test_legacy_shared_end_confirmed, kill_all),
+        cmocka_unit_test_teardown(test_legacy_shared_end_dropped, kill_all),
         cmocka_unit_test_teardown(test_wss_ca_file, kill_all),
     };
     return cmocka_run_group_tests(tests, setup, kill_all);

@@ -16,8 +16,11 @@
  *       record_stop() once it reaches FILE_SIZE, like the SDK's file callers.
  *
  * Prints one line per stream: "STREAM <name> written=<n> stop_rc=<rc> stop_ms=<ms>
- * read=<n> acked=<n> lost=<n> reconnects=<n>" and exits 0 when the calls worked (the test
- * judges the numbers and the files).
+ * read=<n> acked=<n> lost=<n> reconnects=<n> pending=<n>" and exits 0 when the calls worked
+ * (the test judges the numbers and the files). With CALLERS_FINAL=1 in the environment the
+ * ring handles are unregistered only after all three stopped, and then each prints
+ * "FINAL <name> acked=<n> pending=<n> lost=<n>": what its stats say once every stream of
+ * the link has ended.
  */
 #include <yoc/record.h>
 #include <aos/ringbuffer.h>
@@ -110,9 +113,10 @@ static void report(const char *name, rec_hdl_t h, uint64_t wrote, int rc, int64_
     memset(&st, 0, sizeof st);
     record_get_stats(h, &st);
     printf("STREAM %s written=%llu stop_rc=%d stop_ms=%lld read=%llu acked=%llu lost=%llu "
-           "reconnects=%u\n", name, (unsigned long long)wrote, rc, (long long)ms,
+           "reconnects=%u pending=%llu\n", name, (unsigned long long)wrote, rc, (long long)ms,
            (unsigned long long)st.read_bytes, (unsigned long long)st.acked_bytes,
-           (unsigned long long)st.lost_bytes, st.reconnects);
+           (unsigned long long)st.lost_bytes, st.reconnects,
+           (unsigned long long)st.pending_bytes);
 }
 
 static void data_release(void *arg)
@@ -162,11 +166,23 @@ static int run_rings(const char *base, const char *save, int u32, int stop_timeo
     pthread_create(&th, NULL, producer, NULL);
     pthread_join(th, NULL);   /* runs SECONDS of real time */
     quit = 1;
+    const char *fe = getenv("CALLERS_FINAL");
+    int final = fe && fe[0] == '1';
     for (int s = 0; s < NSTREAMS; s++) {
         int64_t t0 = now_ms();
         int rc = record_stop(h[s]);
         int64_t ms = now_ms() - t0;
         report(names[s], h[s], written[s], rc, ms);
+        if (!final)
+            record_unregister(h[s]);
+    }
+    for (int s = 0; s < NSTREAMS && final; s++) {
+        record_stats_t st;
+        memset(&st, 0, sizeof st);
+        record_get_stats(h[s], &st);
+        printf("FINAL %s acked=%llu pending=%llu lost=%llu\n", names[s],
+               (unsigned long long)st.acked_bytes, (unsigned long long)st.pending_bytes,
+               (unsigned long long)st.lost_bytes);
         record_unregister(h[s]);
     }
     /* data_ready may still wait: wake it before the rings go (the SDK frees them here) */
