@@ -40,6 +40,8 @@ static void usage(FILE *out)
         "                       files are always fsynced at exit)\n"
         "  --ping SECS          ping an idle connection after SECS (default 30) and hang up\n"
         "                       when it stays silent for about twice that\n"
+        "  --threads N          service threads (default: the number of online cores);\n"
+        "                       connections are spread over them in turn\n"
         "  -h, --help           this text\n"
         "\n"
         "Stop with SIGINT or SIGTERM: connections are closed (1001), every file is fsynced,\n"
@@ -72,6 +74,7 @@ int cmd_ingest(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'C'},
         {"sync-interval", required_argument, NULL, 's'},
         {"ping", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -118,6 +121,11 @@ int cmd_ingest(int argc, char **argv)
             if (parse_num("--ping", optarg, 1, 3600, &v) < 0)
                 return 2;
             cfg.ping_secs = (unsigned)v;
+            break;
+        case 't':
+            if (parse_num("--threads", optarg, 1, 256, &v) < 0)
+                return 2;
+            cfg.threads = (int)v;
             break;
         case 'h':
             usage(stdout);
