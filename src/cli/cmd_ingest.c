@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 
 #include "common/log.h"
+#include "common/numparse.h"
 #include "ingest/ingest.h"
 #include "ingest/proto.h"
 
@@ -51,15 +52,13 @@ static void usage(FILE *out)
 static int parse_num(const char *opt, const char *s, long long min, long long max,
                      long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < min || v > max) {
+    unsigned long long v;
+    if (parse_ullong_range(s, (unsigned long long)min, (unsigned long long)max, &v) < 0) {
         fprintf(stderr, "pirec ingest: %s needs a whole number from %lld to %lld, not '%s'\n",
                 opt, min, max, s);
         return -EINVAL;
     }
-    *out = v;
+    *out = (long long)v;
     return 0;
 }
 
