@@ -134,10 +134,14 @@ static uint64_t ack_now(struct conn *c, struct ingest_stream *s, int64_t now)
     return s->size;
 }
 
-static int ack_wanted(const struct conn *c, const struct ingest_stream *s, int64_t now)
+/* At once after ACK_BYTES; otherwise from the tick, at most every ACK_US: on a real-time
+ * stream an ack per message would cost more than the message (each is a send, and on the
+ * client a wake-up and a receive). */
+static int ack_wanted(const struct conn *c, const struct ingest_stream *s, int64_t now,
+                      int from_tick)
 {
     return c->resume && s->size > s->acked &&
-           (s->size - s->acked >= ACK_BYTES || now - s->last_ack_us >= ACK_US);
+           (s->size - s->acked >= ACK_BYTES || (from_tick && now - s->last_ack_us >= ACK_US));
 }
 
 static void send_ctl(struct conn *c, const char *op, const char *name, uint64_t size)
@@ -197,7 +201,7 @@ int dispatch_binary(struct conn *c, const unsigned char *p, size_t n)
         ingest_store_unlock(st);
         return 0;
     }
-    if (ack_wanted(c, s, now) && (ack = ack_now(c, s, now)) > 0)
+    if (ack_wanted(c, s, now, 0) && (ack = ack_now(c, s, now)) > 0)
         memcpy(ackname, s->name, s->name_len + 1);
     if (head) {
         ingest_store_flush(st, s);
@@ -267,7 +271,7 @@ void dispatch_acks(struct conn *c, int64_t now)
         if (s->owner == c) {
             if (s->failed)
                 ack_now(c, s, now);   /* reports the failure: 1011 */
-            else if (ack_wanted(c, s, now) && (ack = ack_now(c, s, now)) > 0)
+            else if (ack_wanted(c, s, now, 1) && (ack = ack_now(c, s, now)) > 0)
                 memcpy(name, s->name, s->name_len + 1);
         }
         ingest_store_unlock(st);

@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #define ACK_BYTES (256 * 1024)
-#define ACK_US (100 * 1000)
+#define ACK_US (250 * 1000)        /* time-based acks: protocol.md allows one per 100 ms */
 #define FLUSH_AGE_US (100 * 1000)   /* a legacy stream's buffer waits at most this long */
 #define TICK_US (50 * 1000)
 #define MAX_TEXT 4096               /* control messages are tiny */
