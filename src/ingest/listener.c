@@ -71,7 +71,7 @@ static void on_accept(struct server *srv)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct loop *lp = &srv->loops[srv->rr++ % (unsigned)srv->nloops];
+        struct loop *lp = &srv->loops[srv->rr++ % (unsigned)srv->nrunning];
         if (lp->idx == 0) {
             if (!conn_new(lp, fd))
                 close(fd);
@@ -395,11 +395,10 @@ int ingest_run(const struct ingest_config *cfg)
         }
         started++;
     }
-    int nloops_made = srv.nloops;
-    srv.nloops = started;   /* accept hands sockets only to running loops */
+    srv.nrunning = started;   /* accept hands sockets only to running loops */
     log_info("ingest", "storing streams in %s (fd limit %u, up to %d files open, %d service "
              "thread%s)", cfg->dir && *cfg->dir ? cfg->dir : ".", fdlimit, sc.max_open,
-             srv.nloops, srv.nloops == 1 ? "" : "s");
+             srv.nrunning, srv.nrunning == 1 ? "" : "s");
     printf("pirec ingest: listening on %s%s%s:%d\n", cfg->v6 ? "[" : "",
            any ? "0.0.0.0" : cfg->host, cfg->v6 ? "]" : "", port);
     fflush(stdout);
@@ -407,13 +406,13 @@ int ingest_run(const struct ingest_config *cfg)
     loop_main(&srv.loops[0]);
     log_info("ingest", "stopping");
     wake_all(&srv);
-    for (int i = 1; i < srv.nloops; i++)
+    for (int i = 1; i < srv.nrunning; i++)
         pthread_join(srv.loops[i].thread, NULL);
     signal_srv = NULL;
     int left = atomic_load(&srv.nconns);
     if (left)
         log_warn("ingest", "%d connections were still open at exit", left);
-    for (int i = 0; i < nloops_made; i++)
+    for (int i = 0; i < srv.nloops; i++)
         loop_fini(&srv.loops[i]);
     free(srv.loops);
     if (srv.lfd >= 0)

@@ -109,7 +109,8 @@ struct server {
     unsigned ping_secs;
     int lfd;
     struct loop *loops;
-    int nloops;
+    int nloops;                     /* loops set up (their eventfds are woken at a stop) */
+    int nrunning;                   /* loops running: the ones accept hands sockets to */
     unsigned rr;                    /* next loop for an accepted socket (loop 0 only) */
     atomic_int nconns;              /* established connections */
     atomic_ullong next_id;
