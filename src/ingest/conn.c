@@ -157,6 +157,15 @@ int conn_send(struct conn *c, int opcode, const void *p, size_t n)
 {
     if (c->state == C_HANGUP)
         return -EPIPE;
+    if (c->out_len - c->out_off > 4 * OUT_MAX) {
+        /* a peer that sends (pings, stats) but never reads: no unbounded queue */
+        log_warn("ingest", "connection #%llu from %s: hanging up: it does not read what it "
+                 "is sent (%zu bytes queued)", (unsigned long long)c->id, c->peer,
+                 c->out_len - c->out_off);
+        c->state = C_HANGUP;
+        c->gone = 1;
+        return -ENOBUFS;
+    }
     uint8_t h[WSFRAME_HDR_MAX];
     size_t hl = wsframe_header(h, opcode, n);
     if (queue_raw(c, h, hl) < 0 || (n && queue_raw(c, p, n) < 0))
@@ -441,14 +450,11 @@ static void on_readable(struct conn *c)
 {
     unsigned char *b = c->lp->rbuf;
     ssize_t r = recv(c->fd, b, READ_BUF, 0);
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        c->state = C_HANGUP;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    }
-    if (r == 0) {
-        c->state = C_HANGUP;
+    if (r <= 0) {
+        c->state = C_HANGUP;   /* the peer is gone: nothing more to say to it */
+        c->gone = 1;
         return;
     }
     c->last_rx_us = ingest_now_us();
@@ -474,7 +480,7 @@ void conn_on_event(struct conn *c, uint32_t events)
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         on_readable(c);
-    if (c->state == C_HANGUP && (!c->epollout || (events & (EPOLLHUP | EPOLLERR))))
+    if (c->state == C_HANGUP && (!c->epollout || c->gone || (events & (EPOLLHUP | EPOLLERR))))
         conn_free(c);
 }
 
@@ -499,6 +505,6 @@ void conn_tick(struct conn *c, int64_t now)
             dispatch_acks(c, now);
         }
     }
-    if (c->state == C_HANGUP && (!c->epollout || now >= c->deadline_us))
+    if (c->state == C_HANGUP && (!c->epollout || c->gone || now >= c->deadline_us))
         conn_free(c);
 }

@@ -52,6 +52,7 @@ struct conn {
     int resume;                     /* pirec.resume.1 */
     int counted;                    /* counted in server.nconns */
     int discard;                    /* input no longer parsed (after a protocol error) */
+    int gone;                       /* hang up without flushing (peer gone or not reading) */
     atomic_int taken_over;          /* set by the loop of the newer owner */
     int64_t last_rx_us, ping_us, deadline_us;
 
