@@ -457,6 +457,8 @@ static void on_readable(struct conn *c)
         c->gone = 1;
         return;
     }
+    if ((size_t)r > c->lp->round_bytes)
+        c->lp->round_bytes = (size_t)r;
     c->last_rx_us = ingest_now_us();
     c->ping_us = 0;
     size_t pos = 0;

@@ -96,6 +96,7 @@ struct loop {
     struct conn *conns;
     int nconns;
     unsigned char *rbuf;
+    size_t round_bytes;             /* read in this epoll round (the largest read) */
     int64_t next_tick_us, last_tick_us, last_stall_log_us;
     int stop_seen;
     int64_t stop_deadline_us;
