@@ -2,7 +2,7 @@
 """pirec ingest's own WebSocket transport, strictness a client library would not show:
 an unmasked client frame, reserved bits, a bad opcode, a long control frame and a
 continuation without a message close with 1002 and a log line that says what is wrong;
-a ping gets its pong; the upgrade request is checked (version, key, method, size) with
+a ping gets its pong, an idle connection is pinged; the upgrade request is checked (version, key, method, size) with
 an HTTP status and a reason; subprotocols are negotiated as documented."""
 import base64
 import os
@@ -117,6 +117,18 @@ def main():
                 got = line.split(b":", 1)[1].strip()
         check(got == want, "offer %r: got subprotocol %r, want %r" % (offer, got, want))
     check(file_bytes(os.path.join(d, "x")) is None, "no stream from bare upgrades")
+    check(srv.stop() == 0, "exit status after SIGTERM")
+
+    # --ping 1: an idle connection gets a ping (an empty one) after about a second.
+    srv = Ingest(os.path.join(TMP, "wire2"), ["--ping", "1"])
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    ws.s.settimeout(20)
+    buf = ws.rest
+    while b"\x89\x00" not in buf:
+        chunk = ws.s.recv(100)
+        check(chunk, "connection closed before a ping came")
+        buf += chunk
+    ws.close()
     check(srv.stop() == 0, "exit status after SIGTERM")
     print("ok: masking, frame rules, ping, upgrade checks, subprotocols")
 
