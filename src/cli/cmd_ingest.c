@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 
 #include "common/log.h"
+#include "common/numparse.h"
 #include "ingest/ingest.h"
 #include "ingest/proto.h"
 
@@ -40,6 +41,8 @@ static void usage(FILE *out)
         "                       files are always fsynced at exit)\n"
         "  --ping SECS          ping an idle connection after SECS (default 30) and hang up\n"
         "                       when it stays silent for about twice that\n"
+        "  --threads N          service threads (default: the number of online cores);\n"
+        "                       connections are spread over them in turn\n"
         "  -h, --help           this text\n"
         "\n"
         "Stop with SIGINT or SIGTERM: connections are closed (1001), every file is fsynced,\n"
@@ -49,15 +52,13 @@ static void usage(FILE *out)
 static int parse_num(const char *opt, const char *s, long long min, long long max,
                      long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < min || v > max) {
+    unsigned long long v;
+    if (parse_ullong_range(s, (unsigned long long)min, (unsigned long long)max, &v) < 0) {
         fprintf(stderr, "pirec ingest: %s needs a whole number from %lld to %lld, not '%s'\n",
                 opt, min, max, s);
         return -EINVAL;
     }
-    *out = v;
+    *out = (long long)v;
     return 0;
 }
 
@@ -72,6 +73,7 @@ int cmd_ingest(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'C'},
         {"sync-interval", required_argument, NULL, 's'},
         {"ping", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -118,6 +120,11 @@ int cmd_ingest(int argc, char **argv)
             if (parse_num("--ping", optarg, 1, 3600, &v) < 0)
                 return 2;
             cfg.ping_secs = (unsigned)v;
+            break;
+        case 't':
+            if (parse_num("--threads", optarg, 1, 256, &v) < 0)
+                return 2;
+            cfg.threads = (int)v;
             break;
         case 'h':
             usage(stdout);

@@ -2,9 +2,10 @@
  * ingest: the WebSocket server behind `pirec ingest`, which stores record-module streams
  * (docs/protocol.md, docs/ingest.md).
  *
- * Owner: "C" (pirec ingest). ingest_run() is called on the main thread; it runs one
- * libwebsockets service thread (itself) that does all socket and file work, plus the
- * store's sync thread (fdatasync only). It installs SIGINT/SIGTERM handlers for its
+ * Owner: "C" (pirec ingest). ingest_run() is called on the main thread; it runs
+ * `threads` service threads (itself and threads-1 more, src/ingest/server.h) that share
+ * the connections and do all socket and file work, plus the store's sync thread
+ * (fdatasync only). It installs SIGINT/SIGTERM handlers for its
  * duration; a signal makes it close every connection (1001), fsync and close every file
  * and return 0. ingest_request_stop() is async-signal-safe and may be called from any
  * thread.
@@ -26,6 +27,7 @@ struct ingest_config {
     int max_open_files;        /* 0: half the open-file limit */
     unsigned sync_ms;          /* periodic fdatasync; 0: off */
     unsigned ping_secs;        /* ping an idle connection after this; 0: 30 */
+    int threads;               /* service threads; 0: the number of online cores */
     int64_t fault_enospc_after;/* test hook (see store.h); < 0: off */
 };
 

@@ -14,8 +14,10 @@
 
 #include "record/wsproto.h"
 
-/* Parses "ADDR:PORT", "[V6]:PORT" or ":PORT" (all addresses). host gets the address
- * ("" for any), *v6 is set for bracketed addresses. -EINVAL with err set otherwise. */
+/* Parses the listen grammar of common/listen_addr.h ("ADDR:PORT", "[V6]:PORT", ":PORT" or
+ * "PORT") and checks the address is numeric. host gets the address ("" when none was
+ * given: every address), *v6 is set for bracketed addresses. -EINVAL with err saying what
+ * is wrong otherwise. */
 int ingest_parse_listen(const char *s, char *host, size_t hostlen, int *port, int *v6,
                         char *err, size_t errlen);
 

@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SYNC_BACKLOG_MAX 256
+#define BUF_MAX (64 * 1024)      /* a stream's write buffer at most */
+#define DIRECT_MIN (32 * 1024)   /* messages this large skip the buffer */
 
 /* fds waiting for fdatasync+close by the sync thread. */
 struct fdvec {
@@ -23,6 +26,7 @@ struct fdvec {
 };
 
 struct ingest_store {
+    pthread_mutex_t lock;        /* the store lock: see store.h */
     int dirfd;
     char dir[512];
     int max_open;
@@ -44,6 +48,13 @@ struct ingest_store {
     struct fdvec pending;        /* guarded by mu */
     int stopping;                /* guarded by mu */
 };
+
+static int64_t now_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static uint64_t hash_name(const char *p, size_t n)
 {
@@ -68,6 +79,9 @@ static int fdvec_push(struct fdvec *v, int fd)
     v->fd[v->n++] = fd;
     return 0;
 }
+
+void ingest_store_lock(struct ingest_store *st) { pthread_mutex_lock(&st->lock); }
+void ingest_store_unlock(struct ingest_store *st) { pthread_mutex_unlock(&st->lock); }
 
 static void *sync_main(void *arg)
 {
@@ -154,6 +168,7 @@ int ingest_store_open(struct ingest_store **out, const struct ingest_store_confi
     st->nbucket = 256;
     st->bucket = calloc(st->nbucket, sizeof *st->bucket);
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cv, NULL);
     if (!st->bucket) {
         ingest_store_close(st);
@@ -198,10 +213,15 @@ static void lru_push_front(struct ingest_store *st, struct ingest_stream *s)
 /* Closes s's fd; a dirty one goes to the sync thread so its data is synced first, unless
  * that thread is already far behind (LRU thrashing on a slow disk would pile up fds without
  * bound): then the kernel's own writeback has to do. */
+static int flush_buf(struct ingest_store *st, struct ingest_stream *s);
+
 static void stream_close_fd(struct ingest_store *st, struct ingest_stream *s)
 {
     if (s->fd < 0)
         return;
+    int rc = flush_buf(st, s);
+    if (rc < 0 && !s->failed)
+        s->failed = rc;
     lru_unlink(st, s);
     pthread_mutex_lock(&st->mu);
     size_t backlog = st->pending.n;
@@ -241,7 +261,7 @@ static int stream_open_fd(struct ingest_store *st, struct ingest_stream *s)
         close(fd);
         return -EINVAL;
     }
-    s->size = (uint64_t)sb.st_size;
+    s->size = s->flushed = (uint64_t)sb.st_size;
     s->fd = fd;
     st->open_fds++;
     lru_push_front(st, s);
@@ -317,35 +337,31 @@ int ingest_store_get(struct ingest_store *st, const char *name, size_t len,
     return 0;
 }
 
-/* write(2) with the test hook: pretends the disk fills after fault_left bytes. */
-static ssize_t store_write(struct ingest_store *st, int fd, const void *p, size_t n)
+/* Writes iov (buffer and/or message) at the end of s's file, all or nothing: on failure
+ * the file is truncated back to s->flushed. */
+static int write_all(struct ingest_store *st, struct ingest_stream *s, struct iovec *iov,
+                     int iovcnt)
 {
-    if (st->fault_left >= 0) {
-        if (st->fault_left == 0) {
-            errno = ENOSPC;
-            return -1;
+    size_t total = 0, done = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    int rc = 0;
+    while (done < total) {
+        ssize_t w;
+        if (st->fault_left >= 0) {   /* the test hook: a disk that fills after N bytes */
+            if (st->fault_left == 0) {
+                rc = -ENOSPC;
+                break;
+            }
+            size_t n = iov[0].iov_len;
+            if ((int64_t)n > st->fault_left)
+                n = (size_t)st->fault_left;
+            w = write(s->fd, iov[0].iov_base, n);
+            if (w > 0)
+                st->fault_left -= w;
+        } else {
+            w = writev(s->fd, iov, iovcnt);
         }
-        if ((int64_t)n > st->fault_left)
-            n = (size_t)st->fault_left;
-    }
-    ssize_t w = write(fd, p, n);
-    if (w > 0 && st->fault_left >= 0)
-        st->fault_left -= w;
-    return w;
-}
-
-int ingest_store_append(struct ingest_store *st, struct ingest_stream *s, const void *data,
-                        size_t len)
-{
-    if (len == 0)
-        return 0;
-    int rc = stream_open_fd(st, s);
-    if (rc < 0)
-        return rc;
-    const char *p = data;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = store_write(st, s->fd, p + done, len - done);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -357,20 +373,105 @@ int ingest_store_append(struct ingest_store *st, struct ingest_stream *s, const 
             break;
         }
         done += (size_t)w;
+        while (iovcnt && (size_t)w >= iov[0].iov_len) {
+            w -= (ssize_t)iov[0].iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt) {
+            iov[0].iov_base = (char *)iov[0].iov_base + w;
+            iov[0].iov_len -= (size_t)w;
+        }
     }
     s->dirty = 1;
-    if (rc < 0) {
-        /* Leave no part of this message behind: the file ends at a message boundary. */
-        if (st->fault_left >= 0)
-            st->fault_left += (int64_t)done; /* the hook's "disk" gets the space back too */
-        if (done && ftruncate(s->fd, (off_t)s->size) < 0) {
-            int e = errno;
-            log_err("ingest", "stream '%s': cannot truncate back to %llu bytes after a failed "
-                    "write: %s (the file now ends with %zu bytes of an incomplete message)",
-                    s->shown, (unsigned long long)s->size, strerror(e), done);
+    if (rc == 0) {
+        s->flushed += total;
+        return 0;
+    }
+    /* Leave no part of these messages behind: the file ends at a message boundary. */
+    if (st->fault_left >= 0)
+        st->fault_left += (int64_t)done; /* the hook's "disk" gets the space back too */
+    if (done && ftruncate(s->fd, (off_t)s->flushed) < 0) {
+        int e = errno;
+        log_err("ingest", "stream '%s': cannot truncate back to %llu bytes after a failed "
+                "write: %s (the file now ends with %zu bytes of an incomplete message)",
+                s->shown, (unsigned long long)s->flushed, strerror(e), done);
+    }
+    return rc;
+}
+
+/* Writes the buffer; on failure its messages are dropped and size falls back. */
+static int flush_buf(struct ingest_store *st, struct ingest_stream *s)
+{
+    if (!s->wlen)
+        return 0;
+    struct iovec iov = {s->wbuf, s->wlen};
+    int rc = write_all(st, s, &iov, 1);
+    s->wlen = 0;
+    if (rc < 0)
+        s->size = s->flushed;
+    return rc;
+}
+
+int ingest_store_flush(struct ingest_store *st, struct ingest_stream *s)
+{
+    if (!s->wlen)
+        return 0;
+    int rc = stream_open_fd(st, s);
+    if (rc < 0)
+        return rc;
+    return flush_buf(st, s);
+}
+
+void ingest_store_flush_old(struct ingest_store *st, int64_t now_us, int64_t max_age_us)
+{
+    for (struct ingest_stream *s = st->lru_head; s; s = s->lru_next)
+        if (s->wlen && now_us - s->wsince_us >= max_age_us) {
+            int rc = flush_buf(st, s);
+            if (rc < 0 && !s->failed)
+                s->failed = rc;
         }
+}
+
+int ingest_store_append(struct ingest_store *st, struct ingest_stream *s, const void *data,
+                        size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (s->failed)
+        return s->failed;
+    int rc = stream_open_fd(st, s);
+    if (rc < 0)
+        return rc;
+    if (len < DIRECT_MIN && s->wlen + len <= BUF_MAX) {
+        if (s->wlen + len > s->wcap) {
+            size_t cap = s->wcap ? s->wcap : 4096;
+            while (cap < s->wlen + len)
+                cap *= 2;
+            unsigned char *nb = realloc(s->wbuf, cap);
+            if (nb) {
+                s->wbuf = nb;
+                s->wcap = cap;
+            }
+        }
+        if (s->wlen + len <= s->wcap) {
+            if (!s->wlen)
+                s->wsince_us = now_mono_us();
+            memcpy(s->wbuf + s->wlen, data, len);
+            s->wlen += len;
+            goto done;
+        }
+    }
+    /* Buffer full, message large, or no memory: buffer and message in one writev. */
+    struct iovec iov[2] = {{s->wbuf, s->wlen}, {(void *)data, len}};
+    int first = s->wlen ? 0 : 1;
+    rc = write_all(st, s, iov + first, 2 - first);
+    s->wlen = 0;
+    if (rc < 0) {
+        s->size = s->flushed;
         return rc;
     }
+done:
     s->size += len;
     s->received += len;
     s->messages++;
@@ -419,6 +520,13 @@ int ingest_store_loss(struct ingest_store *st, struct ingest_stream *s, uint64_t
 
 void ingest_store_release(struct ingest_store *st, struct ingest_stream *s)
 {
+    if (s->wlen && stream_open_fd(st, s) == 0) {
+        int rc = flush_buf(st, s);
+        if (rc < 0)
+            log_err("ingest", "stream '%s': writing its last %s failed: %s; the file keeps "
+                    "its %llu bytes of complete messages", s->shown, "messages",
+                    strerror(-rc), (unsigned long long)s->flushed);
+    }
     stream_close_fd(st, s);
     uint64_t h = hash_name(s->name, s->name_len);
     struct ingest_stream **pp = &st->bucket[h & (st->nbucket - 1)];
@@ -433,6 +541,7 @@ void ingest_store_release(struct ingest_store *st, struct ingest_stream *s)
     if (s->all_next)
         s->all_next->all_prev = s->all_prev;
     st->count--;
+    free(s->wbuf);
     free(s);
 }
 
@@ -481,6 +590,9 @@ void ingest_store_close(struct ingest_store *st)
     while (st->all) {
         struct ingest_stream *s = st->all;
         if (s->fd >= 0) {
+            if (flush_buf(st, s) < 0)
+                log_err("ingest", "stream '%s': writing its last messages failed at exit; "
+                        "the file keeps %llu bytes", s->shown, (unsigned long long)s->flushed);
             if (s->dirty && fsync(s->fd) < 0)
                 log_err("ingest", "stream '%s': fsync failed: %s", s->shown, strerror(errno));
             lru_unlink(st, s);
@@ -504,6 +616,7 @@ void ingest_store_close(struct ingest_store *st)
     free(st->pending.fd);
     free(st->bucket);
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cv);
     free(st);
 }

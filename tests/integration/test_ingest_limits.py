@@ -10,8 +10,10 @@ from test_ingest_cli import TMP, Ingest, RawWS, check, wait_file
 def main():
     d = os.path.join(TMP, "store")
     os.makedirs(d)
+    # one service thread: which of two connections on different threads passes the memory
+    # cap first would be a race; one thread keeps the order this test sends in
     srv = Ingest(d, extra=["--max-connections", "2", "--max-memory", "65536",
-                           "--max-message", "1048576"])
+                           "--max-message", "1048576", "--threads", "1"])
 
     # connection cap
     a = RawWS("127.0.0.1", srv.port)

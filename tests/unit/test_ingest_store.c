@@ -112,16 +112,29 @@ static void test_failed_write_is_undone(void **state)
 {
     (void)state;
     /* The disk "fills" after 10 bytes: a 6-byte message fits, the next one is cut after 4
-     * bytes by the kernel-like short write, fails with ENOSPC and leaves nothing. */
+     * bytes by the kernel-like short write, fails with ENOSPC and leaves nothing. Small
+     * messages are buffered: the flush writes them. */
     struct ingest_store *st = open_store(0, 10);
     struct ingest_stream *s;
     assert_int_equal(ingest_store_get(st, "full", 4, &s), 0);
     assert_int_equal(ingest_store_append(st, s, "first;", 6), 0);
-    assert_int_equal(ingest_store_append(st, s, "second;", 7), -ENOSPC);
+    assert_int_equal(file_size("full"), 0);   /* buffered */
+    assert_int_equal(ingest_store_flush(st, s), 0);
+    assert_int_equal(file_size("full"), 6);
+    assert_int_equal(ingest_store_append(st, s, "second;", 7), 0);
+    assert_int_equal(s->size, 13);
+    assert_int_equal(ingest_store_flush(st, s), -ENOSPC);
     assert_int_equal(s->size, 6);
     assert_int_equal(file_size("full"), 6);
     /* The space comes back with the truncation: a small message still fits. */
     assert_int_equal(ingest_store_append(st, s, "ok", 2), 0);
+    assert_int_equal(ingest_store_flush(st, s), 0);
+    assert_int_equal(file_size("full"), 8);
+    /* A large message skips the buffer and fails at once, leaving nothing. */
+    static char big[40000];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(ingest_store_append(st, s, big, sizeof big), -ENOSPC);
+    assert_int_equal(s->size, 8);
     assert_int_equal(file_size("full"), 8);
     ingest_store_close(st);
     char buf[16];

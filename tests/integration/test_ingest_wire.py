@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""pirec ingest's own WebSocket transport, strictness a client library would not show:
+an unmasked client frame, reserved bits, a bad opcode, a long control frame and a
+continuation without a message close with 1002 and a log line that says what is wrong;
+a ping gets its pong, an idle connection is pinged; the upgrade request is checked (version, key, method, size) with
+an HTTP status and a reason; subprotocols are negotiated as documented."""
+import base64
+import os
+import socket
+import struct
+
+from test_ingest_cli import TMP, Ingest, RawWS, check, file_bytes, wait_file
+
+
+def raw_frame(ws, b0, payload, masked=True, extra_len=None):
+    n = len(payload) if extra_len is None else extra_len
+    hdr = struct.pack("!BB", b0, (0x80 if masked else 0) | n)
+    if masked:
+        mask = os.urandom(4)
+        body = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        ws.s.sendall(hdr + mask + body)
+    else:
+        ws.s.sendall(hdr + payload)
+
+
+def request(port, head):
+    """Sends a request head; returns the answer (its head, and the body if the server
+    closes after it)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(head)
+    resp = b""
+    while True:
+        chunk = s.recv(65536)
+        resp += chunk
+        if not chunk or resp.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in resp:
+            break
+    s.close()
+    return resp
+
+
+def upgrade_head(port, key=None, version="13", method="GET", protocol=None, more=""):
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    h = ("%s /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n" % (method, port, key, version))
+    if protocol:
+        h += "Sec-WebSocket-Protocol: %s\r\n" % protocol
+    return (h + more + "\r\n").encode()
+
+
+def main():
+    d = os.path.join(TMP, "wire")
+    os.makedirs(d)
+    srv = Ingest(d)
+
+    # A masked message is stored; the same, unmasked, closes with 1002.
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    ws.frame(0x2, b"wire\0masked;")
+    raw_frame(ws, 0x82, b"wire\0unmasked", masked=False)
+    check(ws.read_close() == 1002, "unmasked frame: expected close 1002")
+    ws.close()
+    srv.wait_log("unmasked client frame")
+    wait_file(os.path.join(d, "wire"), b"masked;")
+
+    cases = [
+        (0xC2, b"wire\0rsv", "reserved bits"),
+        (0x83, b"x", "unknown opcode"),
+        (0x09, b"", "fragmented control frame"),
+        (0x80, b"wire\0cont", "continuation frame without a message"),
+    ]
+    for b0, payload, log in cases:
+        ws = RawWS("127.0.0.1", srv.port, "/")
+        raw_frame(ws, b0, payload)
+        check(ws.read_close() == 1002, "%s: expected close 1002" % log)
+        ws.close()
+        srv.wait_log(log)
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    ws.s.sendall(struct.pack("!BBH", 0x89, 0x80 | 126, 200) + b"\0\0\0\0" + b"p" * 200)
+    check(ws.read_close() == 1002, "long ping: expected close 1002")
+    ws.close()
+    srv.wait_log("control frame longer than 125 bytes")
+
+    # A ping is answered with a pong carrying its payload.
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    ws.frame(0x9, b"hello")
+    ws.s.settimeout(20)
+    buf = ws.rest
+    while len(buf) < 7:
+        buf += ws.s.recv(100)
+    check(buf[:7] == b"\x8a\x05hello", "pong: got %r" % buf[:7])
+    ws.close()
+
+    # Upgrade requests.
+    r = request(srv.port, upgrade_head(srv.port, version="8"))
+    check(r.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in r,
+          "version 8: %r" % r[:80])
+    r = request(srv.port, upgrade_head(srv.port, key="short"))
+    check(r.startswith(b"HTTP/1.1 400") and b"Sec-WebSocket-Key" in r, "bad key: %r" % r)
+    r = request(srv.port, upgrade_head(srv.port, method="POST"))
+    check(r.startswith(b"HTTP/1.1 405"), "POST: %r" % r[:80])
+    r = request(srv.port, upgrade_head(srv.port, more="X-Pad: %s\r\n" % ("a" * 9000)))
+    check(r.startswith(b"HTTP/1.1 431"), "huge head: %r" % r[:80])
+    r = request(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 400") and b"WebSocket connections only" in r,
+          "plain GET: %r" % r[:120])
+    # The accept value of RFC 6455's own example.
+    r = request(srv.port, upgrade_head(srv.port, key="dGhlIHNhbXBsZSBub25jZQ=="))
+    check(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in r, "accept: %r" % r)
+
+    # Subprotocols: pirec.resume.1 wins; pirec-legacy is echoed; others are legacy.
+    for offer, want in [("chat, pirec.resume.1", b"pirec.resume.1"),
+                        ("pirec-legacy", b"pirec-legacy"), ("chat", None), (None, None)]:
+        r = request(srv.port, upgrade_head(srv.port, protocol=offer))
+        check(r.startswith(b"HTTP/1.1 101"), "offer %r refused: %r" % (offer, r[:80]))
+        got = None
+        for line in r.split(b"\r\n"):
+            if line.lower().startswith(b"sec-websocket-protocol:"):
+                got = line.split(b":", 1)[1].strip()
+        check(got == want, "offer %r: got subprotocol %r, want %r" % (offer, got, want))
+    check(file_bytes(os.path.join(d, "x")) is None, "no stream from bare upgrades")
+    check(srv.stop() == 0, "exit status after SIGTERM")
+
+    # --ping 1: an idle connection gets a ping (an empty one) after about a second.
+    srv = Ingest(os.path.join(TMP, "wire2"), ["--ping", "1"])
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    ws.s.settimeout(20)
+    buf = ws.rest
+    while b"\x89\x00" not in buf:
+        chunk = ws.s.recv(100)
+        check(chunk, "connection closed before a ping came")
+        buf += chunk
+    ws.close()
+    check(srv.stop() == 0, "exit status after SIGTERM")
+    print("ok: masking, frame rules, ping, upgrade checks, subprotocols")
+
+
+main()
