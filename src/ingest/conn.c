@@ -329,8 +329,9 @@ static void on_control(struct conn *c)
         if (c->state == C_OPEN)
             conn_send(c, WSFRAME_PONG, c->ctl, n);
     } else if (c->fh.opcode == WSFRAME_CLOSE) {
-        if (c->state == C_OPEN) {
-            /* the peer closes: answer with its code (RFC 6455 5.5.1) and hang up */
+        if (c->state == C_OPEN && dispatch_flush_owned(c) == 0) {
+            /* the peer closes: answer with its code (RFC 6455 5.5.1) and hang up, once its
+             * data is in the files */
             unsigned code = n >= 2 ? (unsigned)c->ctl[0] << 8 | c->ctl[1] : 1000;
             unsigned char b[2] = {(unsigned char)(code >> 8), (unsigned char)code};
             conn_send(c, WSFRAME_CLOSE, b, n >= 2 ? 2 : 0);

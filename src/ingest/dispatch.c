@@ -94,6 +94,7 @@ static int claim(struct conn *c, const char *name, size_t len, struct ingest_str
             s->received = s->messages = 0;
         }
         s->owner = c;
+        s->owner_flushes = c->resume;
         s->acked = s->size;
         s->last_ack_us = ingest_now_us();
         s->ack_due = 0;
@@ -280,6 +281,18 @@ void dispatch_acks(struct conn *c, int64_t now)
     }
 }
 
+int dispatch_flush_owned(struct conn *c)
+{
+    struct ingest_store *st = c->lp->srv->store;
+    int64_t now = ingest_now_us();
+    ingest_store_lock(st);
+    for (size_t i = 0; i < c->nstreams && c->state == C_OPEN; i++)
+        if (c->streams[i]->owner == c)
+            ack_now(c, c->streams[i], now);   /* flushes; a failure closes c with 1011 */
+    ingest_store_unlock(st);
+    return c->state == C_OPEN ? 0 : -1;
+}
+
 void dispatch_conn_gone(struct conn *c, int stopping)
 {
     struct ingest_store *st = c->lp->srv->store;
@@ -288,6 +301,7 @@ void dispatch_conn_gone(struct conn *c, int stopping)
         struct ingest_stream *s = c->streams[i];
         if (s->owner == c) {
             s->owner = NULL;
+            s->owner_flushes = 0;
             log_stream_closed(c, s, stopping ? "server stopping" : "connection closed");
         }
         unref(st, s);

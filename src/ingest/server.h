@@ -137,6 +137,10 @@ void conn_free(struct conn *c);
 int dispatch_binary(struct conn *c, const unsigned char *p, size_t n);
 int dispatch_text(struct conn *c, const unsigned char *p, size_t n);
 void dispatch_acks(struct conn *c, int64_t now);   /* from the tick */
+/* The peer closes: writes out every stream c owns, because a client counts what it sent as
+ * delivered once its close is answered (docs/protocol.md). 0, or -1 when a write failed and
+ * c was failed with 1011 instead. */
+int dispatch_flush_owned(struct conn *c);
 void dispatch_conn_gone(struct conn *c, int stopping);
 
 #endif
