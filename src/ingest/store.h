@@ -47,6 +47,8 @@ struct ingest_stream {
 
     /* For the server's use; the store never reads these. */
     void *owner;                          /* connection that owns the name, or NULL */
+    int owner_flushes;                    /* the owner (resume) flushes before each ack,
+                                             at most ACK_US apart: flush_old skips it */
     int refs;                             /* connections that hold this pointer */
     uint64_t acked;                       /* size last acked to the owner */
     int64_t last_ack_us;
