@@ -205,7 +205,7 @@ static void *loop_main(void *arg)
          * per round, wait a moment so the next round gathers more: far fewer wake-ups and
          * context switches for the cost of COALESCE_US of latency. Bulk streams (a read of
          * 64 KiB or more) never wait. */
-        if (lp->nconns >= COALESCE_MIN_CONNS && n < MAX_EVENTS / 4 &&
+        if (lp->nconns >= COALESCE_MIN_CONNS && n < MAX_EVENTS / 8 &&
             lp->round_bytes < 64 * 1024 && !atomic_load(&stop_flag)) {
             struct timespec ts = {0, COALESCE_US * 1000};
             nanosleep(&ts, NULL);
