@@ -7,7 +7,10 @@
  * A stream whose backlog passes --max-backlog-ms (default 5 s; pirec's own client buffers
  * 8 MiB, minutes of such a stream) drops its oldest chunk: that is a loss. At the end every file is checked byte for byte.
  *
- *   loadgen --port P --dir DIR --streams N --seconds S --pid INGEST_PID
+ *   loadgen --port P --dir DIR --streams N --seconds S --pid INGEST_PID [--first K]
+ *
+ * --first K numbers this process's streams from K, so that several loadgen processes can
+ * share one load (libwebsockets 4.1's fd lookup grows with the connections of a context).
  *
  * Prints one JSON line with the counts, the ingest's CPU % and RSS over the steady part.
  */
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +43,7 @@ struct stream {
     int closing;
     uint64_t max_backlog;
     uint64_t acks;
+    unsigned char tail[CHUNK / 2]; /* the second half of the chunk whose first is on the wire */
 };
 
 static struct stream *streams;
@@ -57,15 +62,16 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Content of chunk k of stream i: a cheap pattern that differs per stream and chunk. */
+/* Content of chunk k of stream i: a cheap pattern that differs per stream and chunk, made
+ * a 32-bit word at a time (the generator must cost far less than the ingest it loads). */
 static void fill(unsigned char *p, int i, uint64_t k)
 {
     uint32_t x = (uint32_t)(i * 2654435761u) ^ (uint32_t)(k * 40503u) ^ 0x9e3779b9u;
-    for (int j = 0; j < CHUNK; j++) {
+    for (int j = 0; j < CHUNK; j += 4) {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        p[j] = (unsigned char)x;
+        memcpy(p + j, &x, 4);
     }
 }
 
@@ -102,16 +108,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             unsigned char *p = buf + LWS_PRE;
             memcpy(p, s->name, s->name_len + 1);
             fill(p + s->name_len + 1, s->idx, k);
+            memcpy(s->tail, p + s->name_len + 1 + CHUNK / 2, CHUNK / 2);
             s->frag = 1;
             if (lws_write(wsi, p, s->name_len + 1 + CHUNK / 2,
                           LWS_WRITE_BINARY | LWS_WRITE_NO_FIN) < 0)
                 return -1;
         } else if (s->frag == 1) {
-            uint64_t k = s->sent + s->dropped;
             unsigned char *p = buf + LWS_PRE;
-            unsigned char tmp[CHUNK];
-            fill(tmp, s->idx, k);
-            memcpy(p, tmp + CHUNK / 2, CHUNK / 2);
+            memcpy(p, s->tail, CHUNK / 2);
             s->frag = 0;
             s->sent++;
             if (lws_write(wsi, p, CHUNK / 2, LWS_WRITE_CONTINUATION) < 0)
@@ -265,6 +269,12 @@ static int verify(struct stream *s)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, s->name);
+    /* lws hangs up after sending its close without waiting for the answer, so the ingest
+     * may still be writing the last messages: wait (bounded) for the file to be whole. */
+    int64_t until = now_us() + 10000000;
+    struct stat stt;
+    while (stat(path, &stt) == 0 && stt.st_size < (off_t)(s->sent * CHUNK) && now_us() < until)
+        usleep(10000);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -errno;
@@ -293,11 +303,13 @@ int main(int argc, char **argv)
 {
     int pid = 0;
     int max_backlog_ms = 5000;
+    int first = 0;
     static const struct option opts[] = {
         {"port", required_argument, NULL, 'p'},   {"dir", required_argument, NULL, 'd'},
         {"streams", required_argument, NULL, 'n'}, {"seconds", required_argument, NULL, 's'},
         {"pid", required_argument, NULL, 'i'},
-        {"max-backlog-ms", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0},
+        {"max-backlog-ms", required_argument, NULL, 'b'}, {"first", required_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     seconds = 10;
@@ -309,6 +321,7 @@ int main(int argc, char **argv)
         case 's': seconds = atoi(optarg); break;
         case 'i': pid = atoi(optarg); break;
         case 'b': max_backlog_ms = atoi(optarg); break;
+        case 'f': first = atoi(optarg); break;
         default: return 2;
         }
     }
@@ -325,8 +338,8 @@ int main(int argc, char **argv)
 
     streams = calloc((size_t)nstreams, sizeof *streams);
     for (int i = 0; i < nstreams; i++) {
-        streams[i].idx = i;
-        snprintf(streams[i].name, sizeof streams[i].name, "rt%05d", i);
+        streams[i].idx = first + i;
+        snprintf(streams[i].name, sizeof streams[i].name, "rt%05d", first + i);
         streams[i].name_len = strlen(streams[i].name);
     }
     lws_set_log_level(LLL_ERR, NULL);
