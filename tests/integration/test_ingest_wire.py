@@ -2,7 +2,8 @@
 """pirec ingest's own WebSocket transport, strictness a client library would not show:
 an unmasked client frame, reserved bits, a bad opcode, a long control frame and a
 continuation without a message close with 1002 and a log line that says what is wrong;
-a ping gets its pong, an idle connection is pinged; the upgrade request is checked (version, key, method, size) with
+a ping gets its pong, an idle connection is pinged; a close is answered only once the
+file holds everything sent before it; the upgrade request is checked (version, key, method, size) with
 an HTTP status and a reason; subprotocols are negotiated as documented."""
 import base64
 import os
@@ -87,6 +88,21 @@ def main():
     while len(buf) < 7:
         buf += ws.s.recv(100)
     check(buf[:7] == b"\x8a\x05hello", "pong: got %r" % buf[:7])
+    ws.close()
+
+    # A close is answered only once everything sent before it is in the file: a legacy
+    # client counts its stream delivered on that answer. Small messages sit in the
+    # ingest's write buffer, so an answer sent first would leave the file short.
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    sent = b""
+    for i in range(200):
+        piece = b"%04d;" % i
+        ws.frame(0x2, b"closing\0" + piece)
+        sent += piece
+    ws.frame(0x8, struct.pack("!H", 1000))
+    check(ws.read_close() == 1000, "close: expected the peer's code 1000 back")
+    check(file_bytes(os.path.join(d, "closing")) == sent,
+          "the close was answered before the file held everything sent")
     ws.close()
 
     # Upgrade requests.
