@@ -505,6 +505,8 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
     st->connected = l->connected && s->sync == SYNC_OK;
     st->resumable = l->mode == MODE_RESUME;
     st->error = s->error;
+    st->have_server_size = s->have_base && l->mode == MODE_RESUME;
+    st->server_size = s->acked_file;
     pthread_mutex_unlock(&l->mu);
 }
 

@@ -74,6 +74,8 @@ struct ws_stream_stats {
     int connected;
     int resumable;         /* the server speaks pirec.resume.1 */
     int error;             /* last error, negative errno */
+    int have_server_size;  /* a resuming server answered this stream's stat */
+    uint64_t server_size;  /* the stream's file size it last confirmed (stat or ack) */
 };
 
 struct ws_stream;
