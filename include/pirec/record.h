@@ -115,6 +115,11 @@ int record_get_stats(rec_hdl_t hdl, record_stats_t *stats);
  * say (the original's); -EINVAL for a bad handle or NULL size. */
 int record_get_server_size(rec_hdl_t hdl, uint64_t *size);
 
+/* ws:// sink while its link is down: why its last connection attempt failed or the
+ * connection was lost, as in the log line ("certificate verify failed: ...", "connection
+ * refused", ...); "" while connected or for other sinks. 0, or -EINVAL. */
+int record_get_link_failure(rec_hdl_t hdl, char *buf, size_t n);
+
 /* Addresses in URLs are checked, never trusted: ringbuffer://handle=A must name a ring
  * made by ringbuffer_create() (and not yet destroyed), mem://address=A&size=N must lie in
  * a block registered here. A number that fits in 32 bits and names nothing exactly is

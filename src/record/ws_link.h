@@ -76,6 +76,8 @@ struct ws_stream_stats {
     int error;             /* last error, negative errno */
     int have_server_size;  /* a resuming server answered this stream's stat */
     uint64_t server_size;  /* the stream's file size it last confirmed (stat or ack) */
+    char last_failure[200]; /* why the link's last attempt failed or it was lost ("" while
+                               connected) */
 };
 
 struct ws_stream;

@@ -255,8 +255,15 @@ static void job_set(struct fwd_job *j, enum forward_state state, int connected, 
                     uint64_t local, uint64_t remote)
 {
     struct forwarder *f = j->f;
+    /* why the ingest cannot be reached (a refused certificate, a refused connection) */
+    char why[sizeof j->info.error] = "";
+    rec_hdl_t h = j->main_done ? j->head : j->main;
+    if (!connected && h && state != FORWARD_COMPLETE)
+        record_get_link_failure(h, why, sizeof why);
     pthread_mutex_lock(&f->lock);
-    int changed = j->info.state != state || j->info.connected != connected;
+    int changed = j->info.state != state || j->info.connected != connected ||
+                  strcmp(j->info.error, why) != 0;
+    snprintf(j->info.error, sizeof j->info.error, "%s", why);
     j->info.state = state;
     j->info.connected = connected;
     j->info.seconds_behind = behind;

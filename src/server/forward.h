@@ -44,6 +44,8 @@ struct forward_info {
     uint64_t local_bytes;       /* the local file's size so far */
     uint64_t remote_bytes;      /* bytes the ingest confirmed stored */
     char md5[33];               /* of the finished take ("" while recording) */
+    char error[200];            /* not connected: why the last attempt failed ("" if known
+                                   fine or not known) */
 };
 
 const char *forward_state_name(enum forward_state s);
