@@ -47,7 +47,9 @@
     lastSeenAt: 0,            // Date.now() of the last event from the recorder
     instance: '',             // the server's instance id: another one means it restarted
     lastInteraction: Date.now(),
-    wake: null                // the screen wake lock, while held
+    wake: null,               // the screen wake lock, while held
+    session: '',              // the record-all session recording now ('' none known)
+    allBusy: false            // a record-all request is on its way
   };
 
   // Counters the browser test reads (window.pirec.stats).
@@ -608,6 +610,7 @@
     ids.forEach(function (id) { renderCard(id); });
     $('no-devices').hidden = ids.length > 0 || !S.everConnected;
     $('devices').classList.toggle('two', ids.length > 1);
+    renderAllRow();
   }
 
   function offline() { return S.everConnected && !S.connected; }
@@ -663,6 +666,85 @@
     document.title = rec ? '● Recording · pirec' : 'pirec';
     tickCard(id);
     updateWakeLock();
+    renderAllRow();
+  }
+
+  // ---- record all: a take on every free device from one instant, one session id ---------
+  // Shown with two connected devices or more; like every control it needs this page to
+  // control a device (its lease token is what the server checks) and the recorder in touch.
+  function renderAllRow() {
+    var n = 0, anyRec = false;
+    S.devices.forEach(function (d) {
+      if (d.connected !== false) n++;
+      if (d.recording) anyRec = true;
+    });
+    if (!anyRec && !S.allBusy) S.session = '';    // its takes ended (stopped one by one)
+    var row = $('all-row');
+    row.hidden = n < 2;
+    var on = !!S.session, off = offline(), token = anyLeaseToken();
+    var btn = $('record-all');
+    btn.disabled = off || !token || S.allBusy;
+    $('record-all-label').textContent = on ? 'Stop all' : 'Record all';
+    btn.setAttribute('aria-label', on ? 'Stop all takes of the session' : 'Record all devices');
+    row.dataset.session = S.session;
+    $('all-hint').textContent = off ? ''
+      : on ? 'Recording on every free device since one instant (session ' + S.session + ').'
+      : !token ? 'Take control of a device to record on all of them at once.'
+      : 'Starts a take on every free device at the same instant.';
+  }
+
+  // The answer of /api/record_all/start|stop, or the `session` event (the same object).
+  function applySession(r) {
+    if (!r || !r.session) return;
+    if (r.recording === 'recording') {
+      S.session = r.session;
+      (r.devices || []).forEach(function (x) {
+        var d = S.devices.get(x.id);
+        if (d && x.file && !x.error) { startTake(d, { file: x.file, started: r.started }); renderCard(x.id); }
+      });
+      fetchStatus();            // the takes' exact positions
+    } else {
+      if (S.session === r.session) S.session = '';
+      (r.devices || []).forEach(function (x) {
+        var d = S.devices.get(x.id);
+        if (d && !x.error && d.recording) { endTake(d, x.seconds); renderCard(x.id); }
+      });
+      scheduleTakes(100);
+    }
+    renderAllRow();
+  }
+
+  function toggleAll() {
+    var action = S.session ? 'stop' : 'start';
+    var btn = $('record-all');
+    S.allBusy = true;
+    btn.setAttribute('aria-busy', 'true');
+    renderAllRow();
+    afterRenew().then(function () {
+      var token = anyLeaseToken();
+      if (!token) throw new ApiError(401, {}, 'no lease');
+      return api('POST', '/api/record_all/' + action + '/' + encodeURIComponent(token));
+    }).then(function (r) {
+      var ok = (r.devices || []).filter(function (x) { return !x.error; });
+      var bad = (r.devices || []).filter(function (x) { return x.error; });
+      applySession(r);
+      say(action === 'start' ? 'Recording on ' + ok.length + ' devices.'
+        : 'Stopped ' + ok.length + ' takes together.');
+      if (bad.length) showMessage(bad.map(function (x) { return devName(x.id) + ': ' + x.error; }).join('; ') + '.');
+    }, function (e) {
+      var b = e.body || {};
+      var m = /^session (\w+) is recording/.exec(b.error || '');
+      if (action === 'start' && m) S.session = m[1];       // started elsewhere: offer Stop all
+      if (action === 'stop' && e.status === 409) S.session = '';
+      showMessage(e.status === 0 ? 'Cannot reach the recorder. Check the Wi-Fi and try again.'
+        : e.status === 401 ? 'Your control ran out; take control of a device again to record on all.'
+        : m ? 'All devices are recording already (session ' + m[1] + '); Stop all ends them.'
+        : (b.error ? b.error.charAt(0).toUpperCase() + b.error.slice(1) : 'The recorder answered ' + e.status) + '.');
+    }).then(function () {
+      S.allBusy = false;
+      btn.removeAttribute('aria-busy');
+      renderAllRow();
+    });
   }
 
   function leftOf(d) { return d.expires ? d.expires - nowServerMs() / 1000 : 0; }
@@ -1338,6 +1420,7 @@
       renderTakes();
     });
     on('clock', function () { fetchStatus(); });
+    on('session', applySession);
     // the holder's screen came or went: when a take-over becomes possible
     on('presence', function (d) {
       var dev = S.devices.get(d.id); if (!dev) return;
@@ -1522,6 +1605,7 @@
       $('clock-warning').hidden = true;
     });
     $('takes-refresh').addEventListener('click', function () { loadTakes(); });
+    $('record-all').addEventListener('click', toggleAll);
     fetchStatus();
     open();
     loadTakes();
