@@ -1,6 +1,7 @@
 /*
- * forward_int: the forwarder's insides, shared by forward.c (jobs, its thread, the take's
- * callbacks) and forward_resume.c (what is kept on disk and resumed after a restart).
+ * forward_int: the forwarder's insides, shared by forward.c (jobs and its thread),
+ * forward_take.c (the take's callbacks) and forward_resume.c (what is kept on disk and
+ * resumed after a restart).
  * Not for other modules: they use forward.h. Locking as in forward.h: `f->lock` guards the
  * job list and the fields marked so; the rest of a job belongs to the forwarder thread
  * once the job is in the list.
@@ -100,6 +101,8 @@ struct forward_session {
 };
 
 int64_t fwd_mono_now(void);
+/* The `forward` event for a job's info (no lock needed). */
+void fwd_publish(struct forwarder *f, const struct forward_info *in);
 
 /* A job for `file` of `device`, streamed to `url` (NULL on -ENOMEM); not listed yet. */
 struct fwd_job *fwd_job_new(struct forwarder *f, const char *url, const char *device,

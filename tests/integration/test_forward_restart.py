@@ -11,23 +11,14 @@
 Each time the status of the new serve shows the copy complete, and no state file is left."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward_support import (TMP, Ingest, Server, check, check_copy, config,  # noqa: E402
-                             forward_entry, record, remote_path, wait_complete, wait_for)
+                             forward_entry, free_port, record, remote_path, wait_complete, wait_for)
 
 DEVICE = "[device hi]\npcm = tone\nformat = S32_LE\nrate = 192000\nchannels = 2\n"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def state_files(srv):
