@@ -49,6 +49,7 @@
     lastInteraction: Date.now(),
     wake: null,               // the screen wake lock, while held
     session: '',              // the record-all session recording now ('' none known)
+    forward: new Map(),       // take file -> where its copy on the ingest stands ([forward])
     allBusy: false            // a record-all request is on its way
   };
 
@@ -501,6 +502,7 @@
       if (!isNaN(t)) S.offsetMs = t - Date.now();
     }
     if (st.instance) S.instance = st.instance;
+    if (Array.isArray(st.forward)) st.forward.forEach(onForward);
     var seen = {};
     st.devices.forEach(function (nd) {
       seen[nd.id] = true;
@@ -1059,6 +1061,7 @@
       var key = JSON.stringify([t.seconds, t.bytes, t.complete, !!token, off, t.peaks]);
       var li = old[t.name];
       if (!li || li.dataset.key !== key) li = makeTake(t, token, key, li, off);
+      renderCopy(li, t.name);
       frag.appendChild(li);
     });
     ul.textContent = '';
@@ -1070,6 +1073,44 @@
     note.textContent = off ? 'Not in touch with the recorder: the takes cannot be played, downloaded or deleted until it is back.'
       : (canFlac ? '' : 'This browser cannot play FLAC: download the takes instead. ') +
         (token ? '' : 'Take control of a device to delete takes.');
+  }
+
+  // Where the take's copy on the ingest stands (status `forward`, `forward` events): one
+  // line under its name, kept up to date in place.
+  function copyText(f) {
+    var behind = f.seconds_behind >= 0.5 ? fmtTenths(f.seconds_behind) + ' behind' : 'up to date';
+    switch (f.state) {
+      case 'sending':
+        return f.connected ? 'Copy on the ingest: sending, ' + behind + '.'
+          : 'Copy on the ingest: not reachable' + (f.error ? ' (' + f.error + ')' : '') +
+            '; ' + behind + ', kept in the local file until it is back.';
+      case 'verifying': return 'Copy on the ingest: all sent; the ingest checks it.';
+      case 'complete': return 'Copy on the ingest: complete, ' + (f.md5 ? 'MD5 verified.' : 'checked by decoding it (no MD5 after a repair).');
+      case 'lost': return 'Copy on the ingest: incomplete (' + fmtBytes(f.remote_bytes || 0) + ' there); the recorder\'s log says why. The local take is whole.';
+    }
+    return '';
+  }
+
+  function renderCopy(li, name) {
+    var f = S.forward.get(name);
+    var p = li.querySelector('.take-copy');
+    if (!f) { if (p) p.remove(); return; }
+    if (!p) {
+      p = document.createElement('p');
+      p.className = 'take-copy';
+      li.insertBefore(p, li.querySelector('.take-meta').nextSibling);
+    }
+    var txt = copyText(f);
+    if (p.textContent !== txt) p.textContent = txt;
+    p.dataset.state = f.state + (f.state === 'sending' && !f.connected ? '-offline' : '');
+  }
+
+  function onForward(f) {
+    if (!f || !f.file) return;
+    S.forward.set(f.file, f);
+    var li = null;
+    Array.prototype.forEach.call($('takes').children, function (x) { if (x.dataset.name === f.file) li = x; });
+    if (li) renderCopy(li, f.file);
   }
 
   function makeTake(t, token, key, prev, off) {
@@ -1421,6 +1462,7 @@
     });
     on('clock', function () { fetchStatus(); });
     on('session', applySession);
+    on('forward', onForward);
     // the holder's screen came or went: when a take-over becomes possible
     on('presence', function (d) {
       var dev = S.devices.get(d.id); if (!dev) return;

@@ -388,6 +388,23 @@ try {
     await until('Record all hidden', async () => !(await dom.visible(p, '#all-row')));
   });
 
+  await step('the take\'s copy on the ingest ([forward]): where it stands, from the status and from events', async () => {
+    const p = phone;
+    const name = (await (await fetch(base + '/api/recordings')).json()).recordings[0].name;
+    const t = `.take[data-name="${name}"] .take-copy`;
+    const fwd = (q) => fetch(`${base}/mock/forward?file=${encodeURIComponent(name)}&${q}`, { method: 'POST' });
+    await fwd('state=sending&connected=0&seconds_behind=12.3&error=' + encodeURIComponent('certificate verify failed: the CA file given does not vouch for this server'));
+    await until('not reachable, and why', async () => /not reachable \(certificate verify failed.*\); 0:12\.3 behind/.test(await dom.text(p, t) || ''));
+    assert((await dom.attr(p, t, 'data-state')) === 'sending-offline', 'marked as not reachable');
+    await axe(p, 'copy not reachable');
+    // a page loaded now has it from the status
+    await ipad.goto(base + '/');
+    await until('from the status', async () => /not reachable/.test(await dom.text(ipad, t) || ''));
+    await fwd('state=complete&md5=0123456789abcdef0123456789abcdef');
+    await until('complete', async () => (await dom.text(p, t)) === 'Copy on the ingest: complete, MD5 verified.');
+    await until('complete on the iPad too', async () => (await dom.attr(ipad, t, 'data-state')) === 'complete');
+  });
+
   await step('axe-core finds no violation in any state (contrast included), light and dark', async () => {
     if (phone.can.dark) {
       for (const p of [ipad, phone]) { await p.setDark(true); await axe(p, 'dark'); await p.setDark(false); }

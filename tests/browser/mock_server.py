@@ -92,6 +92,7 @@ class State:
         self.dev2 = None
         self.take2 = None         # {'file','started','t0'}
         self.session = None       # the record-all session recording now
+        self.forward = {}         # file -> where its copy on an ingest stands (POST /mock/forward)
         self.clips = [0, 0]
 
     # --- time: "now" as the server names things (its clock plus the tablet's offset) ---
@@ -151,7 +152,8 @@ class State:
             devs = [self.device_status(now)] + ([self.dev2_status()] if self.dev2 else [])
         st = os.statvfs(self.rec_dir)
         free = st.f_bavail * st.f_frsize
-        return {'devices': devs,
+        fwd = {'forward': list(self.forward.values())} if self.forward else {}
+        return {**fwd, 'devices': devs,
                 'disk': {'free_bytes': free, 'seconds_left': free / (48000 * 2 * 2 * 0.6)},
                 'clock_synchronised': self.synchronised, 'clock_offset': round(self.clock_offset, 3),
                 'clock_source': self.clock_source,
@@ -242,6 +244,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.restart()
         if path == '/mock/stall' and method == 'POST':
             return self.stall(q.get('on', ['1'])[0] == '1')
+        if path == '/mock/forward' and method == 'POST':
+            return self.forward(q)
         if path == '/mock/plug' and method == 'POST':
             return self.plug(q.get('on', ['1'])[0] == '1')
         m = re.match(r'^/api/record_all/(start|stop)(?:/([^/]+))?$', path)
@@ -424,6 +428,22 @@ class Handler(BaseHTTPRequestHandler):
             st.hub.publish(*e)
         st.hub.publish('session', ans)
         return self.send_json(200, ans)
+
+    def forward(self, q):
+        """Where a take's copy on an ingest stands, as pirec serve's forwarder says it (the
+        status's `forward` and the `forward` event, docs/api.md)."""
+        st = self.st
+        g = lambda k, d='': q.get(k, [d])[0]  # noqa: E731
+        e = {'id': g('id', 'tone'), 'file': g('file'), 'state': g('state', 'sending'),
+             'connected': g('connected', '1') == '1', 'seconds_behind': float(g('seconds_behind', '0')),
+             'local_bytes': int(g('local_bytes', '0')), 'remote_bytes': int(g('remote_bytes', '0')),
+             'md5': g('md5')}
+        if g('error'):
+            e['error'] = g('error')
+        with st.lock:
+            st.forward[e['file']] = e
+        st.hub.publish('forward', e)
+        return self.send_json(200, {'state': True})
 
     def plug(self, on):
         """A second device is plugged in (or out): the page shows Record all with two."""
