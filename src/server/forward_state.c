@@ -175,6 +175,11 @@ int forward_state_load_all(const char *state_dir, forward_state_each each, void 
     for (int i = 0; i < n; i++) {
         const char *name = names[i]->d_name;
         char path[4096], stream[256];
+        if (ends_with(name, SUFFIX ".tmp") &&
+            (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path) {
+            unlink(path);   /* a save cut short by a crash: the .fwd beside it (if any) holds */
+            continue;
+        }
         size_t sl = strlen(name) - (ends_with(name, SUFFIX) ? strlen(SUFFIX) : 0);
         if (!ends_with(name, SUFFIX) || sl >= sizeof stream ||
             (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)

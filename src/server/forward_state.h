@@ -30,7 +30,8 @@ int forward_state_save(const char *state_dir, const char *stream, const struct f
 int forward_state_remove(const char *state_dir, const char *stream);
 
 /* Calls each(stream, saved, arg) for every readable state file, in name order; a file
- * that is not one is logged and left alone. Returns how many were read, or a negative
+ * that is not one is logged and left alone; the temporary file of a save a crash cut short
+ * is removed (call it before any copy is saved again). Returns how many were read, or a negative
  * errno when the folder cannot be listed (none is not an error: 0). */
 typedef void (*forward_state_each)(const char *stream, const struct forward_saved *s,
                                    void *arg);

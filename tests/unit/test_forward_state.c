@@ -104,10 +104,14 @@ static void test_bad_files_left_alone(void **state)
     write_raw("odd.fwd", "pirec-forward-state 1\nurl=ws://x:1/\ndevice=a\nfile=a.flac\n"
                          "local=a.flac\nstate=maybe\n");
     write_raw("ignored.txt", "pirec-forward-state 1\n");
+    write_raw("fwd~pi~a~b.flac.fwd.tmp", "pirec-forward-state 1\nurl=ws://x:1/\n");
     struct seen v = {0};
     assert_int_equal(forward_state_load_all(dir, each, &v), 1);
     assert_string_equal(v.stream[0], "fwd~pi~a~a.flac");
     assert_int_equal(v.s[0].verifying, 0);
+    char p[256];   /* a save cut short is cleaned up */
+    snprintf(p, sizeof(p), "%s/forward/fwd~pi~a~b.flac.fwd.tmp", dir);
+    assert_int_equal(access(p, F_OK), -1);
 
     /* no folder at all: nothing to resume, not an error */
     struct seen w = {0};
