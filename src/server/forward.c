@@ -275,17 +275,6 @@ static void job_set(struct fwd_job *j, enum forward_state state, int connected, 
         fwd_publish(f, &copy);
 }
 
-/* Another unfinished job has j's stream name (a file replaced by one of the same name). */
-static int name_taken(struct fwd_job *j)
-{
-    int taken = 0;
-    pthread_mutex_lock(&j->f->lock);
-    for (struct fwd_job *o = j->f->jobs; o; o = o->next)
-        taken |= o != j && !o->finished && strcmp(o->name, j->name) == 0;
-    pthread_mutex_unlock(&j->f->lock);
-    return taken;
-}
-
 static void job_lost(struct fwd_job *j, int connected, uint64_t local, uint64_t remote)
 {
     job_set(j, FORWARD_LOST, connected, 0, local, remote);
@@ -358,8 +347,10 @@ static void pump(struct fwd_job *j)
     uint64_t size = (uint64_t)sb.st_size;
     if (!closed && (superseded || sb.st_nlink == 0) && size <= j->header_len) {
         j->dropped = 1;   /* an empty file the take removed */
-        if (name_taken(j))
-            j->saved = SAVED_NONE;   /* its replacement has the same state file */
+        /* its state file is not removed: the replacement (a depth switch) has the same name,
+         * so the same state file, saved already or about to be; one left without a
+         * replacement names a file that is gone, forgotten quietly by the next start */
+        j->saved = SAVED_NONE;
         job_end(j);
         return;
     }

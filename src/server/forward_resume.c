@@ -119,6 +119,15 @@ static void resume_one(const char *stream, const struct forward_saved *s, void *
         int part_left = was_part && (size_t)snprintf(part, sizeof part, "%s/%s", c->dir,
                                                      s->local) < sizeof part &&
                         stat(part, &sb) == 0;
+        if (rc == -ENOENT && was_part && !part_left) {
+            /* no frame reached it: the take replaced it (a depth switch) or the repair
+             * removed it as empty after a crash; nothing to forward */
+            log_info("forward", "%s: no audio was written to %s; nothing to resume",
+                     s->file, s->local);
+            forward_state_remove(f->state_dir, stream);
+            fwd_job_free(j);
+            return;
+        }
         char why[8300];
         snprintf(why, sizeof why, "%s %s (%s)",
                  part_left ? "the repair could not finish the local file" : "no local file",

@@ -8,7 +8,10 @@
    the take and completes its copy, byte-identical to the repaired local file;
 3. a take finished while the ingest was unreachable, then serve stopped (SIGTERM) and the
    ingest started: the next serve sends the whole take.
-Each time the status of the new serve shows the copy complete, and no state file is left."""
+Each time the status of the new serve shows the copy complete, and no state file is left.
+The device's tone uses all 32 bits, so every take first opens a 24-bit file and replaces it
+by a 32-bit one of the same name (a depth switch): the dropped first file must not take the
+state file of its replacement with it (it did, now and then, before)."""
 import os
 import signal
 import subprocess
