@@ -502,7 +502,7 @@
       if (!isNaN(t)) S.offsetMs = t - Date.now();
     }
     if (st.instance) S.instance = st.instance;
-    if (Array.isArray(st.forward)) st.forward.forEach(onForward);
+    if (Array.isArray(st.forward)) st.forward.forEach(function (f) { onForward(f, true); });
     var seen = {};
     st.devices.forEach(function (nd) {
       seen[nd.id] = true;
@@ -534,8 +534,18 @@
     S.sawClose = false;
   }
 
+  // Answers can arrive out of order (one slow, the next fast), and after an event that is
+  // newer than they are: an older answer must not undo what is newer (a take stopped since,
+  // a device plugged in since, a copy completed since). Events mark every answer asked for
+  // before them as old.
+  var statusAsked = 0, statusApplied = 0;
   function fetchStatus() {
-    return api('GET', '/api/status').then(applyStatus, function () { /* events will tell */ });
+    var n = ++statusAsked;
+    return api('GET', '/api/status').then(function (st) {
+      if (n < statusApplied) return;
+      statusApplied = n;
+      applyStatus(st);
+    }, function () { /* events will tell */ });
   }
 
   function removeDevice(id) {
@@ -1105,8 +1115,13 @@
     p.dataset.state = f.state + (f.state === 'sending' && !f.connected ? '-offline' : '');
   }
 
-  function onForward(f) {
+  var COPY_RANK = { sending: 0, verifying: 1, complete: 2, lost: 2 };
+  // fromStatus: a status answer may have left the server before an event this page already
+  // has: a copy never goes back from complete (or checking) to sending
+  function onForward(f, fromStatus) {
     if (!f || !f.file) return;
+    var had = S.forward.get(f.file);
+    if (fromStatus === true && had && (COPY_RANK[f.state] || 0) < (COPY_RANK[had.state] || 0)) return;
     S.forward.set(f.file, f);
     var li = null;
     Array.prototype.forEach.call($('takes').children, function (x) { if (x.dataset.name === f.file) li = x; });
@@ -1364,6 +1379,8 @@
         if (S.es !== es) return;
         track(e);
         var d = parse(e);
+        // a state change: a status answer asked for before it is older than what it says
+        if (type !== 'level') statusApplied = statusAsked;
         if (d !== undefined) fn(d);
       });
     };

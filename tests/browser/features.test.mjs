@@ -356,7 +356,9 @@ try {
     }
     assert(!(await dom.visible(p, '#all-row')), 'no Record all with one device');
     await fetch(base + '/mock/plug?on=1', { method: 'POST' });
-    await until('second card', async () => (await dom.count(p, '.card')) === 2);
+    await until('second card', async () => (await dom.count(p, '.card')) === 2).catch(async (e) => {
+      throw new Error(`${e.message}; conn "${await dom.text(p, '#conn')}", events ${await p.eval(() => window.pirec.stats.events)}, server ${(await status()).devices.length} devices`);
+    });
     await until('Record all shown', () => dom.visible(p, '#all-row'));
     assert(!(await dom.disabled(p, '#record-all')), 'enabled for the screen in control');
     assert((await dom.name(p, '#record-all')) === 'Record all devices', 'its name says what it does');
