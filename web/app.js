@@ -47,7 +47,10 @@
     lastSeenAt: 0,            // Date.now() of the last event from the recorder
     instance: '',             // the server's instance id: another one means it restarted
     lastInteraction: Date.now(),
-    wake: null                // the screen wake lock, while held
+    wake: null,               // the screen wake lock, while held
+    session: '',              // the record-all session recording now ('' none known)
+    forward: new Map(),       // take file -> where its copy on the ingest stands ([forward])
+    allBusy: false            // a record-all request is on its way
   };
 
   // Counters the browser test reads (window.pirec.stats).
@@ -499,6 +502,7 @@
       if (!isNaN(t)) S.offsetMs = t - Date.now();
     }
     if (st.instance) S.instance = st.instance;
+    if (Array.isArray(st.forward)) st.forward.forEach(function (f) { onForward(f, true); });
     var seen = {};
     st.devices.forEach(function (nd) {
       seen[nd.id] = true;
@@ -530,8 +534,18 @@
     S.sawClose = false;
   }
 
+  // Answers can arrive out of order (one slow, the next fast), and after an event that is
+  // newer than they are: an older answer must not undo what is newer (a take stopped since,
+  // a device plugged in since, a copy completed since). Events mark every answer asked for
+  // before them as old.
+  var statusAsked = 0, statusApplied = 0;
   function fetchStatus() {
-    return api('GET', '/api/status').then(applyStatus, function () { /* events will tell */ });
+    var n = ++statusAsked;
+    return api('GET', '/api/status').then(function (st) {
+      if (n < statusApplied) return;
+      statusApplied = n;
+      applyStatus(st);
+    }, function () { /* events will tell */ });
   }
 
   function removeDevice(id) {
@@ -608,6 +622,7 @@
     ids.forEach(function (id) { renderCard(id); });
     $('no-devices').hidden = ids.length > 0 || !S.everConnected;
     $('devices').classList.toggle('two', ids.length > 1);
+    renderAllRow();
   }
 
   function offline() { return S.everConnected && !S.connected; }
@@ -663,6 +678,85 @@
     document.title = rec ? '● Recording · pirec' : 'pirec';
     tickCard(id);
     updateWakeLock();
+    renderAllRow();
+  }
+
+  // ---- record all: a take on every free device from one instant, one session id ---------
+  // Shown with two connected devices or more; like every control it needs this page to
+  // control a device (its lease token is what the server checks) and the recorder in touch.
+  function renderAllRow() {
+    var n = 0, anyRec = false;
+    S.devices.forEach(function (d) {
+      if (d.connected !== false) n++;
+      if (d.recording) anyRec = true;
+    });
+    if (!anyRec && !S.allBusy) S.session = '';    // its takes ended (stopped one by one)
+    var row = $('all-row');
+    row.hidden = n < 2;
+    var on = !!S.session, off = offline(), token = anyLeaseToken();
+    var btn = $('record-all');
+    btn.disabled = off || !token || S.allBusy;
+    $('record-all-label').textContent = on ? 'Stop all' : 'Record all';
+    btn.setAttribute('aria-label', on ? 'Stop all takes of the session' : 'Record all devices');
+    row.dataset.session = S.session;
+    $('all-hint').textContent = off ? ''
+      : on ? 'Recording on every free device since one instant (session ' + S.session + ').'
+      : !token ? 'Take control of a device to record on all of them at once.'
+      : 'Starts a take on every free device at the same instant.';
+  }
+
+  // The answer of /api/record_all/start|stop, or the `session` event (the same object).
+  function applySession(r) {
+    if (!r || !r.session) return;
+    if (r.recording === 'recording') {
+      S.session = r.session;
+      (r.devices || []).forEach(function (x) {
+        var d = S.devices.get(x.id);
+        if (d && x.file && !x.error) { startTake(d, { file: x.file, started: r.started }); renderCard(x.id); }
+      });
+      fetchStatus();            // the takes' exact positions
+    } else {
+      if (S.session === r.session) S.session = '';
+      (r.devices || []).forEach(function (x) {
+        var d = S.devices.get(x.id);
+        if (d && !x.error && d.recording) { endTake(d, x.seconds); renderCard(x.id); }
+      });
+      scheduleTakes(100);
+    }
+    renderAllRow();
+  }
+
+  function toggleAll() {
+    var action = S.session ? 'stop' : 'start';
+    var btn = $('record-all');
+    S.allBusy = true;
+    btn.setAttribute('aria-busy', 'true');
+    renderAllRow();
+    afterRenew().then(function () {
+      var token = anyLeaseToken();
+      if (!token) throw new ApiError(401, {}, 'no lease');
+      return api('POST', '/api/record_all/' + action + '/' + encodeURIComponent(token));
+    }).then(function (r) {
+      var ok = (r.devices || []).filter(function (x) { return !x.error; });
+      var bad = (r.devices || []).filter(function (x) { return x.error; });
+      applySession(r);
+      say(action === 'start' ? 'Recording on ' + ok.length + ' devices.'
+        : 'Stopped ' + ok.length + ' takes together.');
+      if (bad.length) showMessage(bad.map(function (x) { return devName(x.id) + ': ' + x.error; }).join('; ') + '.');
+    }, function (e) {
+      var b = e.body || {};
+      var m = /^session (\w+) is recording/.exec(b.error || '');
+      if (action === 'start' && m) S.session = m[1];       // started elsewhere: offer Stop all
+      if (action === 'stop' && e.status === 409) S.session = '';
+      showMessage(e.status === 0 ? 'Cannot reach the recorder. Check the Wi-Fi and try again.'
+        : e.status === 401 ? 'Your control ran out; take control of a device again to record on all.'
+        : m ? 'All devices are recording already (session ' + m[1] + '); Stop all ends them.'
+        : (b.error ? b.error.charAt(0).toUpperCase() + b.error.slice(1) : 'The recorder answered ' + e.status) + '.');
+    }).then(function () {
+      S.allBusy = false;
+      btn.removeAttribute('aria-busy');
+      renderAllRow();
+    });
   }
 
   function leftOf(d) { return d.expires ? d.expires - nowServerMs() / 1000 : 0; }
@@ -977,6 +1071,7 @@
       var key = JSON.stringify([t.seconds, t.bytes, t.complete, !!token, off, t.peaks]);
       var li = old[t.name];
       if (!li || li.dataset.key !== key) li = makeTake(t, token, key, li, off);
+      renderCopy(li, t.name);
       frag.appendChild(li);
     });
     ul.textContent = '';
@@ -988,6 +1083,49 @@
     note.textContent = off ? 'Not in touch with the recorder: the takes cannot be played, downloaded or deleted until it is back.'
       : (canFlac ? '' : 'This browser cannot play FLAC: download the takes instead. ') +
         (token ? '' : 'Take control of a device to delete takes.');
+  }
+
+  // Where the take's copy on the ingest stands (status `forward`, `forward` events): one
+  // line under its name, kept up to date in place.
+  function copyText(f) {
+    var behind = f.seconds_behind >= 0.5 ? fmtTenths(f.seconds_behind) + ' behind' : 'up to date';
+    switch (f.state) {
+      case 'sending':
+        return f.connected ? 'Copy on the ingest: sending, ' + behind + '.'
+          : 'Copy on the ingest: not reachable' + (f.error ? ' (' + f.error + ')' : '') +
+            '; ' + behind + ', kept in the local file until it is back.';
+      case 'verifying': return 'Copy on the ingest: all sent; the ingest checks it.';
+      case 'complete': return 'Copy on the ingest: complete, ' + (f.md5 ? 'MD5 verified.' : 'checked by decoding it (no MD5 after a repair).');
+      case 'lost': return 'Copy on the ingest: incomplete (' + fmtBytes(f.remote_bytes || 0) + ' there); the recorder\'s log says why. The local take is whole.';
+    }
+    return '';
+  }
+
+  function renderCopy(li, name) {
+    var f = S.forward.get(name);
+    var p = li.querySelector('.take-copy');
+    if (!f) { if (p) p.remove(); return; }
+    if (!p) {
+      p = document.createElement('p');
+      p.className = 'take-copy';
+      li.insertBefore(p, li.querySelector('.take-meta').nextSibling);
+    }
+    var txt = copyText(f);
+    if (p.textContent !== txt) p.textContent = txt;
+    p.dataset.state = f.state + (f.state === 'sending' && !f.connected ? '-offline' : '');
+  }
+
+  var COPY_RANK = { sending: 0, verifying: 1, complete: 2, lost: 2 };
+  // fromStatus: a status answer may have left the server before an event this page already
+  // has: a copy never goes back from complete (or checking) to sending
+  function onForward(f, fromStatus) {
+    if (!f || !f.file) return;
+    var had = S.forward.get(f.file);
+    if (fromStatus === true && had && (COPY_RANK[f.state] || 0) < (COPY_RANK[had.state] || 0)) return;
+    S.forward.set(f.file, f);
+    var li = null;
+    Array.prototype.forEach.call($('takes').children, function (x) { if (x.dataset.name === f.file) li = x; });
+    if (li) renderCopy(li, f.file);
   }
 
   function makeTake(t, token, key, prev, off) {
@@ -1241,6 +1379,8 @@
         if (S.es !== es) return;
         track(e);
         var d = parse(e);
+        // a state change: a status answer asked for before it is older than what it says
+        if (type !== 'level') statusApplied = statusAsked;
         if (d !== undefined) fn(d);
       });
     };
@@ -1338,6 +1478,8 @@
       renderTakes();
     });
     on('clock', function () { fetchStatus(); });
+    on('session', applySession);
+    on('forward', onForward);
     // the holder's screen came or went: when a take-over becomes possible
     on('presence', function (d) {
       var dev = S.devices.get(d.id); if (!dev) return;
@@ -1522,6 +1664,7 @@
       $('clock-warning').hidden = true;
     });
     $('takes-refresh').addEventListener('click', function () { loadTakes(); });
+    $('record-all').addEventListener('click', toggleAll);
     fetchStatus();
     open();
     loadTakes();

@@ -106,6 +106,20 @@ typedef struct {
 
 int record_get_stats(rec_hdl_t hdl, record_stats_t *stats);
 
+/* ws:// sink to a server that resumes (pirec.resume.1, i.e. `pirec ingest`): the size of
+ * the stream's file there as the server last confirmed it (its answer to the stream's
+ * first stat, then its acks). A run whose first byte is not read yet before that answer
+ * puts that first byte at exactly this offset: a writer that resumes an earlier copy
+ * learns here where to continue, with nothing duplicated or skipped.
+ * 0; -EAGAIN until the server answered; -ENOTSUP for other sinks and servers that cannot
+ * say (the original's); -EINVAL for a bad handle or NULL size. */
+int record_get_server_size(rec_hdl_t hdl, uint64_t *size);
+
+/* ws:// sink while its link is down: why its last connection attempt failed or the
+ * connection was lost, as in the log line ("certificate verify failed: ...", "connection
+ * refused", ...); "" while connected or for other sinks. 0, or -EINVAL. */
+int record_get_link_failure(rec_hdl_t hdl, char *buf, size_t n);
+
 /* Addresses in URLs are checked, never trusted: ringbuffer://handle=A must name a ring
  * made by ringbuffer_create() (and not yet destroyed), mem://address=A&size=N must lie in
  * a block registered here. A number that fits in 32 bits and names nothing exactly is

@@ -377,6 +377,57 @@ int record_get_stats(rec_hdl_t hdl, record_stats_t *stats)
     return get_stats(hdl, stats, __func__);
 }
 
+int record_get_link_failure(rec_hdl_t hdl, char *buf, size_t n)
+{
+    if (!buf || !n)
+        return -EINVAL;
+    buf[0] = 0;
+    struct rec *r = rec_get(hdl, __func__);
+    if (!r)
+        return -EINVAL;
+    pthread_mutex_lock(&r->lock);
+    int running_ws = r->to.kind == REC_URL_WS && r->state == RECORD_RUNNING && !r->ends_closed;
+    if (running_ws) {
+        struct ws_stream_stats st;
+        r->dst.ops->stats(&r->dst, &st);
+        if (!st.connected)
+            snprintf(buf, n, "%s", st.last_failure);
+    }
+    pthread_mutex_unlock(&r->lock);
+    rec_put(r);
+    return 0;
+}
+
+int record_get_server_size(rec_hdl_t hdl, uint64_t *size)
+{
+    if (!size)
+        return -EINVAL;
+    struct rec *r = rec_get(hdl, __func__);
+    if (!r)
+        return -EINVAL;
+    int rc = -EAGAIN;
+    pthread_mutex_lock(&r->lock);
+    int running_ws = r->to.kind == REC_URL_WS && r->state == RECORD_RUNNING && !r->ends_closed;
+    if (r->to.kind != REC_URL_WS) {
+        rc = -ENOTSUP;
+    } else if (running_ws || r->have_ws_last) {
+        struct ws_stream_stats st;
+        if (running_ws)
+            r->dst.ops->stats(&r->dst, &st);
+        else
+            st = r->ws_last;
+        if (st.have_server_size) {
+            *size = st.server_size;
+            rc = 0;
+        } else if (st.connected && !st.resumable) {
+            rc = -ENOTSUP;   /* a legacy server cannot say */
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    rec_put(r);
+    return rc;
+}
+
 static int clamp_int(uint64_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
 
 /* The original's file callers poll read_bytes as progress and stop when it reaches the

@@ -518,6 +518,9 @@ void ws_stream_get_stats(struct ws_stream *s, struct ws_stream_stats *st)
     st->connected = l->connected && s->sync == SYNC_OK;
     st->resumable = l->mode == MODE_RESUME;
     st->error = s->error;
+    st->have_server_size = s->have_base && l->mode == MODE_RESUME;
+    st->server_size = s->acked_file;
+    snprintf(st->last_failure, sizeof st->last_failure, "%s", l->last_failure);
     pthread_mutex_unlock(&l->mu);
 }
 

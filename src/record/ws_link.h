@@ -77,6 +77,10 @@ struct ws_stream_stats {
                               link's clean close (see ws_stream_finish) */
     int resumable;         /* the server speaks pirec.resume.1 */
     int error;             /* last error, negative errno */
+    int have_server_size;  /* a resuming server answered this stream's stat */
+    uint64_t server_size;  /* the stream's file size it last confirmed (stat or ack) */
+    char last_failure[200]; /* why the link's last attempt failed or it was lost ("" while
+                               connected) */
 };
 
 struct ws_stream;

@@ -211,6 +211,7 @@ static void on_established(struct ws_link *l, struct lws *wsi)
     l->mode = resume ? MODE_RESUME : MODE_LEGACY;
     l->connected = 1;
     l->ever_connected = 1;
+    l->last_failure[0] = 0;
     l->est_ms = mono_ms();
     l->refused = 0;
     l->outage_logged = 0;
@@ -259,6 +260,7 @@ static void on_lost(struct ws_link *l, const char *why)
     pthread_mutex_lock(&l->mu);
     int was = l->connected;
     l->connected = 0;
+    snprintf(l->last_failure, sizeof l->last_failure, "%s", why && *why ? why : "unknown");
     struct ws_msg *m = &l->msg;
     if (m->active) {
         struct ws_stream *o = m->owner;

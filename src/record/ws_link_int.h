@@ -119,6 +119,8 @@ struct ws_link {
     int has_pin;
     unsigned char pin[32];
     char tls_err[300];         /* why the last certificate check failed (service thread) */
+    char last_failure[200];    /* mu: why the last attempt failed or the connection was
+                                  lost; "" while connected */
     struct lws_context *ctx;
     pthread_t thread;
     struct ws_link *next;      /* registry list, under reg_mu */

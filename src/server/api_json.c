@@ -117,11 +117,14 @@ json_t *api_json_session(const struct recorder_all_info *info, const char *state
 
 json_t *api_json_forward(const struct forward_info *fi)
 {
-    return json_pack("{s:s,s:s,s:s,s:b,s:f,s:I,s:I,s:s}", "id", fi->device, "file", fi->file,
-                     "state", forward_state_name(fi->state), "connected", fi->connected,
-                     "seconds_behind", fi->seconds_behind, "local_bytes",
-                     (json_int_t)fi->local_bytes, "remote_bytes", (json_int_t)fi->remote_bytes,
-                     "md5", fi->md5);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:f,s:I,s:I,s:s}", "id", fi->device, "file",
+                          fi->file, "state", forward_state_name(fi->state), "connected",
+                          fi->connected, "seconds_behind", fi->seconds_behind, "local_bytes",
+                          (json_int_t)fi->local_bytes, "remote_bytes",
+                          (json_int_t)fi->remote_bytes, "md5", fi->md5);
+    if (o && fi->error[0])
+        json_object_set_new(o, "error", json_string(fi->error));
+    return o;
 }
 
 json_t *api_json_status_of(struct recorder *r)

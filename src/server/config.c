@@ -97,6 +97,35 @@ static int valid_forward_url(const char *v, size_t max)
            !strpbrk(v, "?#% @");
 }
 
+/* [forward] pin: what record_set_tls() takes ("sha256:" optional, 64 hex digits). */
+static int valid_pin(const char *v)
+{
+    if (strncasecmp(v, "sha256:", 7) == 0)
+        v += 7;
+    if (strlen(v) != 64)
+        return 0;
+    for (; *v; v++)
+        if (!isxdigit((unsigned char)*v))
+            return 0;
+    return 1;
+}
+
+/* [forward] ca_file: NULL when usable, else why not (checked now, not at the first take). */
+static const char *forward_ca_problem(const char *path, size_t max)
+{
+    if (!*path || strlen(path) >= max)
+        return "is empty or too long";
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return errno == ENOENT ? "does not exist" : "cannot be read";
+    char line[256];
+    int pem = 0;
+    while (!pem && fgets(line, sizeof line, fp))
+        pem = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0;
+    fclose(fp);
+    return pem ? NULL : "holds no PEM certificate";
+}
+
 /* ---- value parsers: 0 or -EINVAL; the caller words the message -------------------------- */
 
 static int parse_uint(const char *v, unsigned long long max, unsigned long long *out)
@@ -370,8 +399,21 @@ static int forward_key(struct parse_state *ps, const char *key, const char *v)
             return fail(ps, "recorder: '%s' is not a usable folder name (letters, digits, '_', "
                         "'-', '.', at most 63, not starting with '.' or '-')", v);
         copy_str(c->forward_recorder, sizeof(c->forward_recorder), v);
+    } else if (strcmp(key, "ca_file") == 0) {
+        const char *why = forward_ca_problem(v, sizeof(c->forward_ca_file));
+        if (why)
+            return fail(ps, "ca_file: '%s' %s (a PEM file of the CA(s) that vouch for the "
+                        "ingest's certificate)", v, why);
+        copy_str(c->forward_ca_file, sizeof(c->forward_ca_file), v);
+    } else if (strcmp(key, "pin") == 0) {
+        if (!valid_pin(v))
+            return fail(ps, "pin: '%s' is not 64 hex digits (the SHA-256 of the ingest "
+                        "certificate's SPKI or of the certificate, DER), optionally after "
+                        "\"sha256:\"", v);
+        copy_str(c->forward_pin, sizeof(c->forward_pin), v);
     } else {
-        return fail(ps, "unknown key '%s' in [forward] (known: url, recorder)", key);
+        return fail(ps, "unknown key '%s' in [forward] (known: url, recorder, ca_file, pin)",
+                    key);
     }
     return 1;
 }

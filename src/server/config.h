@@ -26,6 +26,8 @@
  *   [forward]                           (optional: mirror every take to a `pirec ingest`)
  *   url = ws://nas.local:9090/          (or wss://; must end with '/')
  *   recorder = stage-pi                 (folder name on the ingest; default: host name)
+ *   ca_file = /etc/pirec/nas-ca.pem     (wss://: the CAs to trust; default: the system's)
+ *   pin = sha256:64HEX                  (wss://: also require this key/certificate hash)
  *
  *   [device scarlett]
  *   pcm = hw:CARD=USB
@@ -80,6 +82,8 @@ struct server_config {
     int gap_fill;          /* default 1 */
     char forward_url[512]; /* "" = no forwarding */
     char forward_recorder[64];
+    char forward_ca_file[4096]; /* "" = the system's CAs */
+    char forward_pin[80];       /* "" = no pin; else as record_set_tls() */
     struct device_config devices[CONFIG_MAX_DEVICES];
     unsigned n_devices;
 };

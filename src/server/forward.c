@@ -21,6 +21,8 @@
 #include "common/timeutil.h"
 #include "server/api_events.h"
 #include "server/forward_head.h"
+#include "server/forward_int.h"
+#include "server/forward_state.h"
 
 #include <pirec/record.h>
 #include <pirec/ringbuffer.h>
@@ -36,73 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_BYTES (1 << 20)         /* refilled every BUSY_TICK_MS while catching up */
-#define WINDOW_BYTES (2u << 20)       /* unacknowledged bytes at most (< LINK_BUFFER) */
-#define LINK_BUFFER (3 << 20)         /* the record module's ring per stream, resident as it
-                                         fills: the window plus one chunk in flight fit */
-#define TICK_MS 50
-#define BUSY_TICK_MS 5                /* while a job catches up */
-#define HEAD_RETRY_MIN_MS 30000     /* the ingest acks a verified head by itself */
-#define HEAD_RETRY_MAX_MS 300000
-#define KEEP_FINISHED 64
-#define SHUTDOWN_GRACE_MS 3000              /* finished jobs kept for the status */
-
-struct fwd_job {
-    struct fwd_job *next;
-    struct forwarder *f;
-    char name[256];
-    char main_url[1024], head_url[1024];
-    int fd;
-    uint8_t *header;          /* as first written */
-    size_t header_len;
-    unsigned rate;
-    int64_t opened_ns;
-
-    /* set by forward_on_file / forward_on_open (under f->lock) */
-    int closed;
-    int superseded;           /* the take opened another file without closing this one:
-                                 it removed it (an empty file before a depth switch) */
-    uint64_t frames;
-
-    /* forwarder thread only */
-    rec_hdl_t main, head;
-    dev_ringbuf_t ring;
-    char *ring_mem;
-    uint64_t offset;          /* bytes of the file put into the ring */
-    int main_done;
-    uint8_t *head_msg;
-    size_t head_len;
-    int64_t head_sent_ns;
-    int head_retry_ms;
-    int finished;             /* complete, lost or dropped: handles gone */
-    int behind;               /* bytes wait to go into the ring: tick fast */
-    int dropped;              /* an empty file the take removed: not shown */
-
-    /* data_ready wait */
-    pthread_mutex_t wl;
-    pthread_cond_t wc;
-    int wake;
-
-    struct forward_info info; /* under f->lock */
-};
-
-struct forwarder {
-    char recorder[64];
-    struct event_hub *hub;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;      /* CLOCK_MONOTONIC */
-    int quit;
-    struct fwd_job *jobs;     /* oldest first */
-    pthread_t thread;
-};
-
-struct forward_session {
-    struct forwarder *f;
-    char url[512];
-    char device[64];
-};
-
-static int64_t mono_now(void)
+int64_t fwd_mono_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -122,7 +58,7 @@ const char *forward_state_name(enum forward_state s)
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-static void publish(struct forwarder *f, const struct forward_info *in)
+void fwd_publish(struct forwarder *f, const struct forward_info *in)
 {
     if (f->hub)
         api_event_forward(f->hub, in);
@@ -162,7 +98,7 @@ static void free_head_msg(struct fwd_job *j)
     j->head_msg = NULL;
 }
 
-static void job_free(struct fwd_job *j)
+void fwd_job_free(struct fwd_job *j)
 {
     if (j->head)
         record_unregister(j->head);
@@ -179,9 +115,10 @@ static void job_free(struct fwd_job *j)
 }
 
 /* The job ends here (forwarder thread, no lock): its handles go now, not under the lock
- * in prune(). */
+ * in prune(). Complete, lost or dropped: nothing is left to resume. */
 static void job_end(struct fwd_job *j)
 {
+    fwd_forget(j);
     if (j->head)
         record_unregister(j->head);
     if (j->main)
@@ -200,7 +137,7 @@ static void job_end(struct fwd_job *j)
     j->fd = -1;
 }
 
-static rec_hdl_t open_handle(const char *from, const char *to)
+static rec_hdl_t open_handle(struct forwarder *f, const char *from, const char *to)
 {
     rec_hdl_t h = record_register(from, to);
     if (!h)
@@ -208,6 +145,11 @@ static rec_hdl_t open_handle(const char *from, const char *to)
     record_set_option(h, RECORD_OPT_BUFFER_BYTES, LINK_BUFFER);
     record_set_option(h, RECORD_OPT_RECONNECT_MAX_MS, 2000);
     record_set_option(h, RECORD_OPT_STOP_TIMEOUT_MS, 1000);
+    if (strncmp(to, "wss://", 6) == 0 && (f->ca_file[0] || f->pin[0]) &&
+        record_set_tls(h, f->ca_file[0] ? f->ca_file : NULL, f->pin[0] ? f->pin : NULL) < 0) {
+        record_unregister(h);   /* the config was checked: cannot happen */
+        return NULL;
+    }
     return h;
 }
 
@@ -215,7 +157,7 @@ static int start_main(struct fwd_job *j)
 {
     char from[64];
     snprintf(from, sizeof from, "ringbuffer://handle=0x%" PRIxPTR, (uintptr_t)&j->ring);
-    j->main = open_handle(from, j->main_url);
+    j->main = open_handle(j->f, from, j->main_url);
     if (!j->main)
         return -EINVAL;
     record_set_data_ready_cb(j->main, job_data_ready, j);
@@ -231,12 +173,16 @@ static int start_head(struct fwd_job *j)
              (uintptr_t)j->head_msg, j->head_len);
     if (j->head)
         record_unregister(j->head);
-    j->head = open_handle(from, j->head_url);
+    j->head = open_handle(j->f, from, j->head_url);
     if (!j->head)
         return -EINVAL;
     /* an unacknowledged head is one the ingest's check refused: no point waiting */
     record_set_option(j->head, RECORD_OPT_STOP_TIMEOUT_MS, 50);
-    j->head_sent_ns = mono_now();
+    /* one read, so one message: the ingest takes the head only whole (with the default
+     * 4 KiB chunks a header over 4 KiB went out as several messages when the link sent
+     * the first chunk before the next was read) */
+    record_set_chunk_size(j->head, (int)j->head_len);
+    j->head_sent_ns = fwd_mono_now();
     return record_start(j->head);
 }
 
@@ -264,7 +210,9 @@ static int build_head(struct fwd_job *j, uint64_t size)
         return rc;
     }
     pthread_mutex_lock(&j->f->lock);
-    snprintf(j->info.md5, sizeof j->info.md5, "%s", md5);
+    /* a take repaired after a crash has no MD5 (zeros): the ingest only decodes it */
+    snprintf(j->info.md5, sizeof j->info.md5, "%s",
+             strcmp(md5, "00000000000000000000000000000000") == 0 ? "" : md5);
     pthread_mutex_unlock(&j->f->lock);
     return 0;
 }
@@ -307,8 +255,15 @@ static void job_set(struct fwd_job *j, enum forward_state state, int connected, 
                     uint64_t local, uint64_t remote)
 {
     struct forwarder *f = j->f;
+    /* why the ingest cannot be reached (a refused certificate, a refused connection) */
+    char why[sizeof j->info.error] = "";
+    rec_hdl_t h = j->main_done ? j->head : j->main;
+    if (!connected && h && state != FORWARD_COMPLETE)
+        record_get_link_failure(h, why, sizeof why);
     pthread_mutex_lock(&f->lock);
-    int changed = j->info.state != state || j->info.connected != connected;
+    int changed = j->info.state != state || j->info.connected != connected ||
+                  strcmp(j->info.error, why) != 0;
+    snprintf(j->info.error, sizeof j->info.error, "%s", why);
     j->info.state = state;
     j->info.connected = connected;
     j->info.seconds_behind = behind;
@@ -317,7 +272,58 @@ static void job_set(struct fwd_job *j, enum forward_state state, int connected, 
     struct forward_info copy = j->info;
     pthread_mutex_unlock(&f->lock);
     if (changed && !j->dropped)
-        publish(f, &copy);
+        fwd_publish(f, &copy);
+}
+
+static void job_lost(struct fwd_job *j, int connected, uint64_t local, uint64_t remote)
+{
+    job_set(j, FORWARD_LOST, connected, 0, local, remote);
+    job_end(j);
+}
+
+/* Every byte is stored remotely: the head follows (after the state file says so, so that a
+ * restart from here on only sends the head again). 0 or a negative errno (logged). */
+static int begin_head(struct fwd_job *j, uint64_t size)
+{
+    if (j->main)
+        record_stop(j->main);
+    j->main_done = 1;
+    fwd_persist(j, SAVED_VERIFYING);
+    int rc = build_head(j, size);
+    if (rc == 0)
+        rc = start_head(j);
+    if (rc < 0)
+        log_err("forward", "%s: cannot send the finished header: %s", j->info.file,
+                strerror(-rc));
+    j->head_retry_ms = HEAD_RETRY_MIN_MS;
+    return rc;
+}
+
+/* A resumed job: the main stream, started with nothing read, learns where the ingest's
+ * copy ends; everything from there on is sent. 1 when known, 0 while waiting, -1 lost. */
+static int resume_point(struct fwd_job *j, uint64_t size)
+{
+    uint64_t have;
+    int rc = record_get_server_size(j->main, &have);
+    if (rc == -EAGAIN)
+        return 0;
+    if (rc < 0) {
+        log_err("forward", "%s: the server at %s cannot say how much of the copy it has "
+                "(%s): not a pirec ingest? Not resumed", j->info.file, j->url, strerror(-rc));
+        return -1;
+    }
+    if (have > size) {
+        log_err("forward", "%s: the ingest holds %" PRIu64 " bytes of it but the local file "
+                "has only %" PRIu64 " (its torn end was cut by the repair after a crash): "
+                "the remote copy cannot be completed; the local file is whole", j->info.file,
+                have, size);
+        return -1;
+    }
+    j->start_off = j->offset = have;
+    j->resume = 0;
+    log_info("forward", "%s: resuming its copy at byte %" PRIu64 " of %" PRIu64, j->info.file,
+             have, size);
+    return 1;
 }
 
 /* One step of a job on the forwarder thread. */
@@ -335,14 +341,24 @@ static void pump(struct fwd_job *j)
     if (fstat(j->fd, &sb) < 0) {
         log_err("forward", "%s: cannot read the local file any more: %s; its remote copy "
                 "is incomplete", j->info.file, strerror(errno));
-        job_set(j, FORWARD_LOST, 0, 0, 0, j->info.remote_bytes);
-        job_end(j);
+        job_lost(j, 0, 0, j->info.remote_bytes);
         return;
     }
     uint64_t size = (uint64_t)sb.st_size;
     if (!closed && (superseded || sb.st_nlink == 0) && size <= j->header_len) {
         j->dropped = 1;   /* an empty file the take removed */
+        /* its state file is not removed: the replacement (a depth switch) has the same name,
+         * so the same state file, saved already or about to be; one left without a
+         * replacement names a file that is gone, forgotten quietly by the next start */
+        j->saved = SAVED_NONE;
         job_end(j);
+        return;
+    }
+    if (closed)
+        fwd_persist(j, SAVED_CLOSED);   /* its final name, for a restart */
+    if (j->resume_verify && !j->main_done) {
+        if (begin_head(j, size) < 0)
+            job_lost(j, 0, size, size);
         return;
     }
     if (!j->main) {
@@ -355,46 +371,46 @@ static void pump(struct fwd_job *j)
         if (rc < 0) {
             log_err("forward", "%s: cannot forward this file to %s: %s", j->info.file,
                     j->main_url, strerror(-rc));
-            job_set(j, FORWARD_LOST, 0, 0, size, 0);
-            job_end(j);
+            job_lost(j, 0, size, 0);
             return;
         }
     }
     record_stats_t ms = {0};
     record_get_stats(j->main, &ms);
     int connected = ms.connected;
-    uint64_t acked = ms.acked_bytes;
+    uint64_t acked = j->start_off + ms.acked_bytes;   /* a file offset */
+    if (j->resume && !j->main_done) {
+        int rc = ms.state == RECORD_FAILED ? -1 : resume_point(j, size);
+        if (rc < 0) {
+            job_lost(j, connected, size, j->info.remote_bytes);
+            return;
+        }
+        if (rc == 0) {
+            job_set(j, state, connected, 0, size, j->info.remote_bytes);
+            return;
+        }
+        acked = j->start_off + ms.acked_bytes;
+    }
     if (!j->main_done) {
         int rc = feed(j, size, acked);
         if (rc < 0) {
             log_err("forward", "%s: reading the local file at %" PRIu64 " failed: %s; its "
                     "remote copy stops there", j->info.file, j->offset, strerror(-rc));
-            job_set(j, FORWARD_LOST, connected, 0, size, acked);
-            job_end(j);
+            job_lost(j, connected, size, acked);
             return;
         }
         j->behind = j->offset < size;
         if (ms.state == RECORD_FAILED) {
             log_err("forward", "%s: the stream to the ingest failed (%s); the remote copy "
                     "stops at %" PRIu64 " bytes", j->info.file, strerror(-ms.error), acked);
-            job_set(j, FORWARD_LOST, 0, 0, size, acked);
-            job_end(j);
+            job_lost(j, 0, size, acked);
             return;
         }
         if (closed && j->offset == size && acked >= size) {
-            record_stop(j->main);
-            j->main_done = 1;
-            rc = build_head(j, size);
-            if (rc == 0)
-                rc = start_head(j);
-            if (rc < 0) {
-                log_err("forward", "%s: cannot send the finished header: %s", j->info.file,
-                        strerror(-rc));
-                job_set(j, FORWARD_LOST, connected, 0, size, acked);
-                j->finished = 1;
+            if (begin_head(j, size) < 0) {
+                job_lost(j, connected, size, acked);
                 return;
             }
-            j->head_retry_ms = HEAD_RETRY_MIN_MS;
             state = FORWARD_VERIFYING;
         }
     }
@@ -404,13 +420,13 @@ static void pump(struct fwd_job *j)
         connected = hs.connected;
         if (hs.acked_bytes >= j->head_len) {
             job_end(j);
-            log_info("forward", "%s: the remote copy is complete (%" PRIu64 " bytes, MD5 %s "
-                     "verified by the ingest)", j->info.file, size, j->info.md5);
+            log_info("forward", "%s: the remote copy is complete (%" PRIu64 " bytes, %s%s)",
+                     j->info.file, size, j->info.md5[0] ? "MD5 verified by the ingest: " :
+                     "no MD5 (repaired after a crash): decoded by the ingest", j->info.md5);
             job_set(j, FORWARD_COMPLETE, 1, 0, size, size);
-            job_end(j);
             return;
         }
-        if (mono_now() - j->head_sent_ns > (int64_t)j->head_retry_ms * 1000000LL) {
+        if (fwd_mono_now() - j->head_sent_ns > (int64_t)j->head_retry_ms * 1000000LL) {
             /* the ingest's check failed (or it restarted while checking): ask again */
             if (start_head(j) < 0)
                 log_warn("forward", "%s: cannot resend the header", j->info.file);
@@ -421,7 +437,7 @@ static void pump(struct fwd_job *j)
         return;
     }
     double secs = closed && j->rate ? (double)frames / j->rate
-                                    : (double)(mono_now() - j->opened_ns) / 1e9;
+                                    : (double)(fwd_mono_now() - j->opened_ns) / 1e9;
     double behind = size > acked && size && secs > 0 ? (double)(size - acked) * secs / size : 0;
     job_set(j, state, connected, behind, size, acked);
 }
@@ -439,7 +455,7 @@ static void prune(struct forwarder *f)
             if (!j->dropped)
                 kept--;
             *pp = j->next;
-            job_free(j);
+            fwd_job_free(j);
         } else {
             pp = &j->next;
         }
@@ -470,120 +486,18 @@ static void *forward_main(void *arg)
     return NULL;
 }
 
-/* ---- the take's callbacks (its writer thread) ------------------------------------------- */
-
-static const char *base_of(const char *p)
-{
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
-void forward_on_open(const char *part_path, const char *final_path, void *arg)
-{
-    struct forward_session *s = arg;
-    struct forwarder *f = s->f;
-    struct fwd_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        log_err("forward", "%s: out of memory: this file is not forwarded", final_path);
-        return;
-    }
-    j->f = f;
-    j->fd = -1;
-    pthread_mutex_init(&j->wl, NULL);
-    pthread_condattr_t ca;   /* job_data_ready's deadline is on CLOCK_MONOTONIC */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->wc, &ca);
-    pthread_condattr_destroy(&ca);
-    const char *file = base_of(final_path);
-    snprintf(j->info.device, sizeof j->info.device, "%s", s->device);
-    snprintf(j->info.file, sizeof j->info.file, "%s", file);
-    j->info.state = FORWARD_SENDING;
-    j->opened_ns = mono_now();
-    int rc = forward_stream_name(j->name, sizeof j->name, f->recorder, s->device, file);
-    if (rc == 0 && ((size_t)snprintf(j->main_url, sizeof j->main_url, "%s%s", s->url, j->name) >=
-                        sizeof j->main_url ||
-                    (size_t)snprintf(j->head_url, sizeof j->head_url, "%s%s.head", s->url,
-                                     j->name) >= sizeof j->head_url))
-        rc = -ENAMETOOLONG;
-    if (rc == 0) {
-        j->fd = open(part_path, O_RDONLY | O_CLOEXEC);
-        rc = j->fd < 0 ? -errno : forward_read_header(j->fd, &j->header, &j->header_len, &j->rate);
-    }
-    if (rc == 0) {
-        j->ring_mem = malloc(RING_BYTES);
-        rc = j->ring_mem ? ringbuffer_create(&j->ring, j->ring_mem, RING_BYTES) : -ENOMEM;
-    }
-    if (rc < 0) {
-        log_err("forward", "%s: cannot forward this file to %s: %s", file, s->url,
-                strerror(-rc));
-        job_free(j);
-        return;
-    }
-    log_info("forward", "%s: forwarding to %s", file, j->main_url);
-    pthread_mutex_lock(&f->lock);
-    struct fwd_job **pp = &f->jobs;
-    while (*pp) {
-        if (!(*pp)->closed && strcmp((*pp)->info.device, s->device) == 0)
-            (*pp)->superseded = 1;
-        pp = &(*pp)->next;
-    }
-    *pp = j;
-    struct forward_info copy = j->info;
-    pthread_cond_signal(&f->cond);
-    pthread_mutex_unlock(&f->lock);
-    publish(f, &copy);
-}
-
-void forward_on_file(const char *path, uint64_t frames, int error, void *arg)
-{
-    struct forward_session *s = arg;
-    struct forwarder *f = s->f;
-    const char *file = base_of(path);
-    pthread_mutex_lock(&f->lock);
-    /* the newest open job of this device and file (a rename may add a suffix: match by
-     * device and the job that is not closed yet) */
-    struct fwd_job *hit = NULL;
-    for (struct fwd_job *j = f->jobs; j; j = j->next)
-        if (!j->closed && strcmp(j->info.device, s->device) == 0)
-            hit = j;
-    if (hit) {
-        hit->closed = 1;
-        hit->frames = frames;
-        if (strcmp(hit->info.file, file) != 0)
-            log_info("forward", "%s was finished as %s; its remote copy keeps the first name",
-                     hit->info.file, file);
-    }
-    pthread_cond_signal(&f->cond);
-    pthread_mutex_unlock(&f->lock);
-    (void)error;
-}
-
-struct forward_session *forward_session_new(struct forwarder *f, const char *url,
-                                            const char *device)
-{
-    struct forward_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->f = f;
-    snprintf(s->url, sizeof s->url, "%s", url);
-    snprintf(s->device, sizeof s->device, "%s", device);
-    return s;
-}
-
-void forward_session_free(struct forward_session *s)
-{
-    free(s);
-}
-
 /* ---- the forwarder ------------------------------------------------------------------------ */
 
-int forwarder_create(struct forwarder **out, const char *recorder, struct event_hub *hub)
+int forwarder_create(struct forwarder **out, const struct forward_config *fc,
+                     struct event_hub *hub)
 {
     struct forwarder *f = calloc(1, sizeof *f);
     if (!f)
         return -ENOMEM;
-    snprintf(f->recorder, sizeof f->recorder, "%s", recorder);
+    snprintf(f->recorder, sizeof f->recorder, "%s", fc->recorder);
+    snprintf(f->state_dir, sizeof f->state_dir, "%s", fc->state_dir ? fc->state_dir : "");
+    snprintf(f->ca_file, sizeof f->ca_file, "%s", fc->ca_file ? fc->ca_file : "");
+    snprintf(f->pin, sizeof f->pin, "%s", fc->pin ? fc->pin : "");
     f->hub = hub;
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_t ca;
@@ -609,7 +523,7 @@ void forwarder_destroy(struct forwarder *f)
         return;
     /* a take stopped just before the shutdown: let its copy complete while the ingest is
      * reachable, for a few seconds at most */
-    int64_t end = mono_now() + SHUTDOWN_GRACE_MS * 1000000LL;
+    int64_t end = fwd_mono_now() + SHUTDOWN_GRACE_MS * 1000000LL;
     for (;;) {
         int waiting = 0;
         pthread_mutex_lock(&f->lock);
@@ -617,7 +531,7 @@ void forwarder_destroy(struct forwarder *f)
             waiting |= !j->finished && j->closed &&
                        (j->info.connected || j->info.state == FORWARD_VERIFYING);
         pthread_mutex_unlock(&f->lock);
-        if (!waiting || mono_now() > end)
+        if (!waiting || fwd_mono_now() > end)
             break;
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
@@ -634,7 +548,7 @@ void forwarder_destroy(struct forwarder *f)
             log_warn("forward", "%s: shutting down before its remote copy was complete "
                      "(%" PRIu64 " of %" PRIu64 " bytes stored there); the local file is whole",
                      j->info.file, j->info.remote_bytes, j->info.local_bytes);
-        job_free(j);
+        fwd_job_free(j);
     }
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);

@@ -7,9 +7,10 @@
  * wire format is in docs/protocol.md ("Forwarded takes").
  *
  * One forwarder per recorder; one job per take file, which lives until its copy is
- * complete (or the forwarder is destroyed: then the unfinished copies are logged).
+ * complete (or the forwarder is destroyed: then the unfinished copies are logged and, as
+ * after a crash, resumed by the next forwarder_resume(): forward_state.h).
  *
- * Threads: forwarder_create/destroy on the control thread. The take callbacks
+ * Threads: forwarder_create/resume/destroy on the control thread. The take callbacks
  * (forward_on_open, forward_on_file) run on the threads take.h names; forwarder_list from any
  * thread. The forwarder's own thread ("forward") reads the files and feeds the record
  * module; the record module's workers call back into it (data_ready).
@@ -43,12 +44,30 @@ struct forward_info {
     uint64_t local_bytes;       /* the local file's size so far */
     uint64_t remote_bytes;      /* bytes the ingest confirmed stored */
     char md5[33];               /* of the finished take ("" while recording) */
+    char error[200];            /* not connected: why the last attempt failed ("" if known
+                                   fine or not known) */
 };
 
 const char *forward_state_name(enum forward_state s);
 
-/* recorder: folder name on the ingest (letters, digits, '_', '-', '.'). hub may be NULL. */
-int  forwarder_create(struct forwarder **out, const char *recorder, struct event_hub *hub);
+struct forward_config {
+    const char *recorder;    /* folder name on the ingest (letters, digits, '_', '-', '.') */
+    const char *state_dir;   /* unfinished copies are remembered in STATE_DIR/forward/ so
+                                that the next `pirec serve` resumes them (NULL: not kept) */
+    const char *ca_file;     /* wss://: PEM file of the CAs to trust (NULL/"": the system's) */
+    const char *pin;         /* wss://: SHA-256 pin of the server's key or certificate
+                                (NULL/"": none); as record_set_tls() */
+};
+
+/* hub may be NULL; the strings of fc are copied. */
+int  forwarder_create(struct forwarder **out, const struct forward_config *fc,
+                      struct event_hub *hub);
+/* Resumes the copies an earlier `pirec serve` left unfinished (fc->state_dir): each
+ * continues from where the ingest's copy ends, the local file found in `recordings` under
+ * its final name (repaired first, if it was being written) or its .part name. Call once,
+ * after the recordings were repaired and before takes start. Returns how many copies were
+ * resumed; one that cannot be is logged, shown as lost, and forgotten. */
+int  forwarder_resume(struct forwarder *f, const char *recordings);
 void forwarder_destroy(struct forwarder *f);
 
 /* A take's link to the forwarder: url is the base "ws://host:port/[path/]". NULL on

@@ -373,7 +373,9 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     int forwards = cfg->forward_url[0] != 0;
     for (unsigned i = 0; i < cfg->n_devices; i++)
         forwards |= config_forward_url(cfg, cfg->devices[i].id)[0] != 0;
-    if (forwards && (rc = forwarder_create(&r->fwd, cfg->forward_recorder, hub)) < 0)
+    struct forward_config fc = {.recorder = cfg->forward_recorder, .state_dir = cfg->state_dir,
+                                .ca_file = cfg->forward_ca_file, .pin = cfg->forward_pin};
+    if (forwards && (rc = forwarder_create(&r->fwd, &fc, hub)) < 0)
         goto fail;
 
     rc = take_mkdir_p(cfg->recordings);
@@ -393,6 +395,7 @@ int recorder_create(struct recorder **out, const struct server_config *cfg, stru
     int repaired = flac_repair_dir(cfg->recordings);
     if (repaired > 0)
         log_info("recorder", "finalized %d unfinished take(s) in %s", repaired, cfg->recordings);
+    forwarder_resume(r->fwd, cfg->recordings);   /* copies a crash or stop left unfinished */
 
     for (unsigned i = 0; i < cfg->n_devices; i++) {
         rc = registry_add_configured(r, &cfg->devices[i]);

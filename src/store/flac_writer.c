@@ -563,6 +563,10 @@ int flac_writer_open(struct flac_writer **out, const char *path,
     const char *e = getenv("PIREC_TEST_DISK_STALL_MS");
     w->stall_ms = e ? (unsigned)strtoul(e, NULL, 10) : 0;
     w->qmax = cfg->queue_bytes ? cfg->queue_bytes : DEFAULT_QUEUE_BYTES;
+    /* test hook (tests only, with the stall above): a queue this small makes a stalled
+     * disk hold up the encoder, so the writer falls behind the ring for real */
+    if ((e = getenv("PIREC_TEST_QUEUE_BYTES")) && strtoul(e, NULL, 10) > 0)
+        w->qmax = (size_t)strtoul(e, NULL, 10);
     w->d_audio_end = w->audio_end;
     w->d_size = w->size;
     if ((rc = pthread_create(&w->thr, NULL, disk_main, w)) != 0) {

@@ -348,6 +348,65 @@ try {
     });
   });
 
+  await step('record all: shown with two devices, only to a screen in control; one tap starts both, one stops both', async () => {
+    const p = phone;   // holds Demo tone (the keys step)
+    if ((await cardAttr(p, 'data-held')) !== 'true') {
+      await p.click(C('.btn-lease'));
+      await until('held', async () => (await cardAttr(p, 'data-held')) === 'true');
+    }
+    assert(!(await dom.visible(p, '#all-row')), 'no Record all with one device');
+    await fetch(base + '/mock/plug?on=1', { method: 'POST' });
+    await until('second card', async () => (await dom.count(p, '.card')) === 2).catch(async (e) => {
+      throw new Error(`${e.message}; conn "${await dom.text(p, '#conn')}", events ${await p.eval(() => window.pirec.stats.events)}, server ${(await status()).devices.length} devices`);
+    });
+    await until('Record all shown', () => dom.visible(p, '#all-row'));
+    assert(!(await dom.disabled(p, '#record-all')), 'enabled for the screen in control');
+    assert((await dom.name(p, '#record-all')) === 'Record all devices', 'its name says what it does');
+    // another screen that controls nothing sees it disabled, and why
+    await ipad.goto(base + '/');
+    await until('iPad sees two', async () => (await dom.count(ipad, '.card')) === 2);
+    await until('shown on the iPad', () => dom.visible(ipad, '#all-row'));
+    assert(await dom.disabled(ipad, '#record-all'), 'disabled without control of a device');
+    assert(/Take control of a device/.test(await dom.text(ipad, '#all-hint')), 'says why it is disabled');
+    await p.click('#record-all');
+    await until('both recording', async () => (await dom.count(p, '.card[data-recording="true"]')) === 2, 5000).catch(async (e) => {
+      throw new Error(`${e.message}; messages "${await msgs(p)}"`);
+    });
+    const st = await status();
+    assert(st.devices.length === 2 && st.devices.every((d) => d.recording), `the server records on both: ${JSON.stringify(st.devices.map((d) => [d.id, d.recording]))}`);
+    await until('Stop all', async () => (await dom.text(p, '#record-all-label')) === 'Stop all');
+    assert((await dom.name(p, '#record-all')) === 'Stop all takes of the session', 'its name says Stop');
+    // every page learns of the session from its event
+    await until('the iPad shows both recording', async () => (await dom.count(ipad, '.card[data-recording="true"]')) === 2);
+    await until('and the session', async () => /session [0-9a-f]{16}/.test(await dom.text(ipad, '#all-hint')));
+    await axe(p, 'record all');
+    await shots(p, 'record-all', SIZES.iphone);
+    await p.click('#record-all');
+    await until('both stopped', async () => (await dom.count(p, '.card[data-recording="true"]')) === 0, 5000);
+    await until('Record all again', async () => (await dom.text(p, '#record-all-label')) === 'Record all');
+    assert((await status()).devices.every((d) => !d.recording), 'the server stopped both');
+    await fetch(base + '/mock/plug?on=0', { method: 'POST' });
+    await until('one card', async () => (await dom.count(p, '.card')) === 1);
+    await until('Record all hidden', async () => !(await dom.visible(p, '#all-row')));
+  });
+
+  await step('the take\'s copy on the ingest ([forward]): where it stands, from the status and from events', async () => {
+    const p = phone;
+    const name = (await (await fetch(base + '/api/recordings')).json()).recordings[0].name;
+    const t = `.take[data-name="${name}"] .take-copy`;
+    const fwd = (q) => fetch(`${base}/mock/forward?file=${encodeURIComponent(name)}&${q}`, { method: 'POST' });
+    await fwd('state=sending&connected=0&seconds_behind=12.3&error=' + encodeURIComponent('certificate verify failed: the CA file given does not vouch for this server'));
+    await until('not reachable, and why', async () => /not reachable \(certificate verify failed.*\); 0:12\.3 behind/.test(await dom.text(p, t) || ''));
+    assert((await dom.attr(p, t, 'data-state')) === 'sending-offline', 'marked as not reachable');
+    await axe(p, 'copy not reachable');
+    // a page loaded now has it from the status
+    await ipad.goto(base + '/');
+    await until('from the status', async () => /not reachable/.test(await dom.text(ipad, t) || ''));
+    await fwd('state=complete&md5=0123456789abcdef0123456789abcdef');
+    await until('complete', async () => (await dom.text(p, t)) === 'Copy on the ingest: complete, MD5 verified.');
+    await until('complete on the iPad too', async () => (await dom.attr(ipad, t, 'data-state')) === 'complete');
+  });
+
   await step('axe-core finds no violation in any state (contrast included), light and dark', async () => {
     if (phone.can.dark) {
       for (const p of [ipad, phone]) { await p.setDark(true); await axe(p, 'dark'); await p.setDark(false); }

@@ -87,6 +87,12 @@ class State:
                     'format': {'sample': 'S16_LE', 'rate': 48000, 'channels': 2, 'bits': 16}}
         self.lease = None         # {'token','old','holder','expires','seen','streams'}
         self.take = None          # {'file','started','t0','preroll'}
+        # a second device, plugged in by POST /mock/plug (for record all): nobody holds it,
+        # it only records in a record-all session
+        self.dev2 = None
+        self.take2 = None         # {'file','started','t0'}
+        self.session = None       # the record-all session recording now
+        self.forward = {}         # file -> where its copy on an ingest stands (POST /mock/forward)
         self.clips = [0, 0]
 
     # --- time: "now" as the server names things (its clock plus the tablet's offset) ---
@@ -131,13 +137,23 @@ class State:
                  elapsed=self.pos())
         return d
 
+    def dev2_status(self):
+        d = dict(self.dev2)
+        t = self.take2
+        d.update(taken=False, holder='', lease='', expires=0, kept_by_take=False, holder_seen=0,
+                 takeover_at=0, recording=t is not None, file=t['file'] if t else '',
+                 started=t['started'] if t else '', preroll=float(self.preroll) if t else 0.0,
+                 elapsed=round(time.monotonic() - t['t0'], 3) if t else 0.0)
+        return d
+
     def status(self):
         now = time.time()
         with self.lock:
-            d = self.device_status(now)
+            devs = [self.device_status(now)] + ([self.dev2_status()] if self.dev2 else [])
         st = os.statvfs(self.rec_dir)
         free = st.f_bavail * st.f_frsize
-        return {'devices': [d],
+        fwd = {'forward': list(self.forward.values())} if self.forward else {}
+        return {**fwd, 'devices': devs,
                 'disk': {'free_bytes': free, 'seconds_left': free / (48000 * 2 * 2 * 0.6)},
                 'clock_synchronised': self.synchronised, 'clock_offset': round(self.clock_offset, 3),
                 'clock_source': self.clock_source,
@@ -228,6 +244,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.restart()
         if path == '/mock/stall' and method == 'POST':
             return self.stall(q.get('on', ['1'])[0] == '1')
+        if path == '/mock/forward' and method == 'POST':
+            return self.forward(q)
+        if path == '/mock/plug' and method == 'POST':
+            return self.plug(q.get('on', ['1'])[0] == '1')
+        m = re.match(r'^/api/record_all/(start|stop)(?:/([^/]+))?$', path)
+        if m and method in ('GET', 'POST'):
+            return self.record_all(m.group(1), self.token_of(m.group(2), q))
         if path.startswith('/api/'):
             return self.send_json(404, {'state': False, 'error': 'no such route'})
         return self.static(path, method)
@@ -322,21 +345,7 @@ class Handler(BaseHTTPRequestHandler):
                 ls['seen'] = now
                 if st.take:
                     return self.send_json(409, {'state': False, 'error': 'already recording'})
-                stamp = dt.datetime.fromtimestamp(st.now() - st.preroll).astimezone().strftime('%Y-%m-%dT%H-%M-%S%z')
-                f = 'tone_%s.flac' % stamp
-                n = 1
-                while os.path.exists(os.path.join(st.rec_dir, f)) or os.path.exists(os.path.join(st.rec_dir, f + '.part')):
-                    n += 1
-                    f = 'tone_%s-%d.flac' % (stamp, n)
-                # the take begins `preroll` seconds before the request (what the ring held)
-                started = iso(st.now() - st.preroll)
-                st.take = {'file': f, 'started': started, 't0': time.monotonic() - st.preroll,
-                           'preroll': float(st.preroll)}
-                open(os.path.join(st.rec_dir, f + '.part'), 'wb').close()
-                ans = {'state': True, 'file': f, 'started': started, 'preroll': float(st.preroll),
-                       'pos': st.pos()}
-                events.append(('record', {'id': dev, 'file': f, 'started': started,
-                                          'preroll': float(st.preroll), 'pos': st.pos()}))
+                ans = self.start_take(events)
             elif action == 'stop':
                 ls['seen'] = now
                 if not st.take:
@@ -349,6 +358,102 @@ class Handler(BaseHTTPRequestHandler):
         for e in events:
             st.hub.publish(*e)
         return self.send_json(200, ans)
+
+    def start_take(self, events):
+        st = self.st
+        stamp = dt.datetime.fromtimestamp(st.now() - st.preroll).astimezone().strftime('%Y-%m-%dT%H-%M-%S%z')
+        f = 'tone_%s.flac' % stamp
+        n = 1
+        while os.path.exists(os.path.join(st.rec_dir, f)) or os.path.exists(os.path.join(st.rec_dir, f + '.part')):
+            n += 1
+            f = 'tone_%s-%d.flac' % (stamp, n)
+        # the take begins `preroll` seconds before the request (what the ring held)
+        started = iso(st.now() - st.preroll)
+        st.take = {'file': f, 'started': started, 't0': time.monotonic() - st.preroll,
+                   'preroll': float(st.preroll)}
+        open(os.path.join(st.rec_dir, f + '.part'), 'wb').close()
+        events.append(('record', {'id': st.dev['id'], 'file': f, 'started': started,
+                                  'preroll': float(st.preroll), 'pos': st.pos()}))
+        return {'state': True, 'file': f, 'started': started, 'preroll': float(st.preroll),
+                'pos': st.pos()}
+
+    def record_all(self, action, token):
+        """/api/record_all/start|stop/TOKEN as pirec serve answers it (docs/api.md): any
+        device's lease token; every free connected device records, with one session id."""
+        st = self.st
+        now = time.time()
+        events = []
+        with st.lock:
+            ls, how = st.find_lease(token, now)
+            if how != 'ok':
+                return self.send_json(401, {'state': False, 'error': 'record all needs the current '
+                                            'lease token of a device'})
+            ls['seen'] = now
+            if action == 'start':
+                if st.session:
+                    return self.send_json(409, {'state': False, 'error': 'session %s is recording: '
+                                                'stop it first' % st.session})
+                if st.take and (not st.dev2 or st.take2):
+                    return self.send_json(409, {'state': False, 'error': 'no connected device is free '
+                                                'to record (all busy, recording or held by another client)'})
+                st.session = secrets.token_hex(8)
+                started = iso(st.now() - st.preroll)
+                devs = []
+                if not st.take:
+                    devs.append({'id': st.dev['id'], 'file': self.start_take(events)['file'], 'offset_us': 0})
+                if st.dev2 and not st.take2:
+                    f = '%s_%s.flac' % (st.dev2['id'], dt.datetime.fromtimestamp(st.now()).strftime('%Y-%m-%dT%H-%M-%S'))
+                    st.take2 = {'file': f, 'started': started, 't0': time.monotonic() - st.preroll}
+                    devs.append({'id': st.dev2['id'], 'file': f, 'offset_us': 3})
+                    events.append(('record', {'id': st.dev2['id'], 'file': f, 'started': started,
+                                              'preroll': float(st.preroll), 'pos': float(st.preroll)}))
+                ans = {'state': True, 'session': st.session, 'started': started,
+                       'recording': 'recording', 'devices': devs}
+            else:
+                if not st.session:
+                    return self.send_json(409, {'state': False, 'error': 'no record-all session is recording'})
+                devs = []
+                if st.take:
+                    r = self.finish_take('stopped', events)
+                    devs.append({'id': st.dev['id'], 'file': r['file'], 'seconds': r['seconds']})
+                if st.take2:
+                    secs = round(time.monotonic() - st.take2['t0'], 3)
+                    devs.append({'id': st.dev2['id'], 'file': st.take2['file'], 'seconds': secs})
+                    events.append(('stop', {'id': st.dev2['id'], 'file': st.take2['file'], 'seconds': secs,
+                                            'bytes': 0, 'lost_frames': 0, 'reason': 'stopped'}))
+                    st.take2 = None
+                ans = {'state': True, 'session': st.session, 'recording': 'stopped', 'devices': devs}
+                st.session = None
+        for e in events:
+            st.hub.publish(*e)
+        st.hub.publish('session', ans)
+        return self.send_json(200, ans)
+
+    def forward(self, q):
+        """Where a take's copy on an ingest stands, as pirec serve's forwarder says it (the
+        status's `forward` and the `forward` event, docs/api.md)."""
+        st = self.st
+        g = lambda k, d='': q.get(k, [d])[0]  # noqa: E731
+        e = {'id': g('id', 'tone'), 'file': g('file'), 'state': g('state', 'sending'),
+             'connected': g('connected', '1') == '1', 'seconds_behind': float(g('seconds_behind', '0')),
+             'local_bytes': int(g('local_bytes', '0')), 'remote_bytes': int(g('remote_bytes', '0')),
+             'md5': g('md5')}
+        if g('error'):
+            e['error'] = g('error')
+        with st.lock:
+            st.forward[e['file']] = e
+        st.hub.publish('forward', e)
+        return self.send_json(200, {'state': True})
+
+    def plug(self, on):
+        """A second device is plugged in (or out): the page shows Record all with two."""
+        st = self.st
+        with st.lock:
+            st.dev2 = {'id': 'mic2', 'name': 'Second mic', 'connected': True,
+                       'format': {'sample': 'S32_LE', 'rate': 48000, 'channels': 2, 'bits': 24}} if on else None
+            st.take2 = None
+        st.hub.publish('add' if on else 'remove', {'id': 'mic2'})
+        return self.send_json(200, {'state': True})
 
     def clock(self, token, q):
         """The tablet's time for naming takes, when our clock is not synchronised."""

@@ -3,6 +3,7 @@ forwarded to a `pirec ingest`, and the checks that the remote copy is the local 
 byte for byte, a valid FLAC file with the same MD5. Not a test itself."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -11,6 +12,15 @@ from test_serve_common import SLOW, TMP, Server, check, fail, wait_for  # noqa: 
 from test_ingest_cli import Ingest  # noqa: E402,F401
 
 RECORDER = "testpi"
+
+
+def free_port():
+    """A loopback port nobody listens on now (for an ingest started later)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
 
 
 def config(name, url, extra=""):

@@ -8,23 +8,14 @@
    sent when it comes back."""
 import os
 import signal
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward_support import (TMP, Ingest, Server, check, check_copy, config,  # noqa: E402
-                             forward_entry, record, remote_path, wait_complete, wait_for)
+                             forward_entry, free_port, record, remote_path, wait_complete, wait_for)
 
 DEVICE = "[device hi]\npcm = tone\nformat = S32_LE\nrate = 192000\nchannels = 2\n"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def main():

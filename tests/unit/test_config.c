@@ -258,6 +258,28 @@ static void test_forward_and_gap_fill(void **state)
     expect_error("[forward]\nport = 9\n", 2, "unknown key 'port' in [forward]");
     expect_error("[device x]\npcm = hw:0\nforward = yes\n", 3, "forward: 'yes' is neither");
     expect_error("[server]\ngap_fill = sometimes\n", 2, "gap_fill: 'sometimes'");
+
+    /* wss:// options, checked as record_set_tls() / pirec send --ca-file --pin do */
+    char ca[160], text[600];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    FILE *f = fopen(ca, "w");
+    assert_non_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    const char *pin = "sha256:0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef";
+    snprintf(text, sizeof(text), "[forward]\nurl = wss://nas:9443/\nca_file = %s\npin = %s\n",
+             ca, pin);
+    write_file(text);
+    config_defaults(&c);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.forward_ca_file, ca);
+    assert_string_equal(c.forward_pin, pin);
+    expect_error("[forward]\nca_file = /nonexistent/ca.pem\n", 2,
+                 "ca_file: '/nonexistent/ca.pem' does not exist");
+    expect_error("[forward]\nca_file = /dev/null\n", 2, "holds no PEM certificate");
+    expect_error("[forward]\npin = abc\n", 2, "pin: 'abc' is not 64 hex digits");
+    expect_error("[forward]\npin = sha256:zz23456789abcdef0123456789abcdef0123456789abcdef01234567"
+                 "89abcdef\n", 2, "is not 64 hex digits");
 }
 
 /* The shipped example must stay loadable, with the defaults it documents. */
