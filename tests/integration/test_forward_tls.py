@@ -20,20 +20,10 @@ from forward_support import (TMP, Ingest, Server, check, check_copy, forward_ent
                              record, remote_path, wait_complete, wait_for, RECORDER)
 from test_serve_common import BIN  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.environ.get("PIREC_SRC", "."), "tests/support"))
+from test_pki import make_ca, make_server_cert  # noqa: E402
+
 DEVICE = "[device hi]\npcm = tone\nformat = S16_LE\nrate = 48000\nchannels = 2\n"
-
-
-def sh(cmd):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
-    check(r.returncode == 0, "%s: %s" % (cmd, r.stderr))
-    return r.stdout
-
-
-def make_ca(name):
-    key, crt = os.path.join(TMP, name + ".key"), os.path.join(TMP, name + ".pem")
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-       "-subj /CN=%s -keyout %s -out %s" % (name, key, crt))
-    return key, crt
 
 
 class TlsProxy:
@@ -96,18 +86,12 @@ def cfg(name, url, extra):
 
 
 def main():
-    ca_key, ca = make_ca("fwd-ca")
-    _, other_ca = make_ca("fwd-other-ca")
-    key, csr, crt = (os.path.join(TMP, n) for n in ("fsrv.key", "fsrv.csr", "fsrv.pem"))
-    ext = os.path.join(TMP, "fsrv.ext")
-    with open(ext, "w") as f:
+    ca_key, ca = make_ca(TMP, "fwd-ca")
+    _, other_ca = make_ca(TMP, "fwd-other-ca")
+    key, crt, pin = make_server_cert(TMP, "fsrv", ca_key, ca)
+    not_pem = os.path.join(TMP, "not-a-certificate.txt")   # a file that holds no certificate
+    with open(not_pem, "w") as f:
         f.write("subjectAltName=DNS:localhost\n")
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
-       "-keyout %s -out %s" % (key, csr))
-    sh("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s"
-       % (csr, ca, ca_key, ext, crt))
-    pin = sh("openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform DER | "
-             "openssl dgst -sha256 -r" % crt).split()[0]
 
     idir = os.path.join(TMP, "ingest-tls")
     ing = Ingest(idir)
@@ -157,7 +141,7 @@ def main():
 
     # mistakes in the config: serve refuses to start, naming the line
     for extra, want in (("ca_file = %s" % os.path.join(TMP, "missing.pem"), "does not exist"),
-                        ("ca_file = %s" % ext, "holds no PEM certificate"),
+                        ("ca_file = %s" % not_pem, "holds no PEM certificate"),
                         ("pin = xyz", "is not 64 hex digits")):
         path = cfg("tls-bad", url, extra)
         r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--config", path,

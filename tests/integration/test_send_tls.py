@@ -12,39 +12,20 @@ import os
 import subprocess
 import sys
 
-from test_ingest_cli import BIN, TMP, _procs, check, fail
+from test_ingest_cli import BIN, TMP, _procs, check
 
 SRC = os.environ.get("PIREC_SRC", ".")
-
-
-def sh(cmd):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
-    if r.returncode:
-        fail("%s: %s" % (cmd, r.stderr))
-    return r.stdout
-
-
-def make_ca(name):
-    key, crt = os.path.join(TMP, name + ".key"), os.path.join(TMP, name + ".pem")
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-       "-subj /CN=%s -keyout %s -out %s" % (name, key, crt))
-    return key, crt
+sys.path.insert(0, os.path.join(SRC, "tests/support"))
+from test_pki import make_ca, make_server_cert, sh  # noqa: E402
 
 
 def main():
-    ca_key, ca = make_ca("test-ca")
-    _, other_ca = make_ca("other-ca")
-    key, csr, crt = (os.path.join(TMP, n) for n in ("srv.key", "srv.csr", "srv.pem"))
-    ext = os.path.join(TMP, "ext.cnf")
-    with open(ext, "w") as f:
+    ca_key, ca = make_ca(TMP, "test-ca")
+    _, other_ca = make_ca(TMP, "other-ca")
+    key, crt, spki_pin = make_server_cert(TMP, "srv", ca_key, ca)
+    not_pem = os.path.join(TMP, "not-a-certificate.txt")   # a file that holds no certificate
+    with open(not_pem, "w") as f:
         f.write("subjectAltName=DNS:localhost\n")
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
-       "-keyout %s -out %s" % (key, csr))
-    sh("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s"
-       % (csr, ca, ca_key, ext, crt))
-    der = sh("openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform DER | "
-             "openssl dgst -sha256 -r" % crt).split()[0]
-    spki_pin = der
     der_path = os.path.join(TMP, "srv.der")
     sh("openssl x509 -in %s -outform DER -out %s" % (crt, der_path))
     with open(der_path, "rb") as f:
@@ -76,7 +57,7 @@ def main():
 
     rc, out = send("x", extra=["--ca-file", os.path.join(TMP, "missing.pem")])
     check(rc == 1 and "cannot be read" in out, "missing CA file: exit %d: %s" % (rc, out))
-    rc, out = send("x", extra=["--ca-file", ext])
+    rc, out = send("x", extra=["--ca-file", not_pem])
     check(rc == 1 and "holds no PEM certificate" in out, "bad CA file: exit %d: %s" % (rc, out))
 
     rc, out = send("x", extra=["--ca-file", other_ca])
