@@ -1,5 +1,6 @@
 /* wsframe: see wsframe.h. */
 #include "ingest/wsframe.h"
+#include "record/ws_frame.h"
 
 #include <errno.h>
 #include <string.h>
@@ -66,31 +67,9 @@ int wsframe_parse(const uint8_t *p, size_t n, struct wsframe_hdr *h, const char 
 
 void wsframe_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off)
 {
-    uint8_t k[8];
-    for (int i = 0; i < 8; i++)
-        k[i] = mask[(off + (uint64_t)i) & 3];
-    size_t i = 0;
-    /* Byte by byte up to an 8-byte boundary of p, then a word at a time: the key repeats
-     * every 4 bytes, so the 8-byte key k stays in phase across words. */
-    while (i < n && ((uintptr_t)(p + i) & 7)) {
-        p[i] ^= k[i & 7];
-        i++;
-    }
-    if (i < n) {
-        uint8_t kr[8];
-        for (int j = 0; j < 8; j++)
-            kr[j] = k[(i + (size_t)j) & 7];
-        uint64_t kw;
-        memcpy(&kw, kr, 8);
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            w ^= kw;
-            memcpy(p + i, &w, 8);
-        }
-        for (; i < n; i++)
-            p[i] ^= k[i & 7];
-    }
+    /* The client's word-wide masking (record/ws_frame.c, checked against RFC 6455's byte
+     * rule in test_ws_frame.c) works in place: one implementation for both ends. */
+    ws_frame_mask_copy(p, p, n, mask, (unsigned)(off & 3));
 }
 
 size_t wsframe_header(uint8_t *out, int opcode, uint64_t len)
