@@ -520,7 +520,10 @@ int cmd_record(int argc, char **argv)
 
     uint64_t pre = (uint64_t)llround(preroll * fmt.rate);
     uint64_t start_pos = 0;
-    if (realtime) {
+    /* Without a pre-roll the take starts at the capture's first frame: running the command
+     * is pressing record, and a slow start (a loaded Pi, a sanitizer build) must not cut the
+     * first milliseconds off the take. */
+    if (realtime && pre) {
         /* a live source has to have run for the pre-roll before the take can reach back */
         struct audio_ring *r = capture_ring(cap);
         while (audio_ring_write_pos(r) < pre && !interrupted && !atomic_load(&news.stalled) &&
