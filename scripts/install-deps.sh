@@ -89,6 +89,9 @@ test_pkgs+=(clang libclang-rt-14-dev)
 # A clock-paced ALSA capture device without a sound card: JACK's dummy backend behind the
 # ALSA jack plugin (tests/support/jack_dummy.py).
 test_pkgs+=(jackd2 libasound2-plugins)
+# strace's fault injection slows chosen syscalls to make a race deterministic
+# (test_ingest_wire.py: the close answer waits for the file writes).
+test_pkgs+=(strace)
 browser_pkgs=(chromium)
 # Node.js may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
 # Debian's npm package): ask Debian for it only when the commands are missing.

@@ -57,13 +57,14 @@ def wait_for(cond, what, timeout=20.0, step=0.02):
 class Ingest:
     """A running `pirec ingest --listen 127.0.0.1:0`, killed at exit whatever happens."""
 
-    def __init__(self, dir, extra=(), env=None, listen="127.0.0.1:0"):
+    def __init__(self, dir, extra=(), env=None, listen="127.0.0.1:0", prefix=()):
         self.dir = dir
         self.logpath = os.path.join(TMP, "ingest-%d.log" % len(_procs))
         e = dict(os.environ)
         if env:
             e.update(env)
-        self.proc = subprocess.Popen([BIN, "ingest", "--listen", listen, "--dir", dir, *extra],
+        self.proc = subprocess.Popen([*prefix, BIN, "ingest", "--listen", listen, "--dir", dir,
+                                      *extra],
                                      stdout=subprocess.PIPE, stderr=open(self.logpath, "wb"),
                                      env=e)
         _procs.append(self.proc)

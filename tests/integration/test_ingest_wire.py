@@ -3,14 +3,17 @@
 an unmasked client frame, reserved bits, a bad opcode, a long control frame and a
 continuation without a message close with 1002 and a log line that says what is wrong;
 a ping gets its pong, an idle connection is pinged; a close is answered only once the
-file holds everything sent before it; the upgrade request is checked (version, key, method, size) with
+file holds everything sent before it (also with every file write delayed by strace, which
+makes an ingest that answers first fail every time); the upgrade request is checked (version, key, method, size) with
 an HTTP status and a reason; subprotocols are negotiated as documented."""
 import base64
 import os
+import shutil
+import signal
 import socket
 import struct
 
-from test_ingest_cli import TMP, Ingest, RawWS, check, file_bytes, wait_file
+from test_ingest_cli import TMP, Ingest, RawWS, check, fail, file_bytes, wait_file
 
 
 def raw_frame(ws, b0, payload, masked=True, extra_len=None):
@@ -46,6 +49,23 @@ def upgrade_head(port, key=None, version="13", method="GET", protocol=None, more
     if protocol:
         h += "Sec-WebSocket-Protocol: %s\r\n" % protocol
     return (h + more + "\r\n").encode()
+
+
+def close_after_data(srv, name):
+    """200 small messages, then a close: the close's answer must find them all in the file
+    (read at once, without waiting)."""
+    ws = RawWS("127.0.0.1", srv.port, "/")
+    sent = b""
+    for i in range(200):
+        piece = b"%04d;" % i
+        ws.frame(0x2, name.encode() + b"\0" + piece)
+        sent += piece
+    ws.frame(0x8, struct.pack("!H", 1000))
+    check(ws.read_close() == 1000, "close: expected the peer's code 1000 back")
+    got = file_bytes(os.path.join(srv.dir, name))
+    check(got == sent, "stream '%s': the close was answered before the file held everything "
+          "sent (%d of %d bytes there)" % (name, len(got or b""), len(sent)))
+    ws.close()
 
 
 def main():
@@ -93,17 +113,26 @@ def main():
     # A close is answered only once everything sent before it is in the file: a legacy
     # client counts its stream delivered on that answer. Small messages sit in the
     # ingest's write buffer, so an answer sent first would leave the file short.
-    ws = RawWS("127.0.0.1", srv.port, "/")
-    sent = b""
-    for i in range(200):
-        piece = b"%04d;" % i
-        ws.frame(0x2, b"closing\0" + piece)
-        sent += piece
-    ws.frame(0x8, struct.pack("!H", 1000))
-    check(ws.read_close() == 1000, "close: expected the peer's code 1000 back")
-    check(file_bytes(os.path.join(d, "closing")) == sent,
-          "the close was answered before the file held everything sent")
-    ws.close()
+    close_after_data(srv, "closing")
+    # The same with every file write of the ingest delayed by 300 ms (strace's fault
+    # injection): an answer sent before the writes would reach the client long before the
+    # data reaches the file, so this fails on an ingest that answers first, every time.
+    if os.environ.get("PIREC_EXEC"):
+        print("note: the strace-delayed close case does not run under an emulator")
+    elif not shutil.which("strace"):
+        fail("strace is not installed (scripts/install-deps.sh --test installs it)")
+    else:
+        slow = Ingest(d, prefix=("strace", "-f", "-qq", "-o", "/dev/null", "-e",
+                                 "trace=write,writev,pwrite64,pwritev", "-e",
+                                 "inject=write,writev,pwrite64,pwritev:delay_enter=300000"),
+                      env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1"})
+        close_after_data(slow, "closing-slow")
+        # strace blocks fatal signals while it runs a program: stop the ingest itself
+        tracer = slow.proc.pid
+        with open("/proc/%d/task/%d/children" % (tracer, tracer)) as f:
+            os.kill(int(f.read().split()[0]), signal.SIGTERM)
+        check(slow.proc.wait(30) == 0, "the strace-run ingest did not stop cleanly; log:\n"
+              + slow.log())
 
     # Upgrade requests.
     r = request(srv.port, upgrade_head(srv.port, version="8"))
