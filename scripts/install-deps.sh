@@ -119,7 +119,14 @@ fi
 
 # The browser test drives Debian's Chromium through playwright-core from npm (no browser
 # download: it is told to use /usr/bin/chromium).
-if [[ "${1:-}" == "--test" && -f tests/browser/package.json && ! -d tests/browser/node_modules/playwright-core ]]; then
+# Every dependency package.json names must be there (one added later, e.g. axe-core, is
+# installed into an existing node_modules too).
+browser_modules_missing() {
+  python3 -c 'import json, os, sys
+deps = json.load(open("tests/browser/package.json")).get("dependencies", {})
+sys.exit(0 if any(not os.path.isdir("tests/browser/node_modules/" + d) for d in deps) else 1)'
+}
+if [[ "${1:-}" == "--test" && -f tests/browser/package.json ]] && browser_modules_missing; then
   (cd tests/browser && npm install --no-audit --no-fund --silent)
 fi
 
