@@ -18,8 +18,11 @@
  * share one load (and both cores).
  *
  * Prints one JSON line with the counts, the largest backlog over the whole run and over its
- * last 2 s (final_backlog_ms: whether the generator kept up), and the CPU % of the ingest
- * and of this process and the ingest's RSS over the steady part.
+ * last 2 s (final_backlog_ms: whether the generator kept up), the same for the ack lag
+ * (chunks due but not yet acknowledged by the ingest: whether the ingest kept up; the
+ * kernel's socket buffers can hold seconds of a stream that the backlog does not see),
+ * and the CPU % of the ingest and of this process and the ingest's RSS over the steady
+ * part.
  *
  * Why not libwebsockets: the generator must cost far less than the ingest it loads, and
  * with lws 4.1 it did not. Its poll() loop scans every connection on each service call,
@@ -93,6 +96,11 @@ struct stream {
      * are sent, dropped or in `out`); produced - sent - dropped = the backlog */
     uint64_t produced, next_k, sent, dropped;
     uint64_t max_backlog, final_backlog, acks;
+    /* what the ingest says it stored: base = the file's size at our stat, acked = the
+     * size in its last ack; the ack lag = chunks produced, not dropped, not yet acked */
+    uint64_t base, acked;
+    int have_base;
+    uint64_t max_ack_lag, final_ack_lag;
     unsigned char *out;              /* OUT_CAP bytes of frames not yet sent */
     size_t out_off, out_len;
     size_t ends[BATCH];              /* where the chunks in `out` end (ascending) */
@@ -401,10 +409,20 @@ static int check_upgrade(struct stream *s)
 static void on_frame(struct stream *s, int opcode, const unsigned char *p, size_t n)
 {
     switch (opcode) {
-    case 0x1: /* text: pirec.resume.1 control messages; acks are counted */
-        if (n > 10 && memmem(p, n, "\"op\":\"ack\"", 10))
+    case 0x1: { /* text: pirec.resume.1 control messages: the stat's answer, acks */
+        const unsigned char *sz = memmem(p, n, "\"size\":", 7);
+        uint64_t size = 0;
+        for (size_t j = sz ? (size_t)(sz - p) + 7 : n; j < n && p[j] >= '0' && p[j] <= '9'; j++)
+            size = size * 10 + (uint64_t)(p[j] - '0');
+        if (memmem(p, n, "\"op\":\"ack\"", 10)) {
             s->acks++;
+            s->acked = size;
+        } else if (memmem(p, n, "\"op\":\"stat\"", 11) && !s->have_base) {
+            s->base = s->acked = size;
+            s->have_base = 1;
+        }
         break;
+    }
     case 0x8: { /* close */
         unsigned code = n >= 2 ? (unsigned)p[0] << 8 | p[1] : 1005;
         if (s->st == S_CLOSING) {
@@ -544,11 +562,20 @@ static int64_t due_time(uint64_t g)
 
 static void note_backlog(struct stream *s, int64_t when)
 {
+    int final = when >= t_end - FINAL_WINDOW_US;
     uint64_t b = s->produced - s->sent - s->dropped;
     if (b > s->max_backlog)
         s->max_backlog = b;
-    if (when >= t_end - FINAL_WINDOW_US && b > s->final_backlog)
+    if (final && b > s->final_backlog)
         s->final_backlog = b;
+    /* Bytes on our socket are not yet at the ingest (the kernel buffers megabytes of a
+     * stream): the ack lag says whether the ingest itself keeps up. */
+    uint64_t stored = s->acked > s->base ? (s->acked - s->base) / CHUNK : 0;
+    uint64_t lag = s->produced - s->dropped > stored ? s->produced - s->dropped - stored : 0;
+    if (s->have_base && lag > s->max_ack_lag)
+        s->max_ack_lag = lag;
+    if (s->have_base && final && lag > s->final_ack_lag)
+        s->final_ack_lag = lag;
 }
 
 /* Produces every chunk due by now, in due order over the streams, and sends each at once
@@ -797,7 +824,7 @@ int main(int argc, char **argv)
             on_event(&streams[evs[j].data.u32], evs[j].events);
     }
 
-    uint64_t sent = 0, dropped = 0, maxb = 0, finalb = 0, acks = 0;
+    uint64_t sent = 0, dropped = 0, maxb = 0, finalb = 0, maxlag = 0, finallag = 0, acks = 0;
     int ok = 0, bad = 0;
     const char *first_bad = NULL, *first_why = NULL;
     for (int i = 0; i < nstreams; i++) {
@@ -811,6 +838,10 @@ int main(int argc, char **argv)
             maxb = s->max_backlog;
         if (s->final_backlog > finalb)
             finalb = s->final_backlog;
+        if (s->max_ack_lag > maxlag)
+            maxlag = s->max_ack_lag;
+        if (s->final_ack_lag > finallag)
+            finallag = s->final_ack_lag;
         int vr = verify(s);
         if (vr == 0) {
             ok++;
@@ -843,12 +874,15 @@ int main(int argc, char **argv)
                 (unsigned long long)dropped);
     printf("{\"streams\":%d,\"connected\":%d,\"failed\":%d,\"chunks_sent\":%llu,"
            "\"chunks_dropped\":%llu,\"max_backlog_ms\":%llu,\"final_backlog_ms\":%llu,"
+           "\"max_ack_lag_ms\":%llu,\"final_ack_lag_ms\":%llu,"
            "\"acks\":%llu,\"verified\":%d,\"bad\":%d,\"ingest_cpu_pct\":%.1f,"
            "\"ingest_rss_kib\":%ld,\"ingest_hwm_kib\":%ld,\"loadgen_cpu_pct\":%.1f,"
            "\"steady_seconds\":%.1f}\n",
            nstreams, nconnected, nfailed, (unsigned long long)sent, (unsigned long long)dropped,
            (unsigned long long)(maxb * PERIOD_US / 1000),
-           (unsigned long long)(finalb * PERIOD_US / 1000), (unsigned long long)acks, ok, bad,
+           (unsigned long long)(finalb * PERIOD_US / 1000),
+           (unsigned long long)(maxlag * PERIOD_US / 1000),
+           (unsigned long long)(finallag * PERIOD_US / 1000), (unsigned long long)acks, ok, bad,
            icpu, rss, hwm, gcpu, secs);
     for (int i = 0; i < nstreams; i++)
         free(streams[i].out);
