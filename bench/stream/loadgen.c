@@ -159,10 +159,12 @@ static void finish(struct stream *s, enum state st, const char *fmt, ...)
     if (terminal(s))
         return;
     if (fmt) {
+        char why[sizeof s->why];   /* an argument may be s->why itself */
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(s->why, sizeof s->why, fmt, ap);
+        vsnprintf(why, sizeof why, fmt, ap);
         va_end(ap);
+        memcpy(s->why, why, sizeof why);
         if (nmsgs++ < 5)
             fprintf(stderr, "loadgen: stream %s: %s\n", s->name, s->why);
     }
