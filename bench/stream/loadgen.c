@@ -653,7 +653,7 @@ static long proc_status_kib(int pid, const char *key)
 }
 
 /* 0 when stream s ended with a close handshake and its file holds exactly what it sent;
- * else a negative errno, with s->why saying what (when not the errno's own text). */
+ * else -EPROTO with s->why saying what. */
 static int verify(struct stream *s)
 {
     if (s->st != S_DONE) {
@@ -668,26 +668,35 @@ static int verify(struct stream *s)
     snprintf(path, sizeof path, "%s/%s", dir, s->name);
     /* The ingest answers the close only once the stream's data is in the file. */
     int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        snprintf(s->why, sizeof s->why, "file %s: %s", s->name, strerror(errno));
+        return -EPROTO;
+    }
     unsigned char got[CHUNK], want[CHUNK];
     int rc = 0;
     /* With drops the chunk ordinals in the file have holes: only the size is checked. */
     for (uint64_t k = 0; k < s->sent && !s->dropped; k++) {
         if (pread(fd, got, CHUNK, (off_t)(k * CHUNK)) != CHUNK) {
-            rc = -EIO;
+            snprintf(s->why, sizeof s->why, "file %s: chunk %llu cannot be read", s->name,
+                     (unsigned long long)k);
+            rc = -EPROTO;
             break;
         }
         fill(want, s->idx, k);
         if (memcmp(got, want, CHUNK)) {
-            rc = -EBADMSG;
+            snprintf(s->why, sizeof s->why, "file %s: chunk %llu differs from what was sent",
+                     s->name, (unsigned long long)k);
+            rc = -EPROTO;
             break;
         }
     }
     off_t size = lseek(fd, 0, SEEK_END);
     close(fd);
-    if (rc == 0 && size != (off_t)(s->sent * CHUNK))
-        rc = -ERANGE;
+    if (rc == 0 && size != (off_t)(s->sent * CHUNK)) {
+        snprintf(s->why, sizeof s->why, "file %s has %lld bytes, %llu were sent", s->name,
+                 (long long)size, (unsigned long long)(s->sent * CHUNK));
+        rc = -EPROTO;
+    }
     return rc;
 }
 
@@ -849,7 +858,7 @@ int main(int argc, char **argv)
             ok++;
             continue;
         }
-        const char *why = vr == -EPROTO ? s->why : strerror(-vr);
+        const char *why = s->why;
         if (bad < 5)
             fprintf(stderr, "loadgen: stream %s: %s (sent %llu chunks, dropped %llu)\n",
                     s->name, why, (unsigned long long)s->sent, (unsigned long long)s->dropped);
@@ -870,9 +879,9 @@ int main(int argc, char **argv)
         gcpu = u / secs * 100;
     }
     if (bad || dropped)
-        fprintf(stderr, "loadgen: streams %d-%d: %d of %d failed the check (first: %s: %s), "
-                "%llu chunks dropped\n", first, first + nstreams - 1, bad, nstreams,
-                first_bad ? first_bad : "-", first_why ? first_why : "-",
+        fprintf(stderr, "loadgen: streams %d-%d: %d of %d failed the check (first: %s: %s; "
+                "files in %s), %llu chunks dropped\n", first, first + nstreams - 1, bad,
+                nstreams, first_bad ? first_bad : "-", first_why ? first_why : "-", dir,
                 (unsigned long long)dropped);
     printf("{\"streams\":%d,\"connected\":%d,\"failed\":%d,\"chunks_sent\":%llu,"
            "\"chunks_dropped\":%llu,\"max_backlog_ms\":%llu,\"final_backlog_ms\":%llu,"
