@@ -33,7 +33,11 @@
  * benchmark measured its load generator. Here a chunk is one mask-copy pass of its two
  * frames into the stream's out buffer and one send(), the due chunks are found without a
  * scan, and an ack costs one recv(). The frames are the record module's own
- * (src/record/ws_frame.c); the upgrade is a few lines of HTTP checked by hand.
+ * (src/record/ws_frame.c); the upgrade is a few lines of HTTP checked by hand. Same
+ * machine, 30 s steps: at 3000 streams the lws generators used 60-120 % CPU, up to 5.4 s
+ * behind (two runs of five dropped chunks), these 41-47 % with no chunk ever behind; at
+ * 4000, 70-114 % and 4.4-6.6 s behind against 52-61 %. About three quarters of what
+ * remains is the kernel's (loopback TCP is charged to the sender).
  */
 #include "record/ws_frame.h"
 
