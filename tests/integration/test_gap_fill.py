@@ -46,6 +46,11 @@ with wave.open(src, "wb") as w:
 FB = 4
 
 
+def check_take(out, cond, msg):
+    """check() naming the take: several takes go through record()."""
+    check(cond, "%s: %s" % (os.path.basename(out), msg))
+
+
 def record(out, *extra, prefix=()):
     before = time.time()
     r = subprocess.run([*prefix, BIN, "record", "--source", "file:" + src, "--realtime",
@@ -54,23 +59,27 @@ def record(out, *extra, prefix=()):
                        capture_output=True, text=True, timeout=60)
     after = time.time()
     print(extra, r.returncode, r.stdout.strip(), "|", r.stderr.strip()[-600:])
-    check(r.returncode == 1 and "LOST" in r.stderr, "the loss is reported (exit 1, LOST)")
-    check(subprocess.run(["flac", "-t", "-s", out]).returncode == 0, "flac -t " + out)
+    check_take(out, r.returncode == 1 and "LOST" in r.stderr,
+               "the loss is reported (exit 1, LOST)")
+    check_take(out, subprocess.run(["flac", "-t", "-s", out]).returncode == 0, "flac -t")
     t = tags(out)
     print(t)
     losses = [x for x in t if x.startswith("PIREC_LOSSES=")]
-    check(losses == ["PIREC_LOSSES=1:%d" % SKIP], "loss counted in the comments: %s" % losses)
+    check_take(out, losses == ["PIREC_LOSSES=1:%d" % SKIP],
+               "loss counted in the comments: %s" % losses)
     each = [x for x in t if x.startswith("PIREC_LOSS=")]
-    check(len(each) == 1 and each[0].split("=")[1].startswith("%d+%d@" % (STALL_AT, SKIP)),
-          "the loss's place in the comments: %s" % each)
+    check_take(out, len(each) == 1 and
+               each[0].split("=")[1].startswith("%d+%d@" % (STALL_AT, SKIP)),
+               "the loss's place in the comments: %s" % each)
     st = [x for x in t if x.startswith("PIREC_START_TIME=")]
-    check(len(st) == 1, "start time comment: %s" % st)
+    check_take(out, len(st) == 1, "start time comment: %s" % st)
     v = st[0].split("=", 1)[1]
-    check(len(v) == len("2026-12-01T11:45:12.345Z") and v.endswith("Z") and v[19] == ".",
-          "start time to the millisecond, UTC: %s" % v)
+    check_take(out, len(v) == len("2026-12-01T11:45:12.345Z") and v.endswith("Z") and
+               v[19] == ".", "start time to the millisecond, UTC: %s" % v)
     t0 = datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
-    check(before - 1 <= t0 <= after, "start time %.3f outside the run %.3f..%.3f" % (t0, before, after))
+    check_take(out, before - 1 <= t0 <= after,
+               "start time %.3f outside the run %.3f..%.3f" % (t0, before, after))
     return r
 
 
