@@ -6,6 +6,7 @@ a ping gets its pong, an idle connection is pinged; a close is answered only onc
 file holds everything sent before it (also with every file write delayed by strace, which
 makes an ingest that answers first fail every time); the upgrade request is checked (version, key, method, size) with
 an HTTP status and a reason; subprotocols are negotiated as documented."""
+import atexit
 import base64
 import os
 import shutil
@@ -49,6 +50,23 @@ def upgrade_head(port, key=None, version="13", method="GET", protocol=None, more
     if protocol:
         h += "Sec-WebSocket-Protocol: %s\r\n" % protocol
     return (h + more + "\r\n").encode()
+
+
+def traced_child(tracer):
+    """The pid of the program strace (pid tracer) runs; it has printed its listening line,
+    so it exists."""
+    try:
+        with open("/proc/%d/task/%d/children" % (tracer, tracer)) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError) as e:
+        fail("cannot find the ingest that strace runs (pid %d): %s" % (tracer, e))
+
+
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def close_after_data(srv, name):
@@ -126,11 +144,12 @@ def main():
                                  "trace=write,writev,pwrite64,pwritev", "-e",
                                  "inject=write,writev,pwrite64,pwritev:delay_enter=300000"),
                       env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1"})
+        # strace blocks fatal signals while it runs a program, and a killed strace leaves
+        # its program running: signal the ingest itself, also when the test fails
+        ingest_pid = traced_child(slow.proc.pid)
+        atexit.register(kill_quietly, ingest_pid)
         close_after_data(slow, "closing-slow")
-        # strace blocks fatal signals while it runs a program: stop the ingest itself
-        tracer = slow.proc.pid
-        with open("/proc/%d/task/%d/children" % (tracer, tracer)) as f:
-            os.kill(int(f.read().split()[0]), signal.SIGTERM)
+        os.kill(ingest_pid, signal.SIGTERM)
         check(slow.proc.wait(30) == 0, "the strace-run ingest did not stop cleanly; log:\n"
               + slow.log())
 
